@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+STAMP  := $(VENV)/.spikeforge-installed
+
+.PHONY: install demo test bench lint clean
+
+install: $(STAMP)
+
+# norse is installed without its dependencies: it lists torchvision, and PyPI's torchvision does not import
+# beside the CPU torch 2.13.0 build (norse itself never imports it). lava-nc declares Python <3.11 and
+# numpy<2: its dependencies come from requirements-dev.txt, lava itself with --no-deps
+# --ignore-requires-python; spikeforge.backends.loihi._lava_compat fixes it at import time.
+$(STAMP): pyproject.toml setup.py requirements-dev.txt constraints-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints-dev.txt -r requirements-dev.txt
+	$(PIP) install -q --no-deps -c constraints-dev.txt norse
+	$(PIP) install -q --no-deps --ignore-requires-python -c constraints-dev.txt lava-nc
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/spikeforge demo
+
+test: install
+	$(PY) -m ruff check toolchain frontends backends emulators boards tests benchmarks examples
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m pytest -m slow -q
+	$(PY) benchmarks/run_all.py
+
+lint: install
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

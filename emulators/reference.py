@@ -1,0 +1,23 @@
+"""Emulator of the `cpu-reference` board: the reference simulator, reporting event counts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spikeforge.artifact import Artifact
+from spikeforge.interfaces import Emulator, Trace
+from spikeforge.refsim import ReferenceSimulator, config_for_graph
+
+
+class ReferenceEmulator(Emulator):
+    def run(self, artifact: Artifact, inputs: dict[str, np.ndarray], *, probes: bool = False) -> Trace:
+        g = artifact.reference
+        sim = ReferenceSimulator(g, config_for_graph(g, artifact.meta.get("dt")))
+        res = sim.run(inputs, probes=probes)
+        return Trace(
+            outputs=res.outputs,
+            counts={"synops": res.synops, "spikes": res.spikes, "neuron_updates": res.neuron_updates},
+            states=res.states,
+            layer_counts={n: {"synops": res.layer_synops[n], "spikes": res.layer_spikes[n]} for n in res.layer_synops},
+            meta={"batch": int(next(iter(res.outputs.values())).shape[1])},
+        )

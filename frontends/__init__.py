@@ -1,0 +1,64 @@
+"""Frontends: turn a user's model file into a validated NIR graph.
+
+`load_model(path, **options)` dispatches on the file type. Each frontend records the conventions of
+the framework it came from (reset mode, dt, scaling) in graph/node metadata so that the reference
+simulator reproduces the original's behaviour.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nir
+
+from spikeforge import graph as G
+from spikeforge.errors import SpikeforgeError, UnsupportedError
+
+#: suffix -> loader(path, **options) -> NIRGraph. Frontend modules add themselves here.
+LOADERS: dict[str, Callable[..., nir.NIRGraph]] = {}
+
+
+def register(*suffixes: str):
+    def deco(fn: Callable[..., nir.NIRGraph]) -> Callable[..., nir.NIRGraph]:
+        for s in suffixes:
+            LOADERS[s] = fn
+        return fn
+
+    return deco
+
+
+@register(".nir", ".h5", ".hdf5")
+def load_nir(path: str | os.PathLike, **_: Any) -> nir.NIRGraph:
+    return G.read(path)
+
+
+def _import_optional_frontends() -> None:
+    """Import frontend modules that register more suffixes; a missing optional dependency is not fatal here."""
+    import importlib
+
+    for mod in ("onnx", "torch", "brian2"):
+        try:
+            importlib.import_module(f"spikeforge.frontends.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("spikeforge.frontends"):
+                continue  # frontend module not written yet
+            continue  # its third-party dependency is not installed; load_model reports it when asked
+
+
+def load_model(path: str | os.PathLike, **options: Any) -> nir.NIRGraph:
+    """Load any supported model file into a validated, flat NIR graph."""
+    p = Path(path)
+    if not p.exists():
+        raise SpikeforgeError("file not found", file=str(p))
+    _import_optional_frontends()
+    suffix = "".join(p.suffixes[-1:]).lower()
+    loader = LOADERS.get(suffix)
+    if loader is None:
+        raise UnsupportedError(
+            f"unknown model type '{suffix or p.name}'; supported: {', '.join(sorted(LOADERS))}", file=str(p)
+        )
+    graph = loader(p, **options)
+    return G.validate(graph, file=str(p))

@@ -1,0 +1,290 @@
+"""NIR graph core: read, write, validate, flatten subgraphs and order nodes.
+
+Everything downstream (passes, backends, the reference simulator) works on a flat, validated
+`nir.NIRGraph`; this module is the one place that guarantees that shape.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from .errors import GraphError
+
+#: NIR 1.0 primitives the toolchain understands.
+KNOWN_NODES: tuple[type, ...] = (
+    nir.Input,
+    nir.Output,
+    nir.Affine,
+    nir.Linear,
+    nir.Scale,
+    nir.Conv1d,
+    nir.Conv2d,
+    nir.SumPool2d,
+    nir.AvgPool2d,
+    nir.Flatten,
+    nir.LI,
+    nir.LIF,
+    nir.CubaLI,
+    nir.CubaLIF,
+    nir.IF,
+    nir.I,
+    nir.Threshold,
+    nir.Delay,
+    nir.NIRGraph,
+)
+
+#: Fields that are time constants: must be strictly positive.
+TAU_FIELDS = ("tau", "tau_mem", "tau_syn")
+
+#: Graph metadata key for the simulation time step in seconds.
+DT_KEY = "spikeforge.dt"
+
+
+def read(path: str | os.PathLike) -> nir.NIRGraph:
+    """Read an NIR file, turning every low-level failure into one clear error naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise GraphError("file not found", file=str(p))
+    if p.is_dir():
+        raise GraphError("is a directory, expected an NIR (.nir, HDF5) file", file=str(p))
+    try:
+        graph = nir.read(str(p))
+    except Exception as exc:  # h5py/nir raise many kinds; the user needs one line
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise GraphError(f"not a readable NIR file ({type(exc).__name__}: {reason})", file=str(p)) from None
+    if not isinstance(graph, nir.NIRGraph):
+        graph = nir.NIRGraph.from_list(graph)
+    return graph
+
+
+def write(graph: nir.NIRGraph, path: str | os.PathLike) -> None:
+    """Write an NIR file atomically (a temporary file renamed into place)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        nir.write(tmp, graph)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def node_shape(node: nir.NIRNode, port: str) -> tuple[int, ...] | None:
+    """Shape of a node's input ('input') or output ('output') port, or None when NIR leaves it open."""
+    types = node.input_type if port == "input" else node.output_type
+    if not types:
+        return None
+    value = next(iter(types.values()))
+    if value is None:
+        return None
+    arr = np.atleast_1d(np.asarray(value))
+    if arr.size == 0 or arr.dtype == object:
+        return None
+    return tuple(int(x) for x in arr)
+
+
+def flatten(graph: nir.NIRGraph, prefix: str = "") -> nir.NIRGraph:
+    """Inline NIR subgraphs so every node is a primitive; inner names become 'outer.inner'."""
+    if not any(isinstance(n, nir.NIRGraph) for n in graph.nodes.values()):
+        return graph
+    nodes: dict[str, nir.NIRNode] = {}
+    entry: dict[str, list[str]] = {}
+    exit_: dict[str, list[str]] = {}
+    inner_edges: list[tuple[str, str]] = []
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            sub = flatten(node)
+            ins = [k for k, v in sub.nodes.items() if isinstance(v, nir.Input)]
+            outs = [k for k, v in sub.nodes.items() if isinstance(v, nir.Output)]
+            for k, v in sub.nodes.items():
+                if not isinstance(v, (nir.Input, nir.Output)):
+                    nodes[f"{name}.{k}"] = v
+            entry[name] = []
+            exit_[name] = []
+            for s, d in sub.edges:
+                if s in ins and d in outs:
+                    raise GraphError("subgraph wires an input straight to an output", node=name)
+                if s in ins:
+                    entry[name].append(f"{name}.{d}")
+                    entry[f"{name}.{s}"] = [f"{name}.{d}"]
+                elif d in outs:
+                    exit_[name].append(f"{name}.{s}")
+                    exit_[f"{name}.{d}"] = [f"{name}.{s}"]
+                else:
+                    inner_edges.append((f"{name}.{s}", f"{name}.{d}"))
+        else:
+            nodes[name] = node
+    edges = list(inner_edges)
+    for s, d in graph.edges:
+        srcs = exit_.get(s, [s])
+        dsts = entry.get(d, [d])
+        edges.extend((a, b) for a in srcs for b in dsts)
+    out = nir.NIRGraph(nodes=nodes, edges=_dedupe(edges), metadata=dict(graph.metadata or {}), type_check=False)
+    return out
+
+
+def _dedupe(edges: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    seen: set[tuple[str, str]] = set()
+    result = []
+    for e in edges:
+        if e not in seen:
+            seen.add(e)
+            result.append(e)
+    return result
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Evaluation order of a flat graph and the edges that close loops (read with one step of latency)."""
+
+    order: tuple[str, ...]
+    forward: tuple[tuple[str, str], ...]
+    recurrent: tuple[tuple[str, str], ...]
+
+    def predecessors(self, name: str) -> list[tuple[str, bool]]:
+        """(source, is_recurrent) pairs feeding `name`, in a fixed order."""
+        preds = [(s, False) for s, d in self.forward if d == name]
+        preds += [(s, True) for s, d in self.recurrent if d == name]
+        return preds
+
+
+def schedule(graph: nir.NIRGraph) -> Schedule:
+    """Topological order with recurrent edges allowed.
+
+    A depth-first walk from the Input nodes (then any unvisited node, in file order) marks an edge as
+    recurrent when it points back to a node still on the walk's stack. Removing those edges leaves a DAG
+    whose topological order is the evaluation order within one time step.
+    """
+    names = list(graph.nodes)
+    succ: dict[str, list[str]] = {n: [] for n in names}
+    for s, d in graph.edges:
+        for end in (s, d):
+            if end not in graph.nodes:
+                raise GraphError(f"edge ({s!r}, {d!r}) refers to a node that does not exist", node=end)
+        succ[s].append(d)
+    starts = [n for n in names if isinstance(graph.nodes[n], nir.Input)] + names
+    state: dict[str, int] = {}  # 1 = on stack, 2 = done
+    recurrent: set[tuple[str, str]] = set()
+    for root in starts:
+        if root in state:
+            continue
+        stack = [(root, iter(succ[root]))]
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+                continue
+            st = state.get(nxt)
+            if st == 1:
+                recurrent.add((node, nxt))
+            elif st is None:
+                state[nxt] = 1
+                stack.append((nxt, iter(succ[nxt])))
+    forward = [e for e in graph.edges if e not in recurrent]
+    indeg = {n: 0 for n in names}
+    for _, d in forward:
+        indeg[d] += 1
+    order: list[str] = []
+    ready = [n for n in names if indeg[n] == 0]
+    fsucc: dict[str, list[str]] = {n: [] for n in names}
+    for s, d in forward:
+        fsucc[s].append(d)
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for d in fsucc[n]:
+            indeg[d] -= 1
+            if indeg[d] == 0:
+                ready.append(d)
+    rec = tuple(e for e in graph.edges if e in recurrent)
+    return Schedule(order=tuple(order), forward=tuple(forward), recurrent=rec)
+
+
+def _numeric_fields(node: nir.NIRNode):
+    for f in fields(node):
+        if f.name in ("input_type", "output_type", "metadata"):
+            continue
+        value = getattr(node, f.name)
+        if value is None or isinstance(value, (str, dict)):
+            continue
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            continue
+        yield f.name, arr
+
+
+def validate(graph: nir.NIRGraph, *, file: str | None = None) -> nir.NIRGraph:
+    """Check a graph before anything runs; return the flat graph.
+
+    Checks: known node types, finite parameters, tau > 0, edges between existing nodes, shapes that
+    agree along edges, at least one Input and one Output. Errors name the node, the field and the value.
+    """
+    g = flatten(graph)
+    if not g.nodes:
+        raise GraphError("graph has no nodes", file=file)
+    for name, node in g.nodes.items():
+        if not isinstance(node, KNOWN_NODES):
+            raise GraphError(
+                f"unknown node type {type(node).__name__}; supported: "
+                + ", ".join(sorted(t.__name__ for t in KNOWN_NODES if t is not nir.NIRGraph)),
+                file=file,
+                node=name,
+            )
+        for fname, arr in _numeric_fields(node):
+            if not np.all(np.isfinite(arr)):
+                bad = arr[~np.isfinite(arr)].ravel()[0]
+                raise GraphError(f"parameter is not finite (found {bad})", file=file, node=name, field=fname)
+            if fname in TAU_FIELDS and np.any(arr <= 0):
+                raise GraphError(
+                    f"time constant must be > 0 (found {arr[arr <= 0].ravel()[0]})",
+                    file=file, node=name, field=fname,
+                )
+            if isinstance(node, nir.Delay) and fname == "delay" and np.any(arr < 0):
+                raise GraphError("delays must be >= 0", file=file, node=name, field=fname)
+    if not any(isinstance(n, nir.Input) for n in g.nodes.values()):
+        raise GraphError("graph has no Input node", file=file)
+    if not any(isinstance(n, nir.Output) for n in g.nodes.values()):
+        raise GraphError("graph has no Output node", file=file)
+    for s, d in g.edges:
+        for end in (s, d):
+            if end not in g.nodes:
+                raise GraphError(f"edge ({s!r}, {d!r}) refers to a node that does not exist", file=file, node=end)
+        so, di = node_shape(g.nodes[s], "output"), node_shape(g.nodes[d], "input")
+        if so is not None and di is not None and int(np.prod(so)) != int(np.prod(di)):
+            raise GraphError(
+                f"shape mismatch on edge {s} -> {d}: {s} produces {so}, {d} expects {di}", file=file, node=d
+            )
+    sched = schedule(g)
+    for name, node in g.nodes.items():
+        if not isinstance(node, nir.Input) and not sched.predecessors(name):
+            raise GraphError("node has no incoming edge", file=file, node=name)
+    return g
+
+
+def get_dt(graph: nir.NIRGraph, override: float | None = None) -> float | None:
+    """The time step recorded by a frontend (graph metadata), unless the user overrides it."""
+    if override is not None:
+        return float(override)
+    meta = graph.metadata or {}
+    value = meta.get(DT_KEY, meta.get("dt"))
+    return None if value is None else float(np.asarray(value).ravel()[0])
+
+
+def input_nodes(graph: nir.NIRGraph) -> list[str]:
+    return [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
+
+
+def output_nodes(graph: nir.NIRGraph) -> list[str]:
+    return [k for k, v in graph.nodes.items() if isinstance(v, nir.Output)]

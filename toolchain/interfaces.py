@@ -1,0 +1,170 @@
+"""Plug-in interfaces: every board backend implements these three roles.
+
+    Backend.lower(graph, board, options) -> Artifact        (compile: NIR -> chip program)
+    Emulator.run(artifact, inputs)        -> Trace           (execute the chip program, bit-accurately)
+    CostModel.profile(artifact, trace)    -> Profile         (energy / latency from event counts)
+
+Backends register under the `spikeforge.backends` entry-point group (see `registry.py`).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import nir
+
+    from .artifact import Artifact
+    from .boards import Board
+
+
+@dataclass
+class CompileOptions:
+    """What the user asked for on `spikeforge compile`; backends read what applies to them."""
+
+    dt: float | None = None
+    timesteps: int | None = None
+    bit_budget: float | None = None
+    prune: float | None = None
+    delay_policy: str = "auto"
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CompileOptions:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+#: Names of per-step event counters. Emulators fill what applies; cost models read them.
+EVENT_KEYS = (
+    "synops",            # synaptic operations (one weight applied to one incoming event)
+    "neuron_updates",    # neuron state updates (all neurons, every step)
+    "active_updates",    # neuron updates of neurons that received input or were non-zero
+    "spikes",            # spikes emitted
+    "packets",           # messages crossing cores / chips
+    "macs",              # dense multiply-accumulates (graded inputs)
+)
+
+
+@dataclass
+class Trace:
+    """What an emulator run produced.
+
+    outputs: Output-node name -> array (T, B, *shape) of output events / values.
+    counts:  event name -> array (T,) summed over batch (see EVENT_KEYS; backends may add their own).
+    states:  optional probes, 'node.var' -> array (T, B, *shape).
+    layer_counts: optional 'node' -> {event -> total over the run} for per-layer reports.
+    meta:    free-form run facts (batch size, dt, warnings) kept with the trace.
+    """
+
+    outputs: dict[str, np.ndarray]
+    counts: dict[str, np.ndarray] = field(default_factory=dict)
+    states: dict[str, np.ndarray] = field(default_factory=dict)
+    layer_counts: dict[str, dict[str, float]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def timesteps(self) -> int:
+        first = next(iter(self.outputs.values()))
+        return int(first.shape[0])
+
+    @property
+    def batch(self) -> int:
+        first = next(iter(self.outputs.values()))
+        return int(first.shape[1])
+
+    def total(self, key: str) -> float:
+        return float(np.sum(self.counts[key])) if key in self.counts else 0.0
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        out = {f"output/{k}": v for k, v in self.outputs.items()}
+        out.update({f"count/{k}": np.asarray(v) for k, v in self.counts.items()})
+        out.update({f"state/{k}": v for k, v in self.states.items()})
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Trace:
+        t = cls(outputs={})
+        for k, v in arrays.items():
+            kind, _, name = k.partition("/")
+            {"output": t.outputs, "count": t.counts, "state": t.states}.get(kind, {})[name] = v
+        return t
+
+
+@dataclass
+class ProfileItem:
+    """One figure of a profile and how it was obtained."""
+
+    component: str
+    value: float
+    unit: str
+    formula: str
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Profile:
+    """Energy and latency of one run, each figure traceable to board constants."""
+
+    board: str
+    energy: list[ProfileItem] = field(default_factory=list)       # J, by component (per inference)
+    latency: list[ProfileItem] = field(default_factory=list)      # s
+    resources: list[ProfileItem] = field(default_factory=list)    # cores, chips, tiles, frames ...
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def energy_total(self) -> float:
+        return float(sum(i.value for i in self.energy))
+
+    def latency_of(self, component: str) -> float | None:
+        for i in self.latency:
+            if i.component == component:
+                return i.value
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["energy_total_J"] = self.energy_total
+        return d
+
+
+class Emulator(abc.ABC):
+    """Runs a lowered program as the chip would."""
+
+    @abc.abstractmethod
+    def run(self, artifact: Artifact, inputs: dict[str, np.ndarray], *, probes: bool = False) -> Trace:
+        """inputs: Input-node name -> array (T, B, *shape)."""
+
+
+class CostModel(abc.ABC):
+    @abc.abstractmethod
+    def profile(self, artifact: Artifact, trace: Trace) -> Profile: ...
+
+
+class Backend(abc.ABC):
+    """A board family: lowering, its emulator and its cost model."""
+
+    #: entry-point name; boards name it in their `backend` key
+    name: str = ""
+
+    @abc.abstractmethod
+    def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
+        """Compile a validated float NIR graph for `board`. Raise FitError/UnsupportedError with reasons."""
+
+    @abc.abstractmethod
+    def emulator(self) -> Emulator: ...
+
+    @abc.abstractmethod
+    def cost_model(self) -> CostModel: ...
+
+    def verify_extra(self, artifact: Artifact, inputs: dict[str, np.ndarray]) -> list[tuple[str, bool, str]]:
+        """Backend-specific checks for `verify` beyond output agreement: (name, passed, detail)."""
+        return []
