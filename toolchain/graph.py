@@ -71,6 +71,7 @@ def write(graph: nir.NIRGraph, path: str | os.PathLike) -> None:
     os.close(fd)
     try:
         nir.write(tmp, graph)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):

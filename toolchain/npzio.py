@@ -33,6 +33,7 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, buf.getvalue())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):
