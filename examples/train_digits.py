@@ -65,7 +65,7 @@ def train_snn(xtr, ytr, xte, yte, seed: int):
     xtr_s = torch.from_numpy(rate_code(xtr, T_STEPS, seed + 1).astype(np.float32))
     ytr_t = torch.from_numpy(ytr)
     gen = torch.Generator().manual_seed(seed)
-    for epoch in range(30):
+    for _epoch in range(30):
         perm = torch.randperm(len(ytr_t), generator=gen)
         for i in range(0, len(perm), 64):
             idx = perm[i : i + 64]
@@ -83,9 +83,8 @@ def train_snn(xtr, ytr, xte, yte, seed: int):
 
 def export_snn(net, path: Path) -> None:
     import nir
-    from snntorch.export_nir import export_to_nir
-
     import snntorch as snn
+    from snntorch.export_nir import export_to_nir
 
     class Step(torch.nn.Module):  # one time step with hidden state inside, the form snnTorch's exporter traces
         def __init__(self, n):
@@ -121,7 +120,7 @@ def train_mlp(xtr, ytr, xte, yte, seed: int):
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     xt, yt = torch.from_numpy(xtr), torch.from_numpy(ytr)
     gen = torch.Generator().manual_seed(seed)
-    for epoch in range(60):
+    for _epoch in range(60):
         perm = torch.randperm(len(yt), generator=gen)
         for i in range(0, len(perm), 64):
             idx = perm[i : i + 64]

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import nir
 
     from .artifact import Artifact
-    from .boards import Board
+    from .boardspec import Board
 
 
 @dataclass
@@ -112,7 +112,11 @@ class ProfileItem:
 
 @dataclass
 class Profile:
-    """Energy and latency of one run, each figure traceable to board constants."""
+    """Energy and latency of one run, each figure traceable to board constants.
+
+    Energy items are joules PER INFERENCE (one sample, averaged over the batch the trace holds);
+    latency items are seconds, with components named "per_step" and "per_inference" at least.
+    """
 
     board: str
     energy: list[ProfileItem] = field(default_factory=list)       # J, by component (per inference)

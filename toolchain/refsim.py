@@ -251,6 +251,13 @@ class _Delay(_Kernel):
         return y, state
 
 
+def _decay(dt: float, tau: np.ndarray, integration: str) -> tuple[np.ndarray, np.ndarray]:
+    """(keep, into) of one step of tau dx/dt = -x + u: x <- keep x + into u (float64)."""
+    if integration == "exact":
+        return np.exp(-dt / tau), -np.expm1(-dt / tau)
+    return 1.0 - dt / tau, dt / tau
+
+
 class _Neuron(_Kernel):
     """LI, LIF, CubaLI, CubaLIF, IF and I in one parameterised kernel."""
 
@@ -264,29 +271,27 @@ class _Neuron(_Kernel):
         self.cuba = isinstance(node, (nir.CubaLI, nir.CubaLIF))
         self.leaky = not isinstance(node, (nir.IF, nir.I))
         dt = c.dt
-        self.r = _arr(node.r, dtype)
+        # Coefficients are combined once in float64 and rounded once to `dtype`, so a step is
+        # v = keep * v + gain * I (+ bias): with snnTorch's parameters (tau = dt/(1-beta), r = tau/dt)
+        # gain is exactly 1 and keep is beta, the very float32 operations snnTorch performs.
+        r64 = np.asarray(node.r, np.float64)
         shape = G.node_shape(node, "input")
         self.in_shape = shape
         if self.leaky:
-            tau = _arr(node.tau_mem if self.cuba else node.tau, dtype)
-            self.v_leak = _arr(node.v_leak, dtype)
-            if c.integration == "exact":
-                a = np.exp(-dt / tau.astype(np.float64))
-                self.mem_keep, self.mem_in = a.astype(dtype), (1 - a).astype(dtype)
-            else:
-                self.mem_keep, self.mem_in = (1 - dt / tau).astype(dtype), (dt / tau).astype(dtype)
+            tau = np.asarray(node.tau_mem if self.cuba else node.tau, np.float64)
+            keep, into = _decay(dt, tau, c.integration)
+            bias = into * np.asarray(node.v_leak, np.float64)
+            self.mem_keep = keep.astype(dtype)
+            self.mem_gain = (into * r64).astype(dtype)
+            self.mem_bias = bias.astype(dtype) if np.any(bias != 0) else None
         else:
-            self.v_leak = np.zeros((), dtype)
-            self.mem_keep = np.ones((), dtype)
-            self.mem_in = np.asarray(dt if c.if_dt else 1.0, dtype)
+            self.mem_keep = None
+            self.mem_gain = (r64 * (dt if c.if_dt else 1.0)).astype(dtype)
+            self.mem_bias = None
         if self.cuba:
-            tau_s = _arr(node.tau_syn, np.float64)
-            self.w_in = _arr(node.w_in, dtype)
-            if c.integration == "exact":
-                a = np.exp(-dt / tau_s)
-                self.syn_keep, self.syn_in = a.astype(dtype), (1 - a).astype(dtype)
-            else:
-                self.syn_keep, self.syn_in = (1 - dt / tau_s).astype(dtype), (dt / tau_s).astype(dtype)
+            keep, into = _decay(dt, np.asarray(node.tau_syn, np.float64), c.integration)
+            self.syn_keep = keep.astype(dtype)
+            self.syn_gain = (into * np.asarray(node.w_in, np.float64)).astype(dtype)
         if self.spiking:
             self.v_th = _arr(node.v_threshold, dtype)
             vr = getattr(node, "v_reset", None)
@@ -308,15 +313,17 @@ class _Neuron(_Kernel):
         v = st["v"]
         if self.cuba:
             i_old = st["i"]
-            i_new = self.syn_keep * i_old + self.syn_in * (self.w_in * x)
+            i_new = self.syn_keep * i_old + self.syn_gain * x
             drive = i_new if self.cfg.cuba_order == "current_first" else i_old
             st["i"] = i_new
         else:
             drive = x
         if self.leaky:
-            v = self.mem_keep * v + self.mem_in * (self.v_leak + self.r * drive)
+            v = self.mem_keep * v + self.mem_gain * drive
+            if self.mem_bias is not None:
+                v = v + self.mem_bias
         else:
-            v = v + self.mem_in * (self.r * drive)
+            v = v + self.mem_gain * drive
         if not self.spiking:
             st["v"] = v
             return v, st

@@ -10,10 +10,10 @@ plus board TOML files whose `backend` key is "mychip" (pass a path with --board)
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import entry_points
 
-from .boards import Board, get_board
+from .boardspec import Board, get_board
 from .errors import BoardError
 from .interfaces import Backend
 
@@ -31,7 +31,7 @@ def _load_target(target: str) -> type[Backend]:
     return getattr(mod, attr)
 
 
-@lru_cache(maxsize=None)
+@cache
 def backend_targets() -> dict[str, str]:
     targets = dict(BUILTIN)
     for ep in entry_points(group=GROUP):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import nir
 import numpy as np
-
 from spikeforge import graph as G
 from spikeforge.artifact import Artifact
-from spikeforge.boards import Board
+from spikeforge.boardspec import Board
 from spikeforge.emulators.reference import ReferenceEmulator
 from spikeforge.errors import GraphError
 from spikeforge.interfaces import Backend, CompileOptions, CostModel, Emulator

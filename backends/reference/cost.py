@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from spikeforge.artifact import Artifact
-from spikeforge.boards import get_board
+from spikeforge.boardspec import get_board
 from spikeforge.interfaces import CostModel, Profile, ProfileItem, Trace
 
 

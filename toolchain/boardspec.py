@@ -19,11 +19,12 @@ Unknown keys and constants without a source are errors, so nothing uncited slips
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from .errors import BoardError
 

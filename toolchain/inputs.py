@@ -1,0 +1,84 @@
+"""Input data for emulate/verify/profile: `.npz` files of arrays shaped (time, batch, *input_shape).
+
+Keys: the Input node's name, or `input` when the graph has one input node; optional `labels` (batch,)
+integer class labels for accuracy. Spikes may be bool/uint8/int; analog currents float. Anything else
+is an error naming the file, the key and the expected shape.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from . import graph as G
+from .errors import InputError
+from .npzio import load_npz
+
+RESERVED = ("labels", "analog")
+
+
+def load_inputs(path: str | os.PathLike, graph: nir.NIRGraph) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Read and check an input file against the graph's Input nodes."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError("input file not found", file=str(p))
+    try:
+        arrays = load_npz(p)
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise InputError(f"not a readable .npz file ({exc})", file=str(p)) from None
+    return check_inputs(arrays, graph, file=str(p))
+
+
+def check_inputs(arrays: dict[str, np.ndarray], graph: nir.NIRGraph, *, file: str | None = None
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    names = G.input_nodes(graph)
+    data = {k: v for k, v in arrays.items() if k not in RESERVED}
+    inputs: dict[str, np.ndarray] = {}
+    for name in names:
+        if name in data:
+            key = name
+        elif len(names) == 1 and "input" in data:
+            key = "input"
+        elif len(names) == 1 and len(data) == 1:
+            key = next(iter(data))
+        else:
+            raise InputError(f"no array for input node '{name}' (keys present: {sorted(arrays)})", file=file)
+        x = data[key]
+        if x.dtype.kind not in "biuf":
+            raise InputError(f"array '{key}' has dtype {x.dtype}; expected bool, integer or float", file=file)
+        shp = G.node_shape(graph.nodes[name], "output")
+        expect = " x ".join(map(str, shp)) if shp else "..."
+        if x.ndim < 2:
+            raise InputError(f"array '{key}' has shape {x.shape}; expected (time, batch, {expect})", file=file)
+        if shp is not None and int(np.prod(x.shape[2:])) != int(np.prod(shp)):
+            raise InputError(
+                f"array '{key}' has shape {x.shape}; expected (time, batch, {expect})", file=file,
+                hint="inputs are time-major: axis 0 is time, axis 1 is the batch",
+            )
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise InputError(f"array '{key}' contains NaN or inf", file=file)
+        inputs[name] = x.astype(np.float32) if x.dtype.kind in "biu" else x
+    tb = {v.shape[:2] for v in inputs.values()}
+    if len(tb) > 1:
+        raise InputError(f"inputs disagree on (time, batch): {sorted(tb)}", file=file)
+    labels = arrays.get("labels")
+    if labels is not None:
+        batch = next(iter(inputs.values())).shape[1]
+        if labels.ndim != 1 or labels.shape[0] != batch or labels.dtype.kind not in "iu":
+            raise InputError(f"'labels' must be integers shaped ({batch},), got {labels.dtype} {labels.shape}", file=file)
+    return inputs, labels
+
+
+def synthetic_inputs(graph: nir.NIRGraph, timesteps: int = 25, batch: int = 1, rate: float = 0.1,
+                     seed: int = 0) -> dict[str, np.ndarray]:
+    """Bernoulli spike trains at `rate` for every Input node (used by `profile` without --input)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in G.input_nodes(graph):
+        shp = G.node_shape(graph.nodes[name], "output") or (1,)
+        out[name] = (rng.random((timesteps, batch, *shp)) < rate).astype(np.float32)
+    return out

@@ -1,0 +1,81 @@
+"""The one data flow: model file -> NIR -> passes -> backend lowering -> artifact.
+
+The CLI and the demo call these functions; so can users from Python.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import nir
+
+from . import graph as G
+from .artifact import Artifact, hash_file
+from .boardspec import Board
+from .errors import BoardError, SpikeforgeError
+from .interfaces import CompileOptions
+from .registry import backend_for
+
+
+def load(model: str | os.PathLike, **frontend_options: Any) -> nir.NIRGraph:
+    from spikeforge.frontends import load_model
+
+    return load_model(model, **{k: v for k, v in frontend_options.items() if v is not None})
+
+
+def apply_passes(graph: nir.NIRGraph, board: Board, options: CompileOptions,
+                 calibration: Any = None) -> tuple[nir.NIRGraph, dict[str, Any]]:
+    """Run the optional passes the user asked for; return the transformed graph and their reports."""
+    reports: dict[str, Any] = {}
+    if options.prune:
+        from spikeforge import passes
+
+        if not hasattr(passes, "prune"):
+            raise SpikeforgeError("pruning is not available in this build of spikeforge")
+        graph, rep = passes.prune(graph, sparsity=float(options.prune),
+                                  method=str(options.extra.get("prune_method", "magnitude")),
+                                  calibration=calibration)
+        reports["prune"] = rep.to_dict() if hasattr(rep, "to_dict") else rep
+    if options.bit_budget:
+        from spikeforge import passes
+
+        if not hasattr(passes, "quantize"):
+            raise SpikeforgeError("bit-budget quantization is not available in this build of spikeforge")
+        graph, rep = passes.quantize(graph, bit_budget=float(options.bit_budget), board=board,
+                                     calibration=calibration, timesteps=options.timesteps, seed=options.seed)
+        reports["quantize"] = rep.to_dict() if hasattr(rep, "to_dict") else rep
+    return graph, reports
+
+
+def compile_model(model: str | os.PathLike | nir.NIRGraph, board: str | Board,
+                  options: CompileOptions | None = None, *, calibration: Any = None,
+                  **frontend_options: Any) -> Artifact:
+    """Compile a model file (or an in-memory NIR graph) for a board."""
+    options = options or CompileOptions()
+    b, backend = backend_for(board)
+    if isinstance(model, nir.NIRGraph):
+        graph, digest = G.validate(model), ""
+    else:
+        graph = load(model, dt=options.dt, timesteps=options.timesteps, calibration=calibration, **frontend_options)
+        digest = hash_file(model) if Path(model).is_file() else ""
+    from spikeforge.backends.reference.backend import with_dt
+
+    reference, dt = with_dt(graph, options)
+    options.dt = dt
+    transformed, reports = apply_passes(reference, b, options, calibration)
+    artifact = backend.lower(transformed, b, options)
+    if not isinstance(artifact, Artifact):
+        raise BoardError(f"backend '{backend.name}' returned {type(artifact).__name__}, not an Artifact")
+    if transformed is not reference:
+        # verify compares the board against the float model the user trained, not the transformed one
+        if artifact.program is None:
+            artifact.program = transformed
+        artifact.reference = reference
+    artifact.meta.setdefault("dt", dt)
+    if reports:
+        artifact.meta["passes"] = reports
+    artifact.input_hash = digest
+    artifact.options = options
+    return artifact
