@@ -28,8 +28,10 @@ test: install
 	$(PY) -m ruff check toolchain frontends backends emulators boards tests benchmarks examples
 	$(PY) -m pytest
 
+# Heavy comparisons against peers (Lava, snnTorch, Norse, Brian2, ...): not part of CI.
 bench: install
-	$(PY) -m pytest -m slow -q
+	if [ -f benchmarks/requirements-bench.txt ]; then $(PIP) install -q -c constraints-dev.txt -r benchmarks/requirements-bench.txt; fi
+	$(PY) -m pytest -m slow -q -p no:cacheprovider || test $$? -eq 5
 	$(PY) benchmarks/run_all.py
 
 lint: install
