@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from spikeforge.artifact import Artifact
 from spikeforge.interfaces import Emulator, Trace
 from spikeforge.refsim import ReferenceSimulator, config_for_graph

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from spikeforge.artifact import Artifact
 from spikeforge.errors import SpikeforgeError
 from spikeforge.interfaces import CompileOptions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from spikeforge.boardspec import list_boards, load_board_file, parse_board
 from spikeforge.errors import BoardError
 

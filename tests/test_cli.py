@@ -10,6 +10,7 @@ import nir
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
 from spikeforge import graph as G
 from spikeforge import models
 from spikeforge.cli import main

@@ -5,6 +5,7 @@ from __future__ import annotations
 import nir
 import numpy as np
 import pytest
+
 from spikeforge import graph as G
 from spikeforge.errors import GraphError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,21 @@ def run_demo(board_names: list[str] | None = None, keep: Path | None = None, con
         boards = [b for b in boards if b.name in board_names]
     rows: list[dict[str, Any]] = []
     workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="spikeforge-demo-"))
-    for model_name, input_name in models.BUNDLED.items():
-        if model_names and model_name not in model_names:
-            continue
-        model_path = models.path(model_name)
-        for board in boards:
+    jobs = [(m, i, b) for m, i in models.BUNDLED.items() if not model_names or m in model_names for b in boards]
+    progress = None
+    if console is not None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                            TimeElapsedColumn(), console=console, transient=True)
+        progress.start()
+        task = progress.add_task("demo", total=len(jobs))
+    try:
+        for model_name, input_name, board in jobs:
+            model_path = models.path(model_name)
             row: dict[str, Any] = {"model": model_name, "board": board.name}
-            if console is not None:
-                console.log(f"{model_name} on {board.name}")
+            if progress is not None:
+                progress.update(task, description=f"{model_name} on {board.name}")
             try:
                 opts = CompileOptions(timesteps=25)
                 art = compile_model(model_path, board, opts)
@@ -43,6 +51,8 @@ def run_demo(board_names: list[str] | None = None, keep: Path | None = None, con
                 art = Artifact.load(path)
                 inputs, labels = load_inputs(models.path(input_name), art.reference)
                 res = verify(art, inputs, labels)
+                if res.board_trace is None:
+                    raise SpikeforgeError("; ".join(c.detail for c in res.checks if not c.passed))
                 be = get_backend(art.backend)
                 prof = be.cost_model().profile(art, res.board_trace)
                 row.update({
@@ -57,4 +67,11 @@ def run_demo(board_names: list[str] | None = None, keep: Path | None = None, con
             except SpikeforgeError as exc:
                 row["error"] = str(exc)
             rows.append(row)
+            if progress is not None:
+                progress.advance(task)
+    finally:
+        if progress is not None:
+            progress.stop()
+        if keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
     return rows

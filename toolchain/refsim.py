@@ -13,14 +13,19 @@ This is the baseline every board is verified against. Conventions (see README, "
     integration="euler" (default, what snnTorch and Norse do):  v += dt/tau * (v_leak - v + r I)
     integration="exact" (zero-order hold):  v = v_leak + (v - v_leak) e^(-dt/tau) + r I (1 - e^(-dt/tau))
 * CubaLI/CubaLIF add a synaptic current (tau_syn di/dt = -i + w_in I) integrated the same way.
-    cuba_order="current_first" (default; snnTorch's Synaptic): v is driven by the updated i.
-    cuba_order="voltage_first" (Norse's LIFCell): v is driven by the i of the previous step.
+    cuba_order="current_first" (default): v is driven by the updated i. snnTorch's Synaptic
+      (w_in = tau_syn/dt, r = tau_mem/dt) and Norse's LIFCell (jump i += I, so w_in = tau_syn/dt, r = 1)
+      both are this order (verified in tests/test_refsim_peers.py).
+    cuba_order="voltage_first": v is driven by the i of the previous step (one step of synaptic latency).
 * IF and I integrate without dt (v += r I), as sinabs, snnTorch and Norse all do; `if_dt=True` gives
   the literal Euler form v += dt r I.
 * Spikes: s = v > v_threshold (threshold_cmp=">", default) or >=. Reset:
     reset="zero": v <- v_reset (0 if absent);  reset="subtract": v <- v - v_threshold.
     reset_timing="immediate" (NIR, Norse, sinabs): applied in the step that spiked.
-    reset_timing="delayed" (snnTorch, reset_delay=True): applied after the next step's integration.
+    reset_timing="delayed" (snnTorch subtract with reset_delay=True; Synaptic zero with reset_delay=True):
+      applied after the next step's integration. (snnTorch's Leaky zero reset with reset_delay=True zeroes
+      v *before* the next integration, which gives the spikes of "immediate".)
+* State starts at v = 0, i = 0 (Norse starts LIF/LI at v_leak and IAF at v_reset; see docs/refsim.md).
   A node's metadata (keys `spikeforge.reset`, `spikeforge.reset_timing`, `spikeforge.cuba_order`,
   `spikeforge.threshold_cmp`) overrides the graph's defaults; frontends record what their framework did.
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import nir
 import numpy as np
+
 from spikeforge import graph as G
 from spikeforge.artifact import Artifact
 from spikeforge.boardspec import Board
