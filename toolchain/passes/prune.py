@@ -84,7 +84,8 @@ def _slice_neuron(node: nir.NIRNode, keep: np.ndarray) -> nir.NIRNode:
     return type(node)(**kwargs)
 
 
-def _structured(g: nir.NIRGraph, sparsity: float, calib: C.Calibration | None) -> dict[str, int]:
+def _structured(g: nir.NIRGraph, sparsity: float, calib: C.Calibration | None,
+                means: dict[str, np.ndarray] | None = None) -> dict[str, int]:
     """Remove the fraction `sparsity` of hidden neurons whose removal changes the outputs least.
 
     Score per neuron = activity on calibration data (spike count; or 1 without data) x the L2 norm of its
@@ -119,9 +120,14 @@ def _structured(g: nir.NIRGraph, sparsity: float, calib: C.Calibration | None) -
         g.nodes[neuron] = _slice_neuron(g.nodes[neuron], keep)
         for o in outs:
             node_o = g.nodes[o]
-            w_o = np.asarray(node_o.weight)[:, keep]
+            w_full = np.asarray(node_o.weight)
+            w_o = w_full[:, keep]
             if isinstance(node_o, nir.Affine):
-                g.nodes[o] = nir.Affine(weight=w_o, bias=node_o.bias, metadata=dict(node_o.metadata or {}))
+                bias = np.asarray(node_o.bias, dtype=np.float64)
+                if means and o in means:  # removed neurons' mean output moves into the next bias
+                    bias = bias + w_full[:, ~keep].astype(np.float64) @ means[o][~keep]
+                g.nodes[o] = nir.Affine(weight=w_o, bias=bias.astype(np.float32),
+                                        metadata=dict(node_o.metadata or {}))
             else:
                 g.nodes[o] = nir.Linear(weight=w_o, metadata=dict(node_o.metadata or {}))
         removed[neuron] = int(k)
@@ -137,10 +143,43 @@ def _measure(g: nir.NIRGraph, calib: C.Calibration | None) -> tuple[float | None
     return float(res.synops.sum() / calib.batch), C.output_scores(res)
 
 
-def prune(graph: nir.NIRGraph, *, sparsity: float, method: str = "magnitude", calibration: Any = None
-          ) -> tuple[nir.NIRGraph, PruneReport]:
+def _mean_inputs(g: nir.NIRGraph, calib: C.Calibration) -> dict[str, np.ndarray]:
+    """Mean presynaptic activity (per input column) of every Affine/Linear layer on the calibration data."""
+    res = C.simulate(g, calib.inputs, probes=True)
+    out = {}
+    for name in C.weighted_layers(g):
+        if not isinstance(g.nodes[name], (nir.Affine, nir.Linear)):
+            continue
+        preds = C.predecessors(g, name)
+        n_in = np.asarray(g.nodes[name].weight).shape[1]
+        acc = np.zeros(n_in)
+        for p in preds:
+            a = calib.inputs[p] if p in calib.inputs else res.activity[p]
+            acc += np.asarray(a, dtype=np.float64).reshape(-1, n_in).mean(axis=0)
+        out[name] = acc
+    return out
+
+
+def _compensate(g0: nir.NIRGraph, g: nir.NIRGraph, means: dict[str, np.ndarray]) -> list[str]:
+    """Bias correction: add the pruned synapses' mean contribution to the Affine bias, so the membrane's
+    average drive is kept (what pruning removes is then only the fluctuation those synapses carried)."""
+    done = []
+    for name, mu in means.items():
+        old, new = g0.nodes[name], g.nodes[name]
+        if not isinstance(new, nir.Affine) or np.asarray(old.weight).shape != np.asarray(new.weight).shape:
+            continue
+        lost = (np.asarray(old.weight, dtype=np.float64) - np.asarray(new.weight, dtype=np.float64)) @ mu
+        if np.any(lost != 0):
+            new.bias = (np.asarray(new.bias, dtype=np.float64) + lost).astype(np.float32)
+            done.append(name)
+    return done
+
+
+def prune(graph: nir.NIRGraph, *, sparsity: float, method: str = "magnitude", calibration: Any = None,
+          compensate: bool = True) -> tuple[nir.NIRGraph, PruneReport]:
     """Prune weights ('magnitude': fraction of weights per layer) or neurons ('structured': fraction of
-    hidden neurons). With calibration data the report measures synaptic operations and accuracy/agreement."""
+    hidden neurons). With calibration data the pruned synapses' mean drive moves into the bias
+    (`compensate`), and the report measures synaptic operations and accuracy/agreement."""
     if method not in METHODS:
         raise InputError(f"pruning method {method!r}; allowed {METHODS}", field="method")
     _check_sparsity(sparsity)
@@ -148,10 +187,12 @@ def prune(graph: nir.NIRGraph, *, sparsity: float, method: str = "magnitude", ca
     g = C.clone(graph)
     calib = C.calibration_data(g, calibration)
     removed: dict[str, int] = {}
+    means = _mean_inputs(g0, calib) if (calib is not None and compensate) else {}
     if method == "magnitude":
         _magnitude(g, sparsity)
+        _compensate(g0, g, means)
     else:
-        removed = _structured(g, sparsity, calib)
+        removed = _structured(g, sparsity, calib, means)
     return _finish(g0, g, method, sparsity, calib, removed)
 
 

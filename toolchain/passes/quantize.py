@@ -18,6 +18,7 @@ import copy
 import hashlib
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,13 +142,16 @@ def int_hash(q: np.ndarray) -> str:
 def _board(board: Any):
     if board is None or not isinstance(board, str):
         return board
-    from ..boards import get_board
+    from ..boardspec import get_board
 
     return get_board(board)
 
 
 def allowed_widths(board: Any) -> tuple[list[int], list[int], int, int, int]:
     """(weight widths, activation widths, decay bits, state bits, state fraction bits) from the board, or defaults.
+
+    Keys: arithmetic.weight_bits_allowed (list; else 1..arithmetic.weight_bits; else 1..16),
+    arithmetic.activation_bits_allowed, arithmetic.decay_bits, arithmetic.state_bits, arithmetic.state_frac_bits.
 
     State fraction bits: the neuron state counts in units of (weight step / 2^f), as Loihi's weight
     exponent shifts weights into a wider state; biases, thresholds and leaks are rounded on that grid.
@@ -159,7 +163,12 @@ def allowed_widths(board: Any) -> tuple[list[int], list[int], int, int, int]:
             return default
         return b.value(key)
 
-    w = sorted({int(x) for x in np.atleast_1d(get("arithmetic.weight_bits_allowed", DEFAULT_WIDTHS))})
+    if b is not None and not b.has("arithmetic.weight_bits_allowed") and b.has("arithmetic.weight_bits"):
+        # a board that states one register width runs every narrower width too
+        top = int(np.atleast_1d(b.value("arithmetic.weight_bits"))[0])
+        w = list(range(1, top + 1))
+    else:
+        w = sorted({int(x) for x in np.atleast_1d(get("arithmetic.weight_bits_allowed", DEFAULT_WIDTHS))})
     a = sorted({int(x) for x in np.atleast_1d(get("arithmetic.activation_bits_allowed", DEFAULT_WIDTHS))})
     decay = int(np.atleast_1d(get("arithmetic.decay_bits", DEFAULT_DECAY_BITS))[0])
     state = int(np.atleast_1d(get("arithmetic.state_bits", DEFAULT_STATE_BITS))[0])
@@ -204,8 +213,7 @@ def _layers(g: nir.NIRGraph, calib: C.Calibration | None) -> list[_Layer]:
                     gr, bits = _input_bits(calib.inputs[p])
                     graded, abits = graded or gr, max(abits, bits)
                     in_node = p if gr else in_node
-                else:
-                    graded, abits = True, 8
+                # without data, inputs are taken as binary spikes (1 bit); the report says so
             elif not isinstance(node, (*C.SPIKING, nir.Threshold)):
                 abits = max(abits, 8)  # graded intermediate signal: recorded, not simulated
         out.append(_Layer(name, C.synapse_count(g.nodes[name]), graded and in_node is not None, abits, in_node))
@@ -470,7 +478,7 @@ def quantize(graph: nir.NIRGraph, *, bit_budget: float | None, board: Any = None
                              f"more than the {bit_budget:g} given", field="bit_budget")
     else:
         wbits, abits, T, candidates = _search(layers, allowed_w, a_choices, t_options, float(bit_budget), run,
-                                              calib is not None)
+                                              calib is not None, 1.0 / calib.batch if calib is not None else 0.0)
     if calib is not None:
         _refine_clips(ap, layers, wbits, abits, T, run)
     qg, warns, stats, err, sim = run(wbits, abits, T, full=True)
@@ -479,7 +487,7 @@ def quantize(graph: nir.NIRGraph, *, bit_budget: float | None, board: Any = None
 
 
 def _search(layers: list[_Layer], allowed_w: list[int], a_choices: dict[str, list[int]], t_options: list[int],
-            budget: float, run, have_calib: bool):
+            budget: float, run, have_calib: bool, margin: float = 0.0):
     """Sensitivity table per layer and width, additive model over all allocations, then joint check."""
     names = [L.name for L in layers]
     T0 = t_options[0]
@@ -544,11 +552,35 @@ def _search(layers: list[_Layer], allowed_w: list[int], a_choices: dict[str, lis
                 "uniform": len(set(wb.values())) == 1}
         if cand not in candidates:
             candidates.append(cand)
-        key = (round(err["objective"], 12), -spent)
+        # a non-uniform allocation must beat uniform by more than the calibration noise (one sample)
+        key = (round(err["objective"] - (margin if cand["uniform"] else 0.0), 12), -spent)
         if best is None or key < best[0]:
             best = (key, wb, ab, T)
     assert best is not None
     return best[1], best[2], best[3], candidates
+
+
+def allocate_bits(synapses: dict[str, int], *, bit_budget: float,
+                  evaluate: Callable[[dict[str, int], dict[str, int], int], float],
+                  allowed_weight_bits: list[int], activation_choices: dict[str, list[int]] | None = None,
+                  timesteps: list[int] | None = None, uniform_margin: float = 0.0
+                  ) -> tuple[dict[str, int], dict[str, int], int, list[dict]]:
+    """The allocator on its own, for models outside NIR (e.g. a quantised ANN, T = 1).
+
+    `evaluate(weight_bits, activation_bits, T)` returns the output error to minimise (lower is better).
+    Same search as `quantize`: per-layer sensitivities, every allocation within the budget scored by the
+    additive model, the best few plus the uniform one evaluated jointly; a non-uniform allocation is kept
+    only if it beats the uniform one by more than `uniform_margin`. Returns (wbits, abits, T, candidates).
+    """
+    layers = [_Layer(n, int(s), False, 1, None) for n, s in synapses.items()]
+    a_choices = activation_choices or {n: [1] for n in synapses}
+    t_opts = timesteps or [1]
+
+    def run(wb, ab, T):
+        return None, None, None, {"objective": float(evaluate(wb, ab, T))}
+
+    return _search(layers, sorted(allowed_weight_bits), a_choices, sorted(t_opts, reverse=True), float(bit_budget),
+                   run, True, uniform_margin)
 
 
 CLIP_CHOICES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
@@ -662,8 +694,9 @@ def _finish(g, qg, layers, wbits, abits, T, warns, stats, err, sim, calib, ref_s
         bitops_event=total_event, divergence=divergence, warnings=list(dict.fromkeys(warns)),
         candidates=candidates, board=board_name)
     if calib is None:
-        report.warnings.append("no calibration data: allocation used the weight-noise proxy 2^-2b; the "
-                               "spiking checks (silent layers, divergence) were not run")
+        report.warnings.append("no calibration data: inputs taken as binary spikes (1 bit), allocation used "
+                               "the weight-noise proxy 2^-2b; the spiking checks (silent layers, divergence) "
+                               "were not run")
     return out, report
 
 
