@@ -11,7 +11,8 @@ from spikeforge.refsim import ReferenceSimulator, config_for_graph
 
 class ReferenceEmulator(Emulator):
     def run(self, artifact: Artifact, inputs: dict[str, np.ndarray], *, probes: bool = False) -> Trace:
-        g = artifact.reference
+        # the program (quantised / pruned graph) when passes ran, else the float graph itself
+        g = artifact.program if artifact.program is not None else artifact.reference
         sim = ReferenceSimulator(g, config_for_graph(g, artifact.meta.get("dt")))
         res = sim.run(inputs, probes=probes)
         return Trace(

@@ -144,3 +144,19 @@ def test_demo_reference_board_on_bundled_snn():
     assert len(rows) == 1 and rows[0]["verified"]
     assert rows[0]["acc_float"] > 0.9 and rows[0]["acc_board"] == rows[0]["acc_float"]
     assert models.path("digits_inputs.npz").exists()
+
+
+def test_verify_gate_catches_aggressive_quantisation(tmp_path):
+    """The CI gate: the float model vs its quantised program on the bundled digits SNN."""
+    model, data = models.path("digits_snn.nir"), models.path("digits_inputs.npz")
+    results = {}
+    for budget in (50, 200):
+        art = tmp_path / f"q{budget}"
+        r = run("compile", model, "--board", "cpu-reference", "--bit-budget", budget, "--calibration", data, "-o", art)
+        assert r.exit_code == 0, r.output
+        r = run("verify", art, "--input", data, "--json")
+        results[budget] = (r.exit_code, json.loads(r.output))
+    assert results[200][0] == 0 and results[200][1]["metrics"]["accuracy_board"] >= 0.96
+    assert results[50][0] == 1
+    failed = [c["name"] for c in results[50][1]["checks"] if not c["passed"]]
+    assert "accuracy" in failed

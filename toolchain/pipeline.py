@@ -29,6 +29,16 @@ def apply_passes(graph: nir.NIRGraph, board: Board, options: CompileOptions,
                  calibration: Any = None) -> tuple[nir.NIRGraph, dict[str, Any]]:
     """Run the optional passes the user asked for; return the transformed graph and their reports."""
     reports: dict[str, Any] = {}
+    if options.delay_policy in ("relay", "chain", "native"):
+        from spikeforge import passes
+
+        max_steps = passes.board_max_delay(board)
+        if max_steps is None:
+            raise BoardError(f"board '{board.name}' states no delay range (arithmetic.max_delay)",
+                             hint="use --delay-policy auto to let the backend map delays")
+        graph, rep = passes.map_delays(graph, dt=float(options.dt), max_delay_steps=int(max_steps),
+                                       policy=options.delay_policy)
+        reports["delays"] = rep.to_dict() if hasattr(rep, "to_dict") else rep
     if options.prune:
         from spikeforge import passes
 
@@ -43,8 +53,10 @@ def apply_passes(graph: nir.NIRGraph, board: Board, options: CompileOptions,
 
         if not hasattr(passes, "quantize"):
             raise SpikeforgeError("bit-budget quantization is not available in this build of spikeforge")
+        steps = options.timesteps or (graph.metadata or {}).get("spikeforge.timesteps")
         graph, rep = passes.quantize(graph, bit_budget=float(options.bit_budget), board=board,
-                                     calibration=calibration, timesteps=options.timesteps, seed=options.seed)
+                                     calibration=calibration, timesteps=int(steps) if steps else None,
+                                     seed=options.seed)
         reports["quantize"] = rep.to_dict() if hasattr(rep, "to_dict") else rep
     return graph, reports
 
