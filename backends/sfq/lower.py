@@ -1,0 +1,584 @@
+"""Lowering NIR to an SFQ netlist: quantise, map synapses to pulse paths, balance delays, phase the clock.
+
+Supported: Input, Affine, Linear, IF, LIF, Delay, Output (feed-forward). Each neuron is a clocked storage
+loop; one time step of the reference simulator is one clock period.
+
+* clocked-integer mode: a weight w becomes |round(w s)| pulse copies routed to the neuron's excitatory
+  (w > 0) or inhibitory (w < 0) input; the threshold becomes an integer fluxon count.
+* stochastic mode (Krylov et al. 2024): a weight becomes one (or a few) Josephson-comparator synapses that
+  pass each pulse with probability p = |w| / w_scale; p is set by a quantised control current through the
+  comparator's normal CDF, so the neuron integrates the right value on average (rate coding).
+
+Per source, a balanced SPLIT tree fans the pulse out; per neuron, MERGE trees join the leaves. Leaves
+reach the neuron in distinct slots `merge_stagger` apart, root-aligned so the last one lands `setup`
+before the layer's clock (delay padding: JTL chains, PTLs when long). Each layer gets a clock phase after
+its inputs settle; a clock tree of splitters and delay lines delivers every phase.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import nir
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+from spikeforge import graph as G
+from spikeforge.boards import Board
+from spikeforge.errors import GraphError, UnsupportedError
+from spikeforge.interfaces import CompileOptions
+from spikeforge.refsim import config_for_graph
+
+from .netlist import Netlist, fs, library_from_board
+
+CODINGS = ("clocked", "stochastic")
+_MARGIN_FS = 1000  # 1 ps engineering margin on every window
+
+
+@dataclass
+class Layer:
+    """A population of clocked storage-loop neurons and what drives it."""
+
+    name: str
+    size: int
+    kind: str
+    threshold: np.ndarray
+    v_reset: np.ndarray
+    reset: str
+    reset_timing: str
+    cmp: str
+    keep: np.ndarray
+    projections: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    bias: np.ndarray | None = None
+    weight_bits: int | None = None      # set by the quantize pass (node metadata 'spikeforge.quant')
+
+
+@dataclass
+class Leaf:
+    """One pulse path from a source element to a consumer port."""
+
+    src: tuple[str, int]
+    kind: str                       # "syn" | "delay" | "out"
+    neuron: int = -1                # destination cell
+    sign: int = 1
+    p: float = 1.0
+    endpoint: tuple[int, str, int] | None = None   # split-tree end (cell, port, depth)
+
+
+def _vec(x: Any, n: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(x, dtype=np.float64).ravel() if np.size(x) > 1 else
+                           np.asarray(x, dtype=np.float64).reshape(()), (n,)).astype(np.float64)
+
+
+def _size(node: nir.NIRNode, port: str) -> int:
+    shp = G.node_shape(node, port)
+    if shp is None:
+        raise GraphError("cannot infer the node's shape", node=getattr(node, "name", None))
+    return int(np.prod(shp))
+
+
+def parse(graph: nir.NIRGraph, dt: float) -> tuple[dict[str, tuple[str, int]], list[Layer],
+                                                   dict[str, tuple[str, np.ndarray]], dict[str, str], list[str]]:
+    """Split the graph into spike sources, neuron layers, delay lines and outputs, or say what cannot map."""
+    sched = G.schedule(graph)
+    if sched.recurrent:
+        s, d = sched.recurrent[0]
+        raise UnsupportedError(f"recurrent edge {s} -> {d}: the SFQ backend lowers feed-forward networks only",
+                               node=d, hint="unroll the recurrence or use another board")
+    cfg = config_for_graph(graph, dt)
+    preds = {n: [p for p, _ in sched.predecessors(n)] for n in sched.order}
+    sources: dict[str, tuple[str, int]] = {}        # name -> (kind, size) spike sources
+    affines: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
+    layers: list[Layer] = []
+    delays: dict[str, tuple[str, np.ndarray]] = {}
+    outputs: dict[str, str] = {}
+    order: list[str] = []
+    for name in sched.order:
+        node = graph.nodes[name]
+        if isinstance(node, nir.Input):
+            sources[name] = ("input", _size(node, "output"))
+            order.append(name)
+        elif isinstance(node, (nir.Affine, nir.Linear)):
+            W = np.asarray(node.weight, dtype=np.float64)
+            if W.ndim != 2:
+                raise UnsupportedError(f"weight must be 2-D, got shape {W.shape}", node=name, field="weight")
+            b = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) else np.zeros(W.shape[0])
+            for p in preds[name]:
+                if p not in sources:
+                    raise UnsupportedError(
+                        f"{type(node).__name__} must be fed by spikes (Input, IF, LIF or Delay), not by "
+                        f"{type(graph.nodes[p]).__name__} '{p}'", node=name)
+            affines[name] = (W, _vec(b, W.shape[0]), preds[name])
+        elif isinstance(node, nir.CubaLIF):
+            raise UnsupportedError(
+                "CubaLIF has a synaptic current state that a storage-loop SFQ neuron does not have",
+                node=name, hint="convert to LIF (tau_syn -> 0) or IF before lowering to SFQ")
+        elif isinstance(node, (nir.IF, nir.LIF)):
+            n = _size(node, "input")
+            c = cfg.for_node(node)
+            r = _vec(node.r, n)
+            if isinstance(node, nir.IF):
+                gain = r * (dt if c.if_dt else 1.0)
+                keep = np.ones(n)
+                offset = np.zeros(n)
+            else:
+                tau = _vec(node.tau, n)
+                keep = np.exp(-dt / tau) if c.integration == "exact" else 1.0 - dt / tau
+                if np.any(keep < 0) or np.any(keep > 1):
+                    raise UnsupportedError(f"dt/tau = {float(np.max(dt / tau)):.3g} > 1: Euler decay is unstable",
+                                           node=name, field="tau")
+                gain = (1.0 - keep) * r
+                offset = (1.0 - keep) * _vec(node.v_leak, n)
+            th = _vec(node.v_threshold, n)
+            if np.any(th <= 0):
+                raise UnsupportedError(f"threshold must be > 0 for a storage-loop neuron (found {th.min()})",
+                                       node=name, field="v_threshold")
+            vr = getattr(node, "v_reset", None)
+            layer = Layer(name, n, type(node).__name__, th, np.zeros(n) if vr is None else _vec(vr, n), c.reset,
+                          c.reset_timing, c.threshold_cmp, keep)
+            bias = offset.copy()
+            for p in preds[name]:
+                if p in affines:
+                    W, b, aps = affines[p]
+                    qm = (getattr(graph.nodes[p], "metadata", None) or {}).get("spikeforge.quant")
+                    if isinstance(qm, dict) and "weight_bits" in qm:
+                        layer.weight_bits = max(layer.weight_bits or 0, int(np.asarray(qm["weight_bits"]).ravel()[0]))
+                    if W.shape[0] != n:
+                        raise GraphError(f"{p} produces {W.shape[0]} values, {name} has {n} neurons", node=name)
+                    for ap in aps:
+                        layer.projections.append((ap, gain[:, None] * W))
+                    bias += gain * b
+                elif p in sources:
+                    if sources[p][1] != n:
+                        raise GraphError(f"{p} has {sources[p][1]} elements, {name} has {n}", node=name)
+                    layer.projections.append((p, np.diag(gain)))
+                else:
+                    raise UnsupportedError(f"input from {type(graph.nodes[p]).__name__} '{p}' cannot be mapped",
+                                           node=name)
+            layer.bias = bias if np.any(bias != 0) else None
+            layers.append(layer)
+            sources[name] = ("layer", n)
+            order.append(name)
+        elif isinstance(node, nir.Delay):
+            ps = preds[name]
+            if len(ps) != 1 or ps[0] not in sources:
+                raise UnsupportedError("Delay must follow exactly one spiking node (Input, IF, LIF, Delay)", node=name)
+            n = sources[ps[0]][1]
+            steps = np.rint(_vec(node.delay, n) / dt).astype(np.int64)
+            delays[name] = (ps[0], steps)
+            sources[name] = ("delay", n)
+            order.append(name)
+        elif isinstance(node, nir.Output):
+            ps = preds[name]
+            if len(ps) != 1 or ps[0] not in sources:
+                raise UnsupportedError("Output must follow exactly one spiking node: the SFQ fabric emits pulses",
+                                       node=name, hint="end the network with an IF/LIF layer")
+            outputs[name] = ps[0]
+        else:
+            raise UnsupportedError(
+                f"{type(node).__name__} is not supported by the SFQ backend "
+                "(supported: Input, Affine, Linear, IF, LIF, Delay, Output)", node=name)
+    return sources, layers, delays, outputs, order
+
+
+# ---------------------------------------------------------------------------------------------------
+# quantisation
+# ---------------------------------------------------------------------------------------------------
+
+
+def _is_int(x: np.ndarray) -> bool:
+    return bool(np.all(np.abs(x - np.rint(x)) < 1e-6))
+
+
+def quantise_clocked(layer: Layer, max_w: int, capacity: int) -> tuple[float, dict[str, np.ndarray],
+                                                                      np.ndarray, np.ndarray, list[str]]:
+    """Integer weights |q| <= max_w, integer thresholds <= capacity; exact when the graph allows it."""
+    notes: list[str] = []
+    gmax = max((float(np.max(np.abs(W))) for _, W in layer.projections), default=0.0)
+    if gmax == 0:
+        gmax = 1.0
+    bias = layer.bias if layer.bias is not None else np.zeros(layer.size)
+    s = max_w / gmax
+    for m in range(1, max_w + 1):
+        cand = m / gmax
+        ok = all(_is_int(W * cand) for _, W in layer.projections) and _is_int(bias * cand)
+        if layer.reset == "subtract":
+            ok = ok and _is_int(layer.threshold * cand)
+        ok = ok and _is_int(layer.v_reset * cand)
+        if ok:
+            s = cand
+            break
+
+    def theta(sc: float) -> np.ndarray:
+        x = layer.threshold * sc
+        return (np.floor(x + 1e-9) + 1 if layer.cmp == ">" else np.ceil(x - 1e-9)).astype(np.int64)
+
+    th = theta(s)
+    if th.max() > capacity:
+        s = s * capacity / (float(np.max(layer.threshold * s)) + 1.0)
+        th = theta(s)
+        notes.append(f"{layer.name}: threshold exceeded the storage-loop capacity {capacity}; weights rescaled "
+                     f"by {s:.4g} (precision lost)")
+    th = np.maximum(th, 1)
+    q = {src: np.rint(W * s).astype(np.int64) for src, W in layer.projections}
+    if not all(_is_int(W * s) for _, W in layer.projections):
+        err = max(float(np.max(np.abs(W * s - q[src]))) for src, W in layer.projections)
+        notes.append(f"{layer.name}: weights quantised to integers |q| <= {max_w} (scale {s:.4g}, max error {err:.3f})")
+    return s, q, np.rint(bias * s).astype(np.int64), th, notes
+
+
+def comparator_probability(p: np.ndarray, board: Board) -> tuple[np.ndarray, np.ndarray]:
+    """Target pass probability -> (quantised control current A, realised probability).
+
+    P(pass) = Phi((I - I50) / sigma); I is set on a 2^bits grid spanning I50 +- R sigma.
+    A target at the bottom level is pruned (probability 0)."""
+    i50, sig = board.value("parameters.synapse_i50"), board.value("parameters.synapse_sigma")
+    bits, rng = int(board.value("parameters.synapse_bias_bits")), float(board.value("parameters.synapse_range_sigmas"))
+    lo, hi = i50 - rng * sig, i50 + rng * sig
+    step = (hi - lo) / (2 ** bits - 1)
+    pc = np.clip(p, 1e-12, 1 - 1e-12)
+    target = np.clip(i50 + sig * ndtri(pc), lo, hi)
+    level = np.rint((target - lo) / step)
+    cur = lo + level * step
+    real = ndtr((cur - i50) / sig)
+    real = np.where((level <= 0) | (p <= 0), 0.0, real)
+    return cur, real
+
+
+# ---------------------------------------------------------------------------------------------------
+# netlist synthesis
+# ---------------------------------------------------------------------------------------------------
+
+
+def _interleave(items: list[tuple[int, Leaf, tuple[int, str, int]]]) -> list[tuple[int, Leaf, tuple[int, str, int]]]:
+    """Slot order for one neuron: excitatory and inhibitory pulses spread evenly (Bresenham), each kind in
+    order of readiness. Keeps the running fluxon count near its final value, so a storage loop of small
+    capacity overflows less than with all excitatory pulses first."""
+    key = lambda x: (x[0], x[1].src, x[2][2])  # noqa: E731
+    exc = sorted((x for x in items if x[1].sign > 0), key=key)
+    inh = sorted((x for x in items if x[1].sign < 0), key=key)
+    out = []
+    i = j = 0
+    n = len(exc) + len(inh)
+    for k in range(n):
+        # take from inh when it is behind its proportional share
+        if j < len(inh) and (i >= len(exc) or (j + 1) * n <= (k + 1) * len(inh)):
+            out.append(inh[j])
+            j += 1
+        else:
+            out.append(exc[i])
+            i += 1
+    return out
+
+
+def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOptions
+                ) -> tuple[Netlist, dict[str, np.ndarray], dict[str, Any]]:
+    """Flat graph with dt -> (netlist, arrays for the artifact, facts for the report)."""
+    extra = options.extra or {}
+    coding = str(extra.get("sfq.coding", "clocked"))
+    if coding not in CODINGS:
+        raise UnsupportedError(f"sfq.coding={coding!r}; allowed: {CODINGS}", field="sfq.coding")
+    capacity = int(extra.get("sfq.capacity", board.value("parameters.neuron_capacity")))
+    max_w = int(extra.get("sfq.max_weight", board.value("parameters.max_weight")))
+    sources, layers, delays, outputs, order = parse(g, dt)
+    lib = library_from_board(board)
+    nl = Netlist(mode=coding, library=lib,
+                 meta={"ptl_min_delay_stages": int(board.value("timing.ptl_min_delay_stages")), "dt": dt,
+                       "board": board.name})
+    d_split, d_merge, d_syn = lib["SPLIT"]["delay_fs"], lib["MERGE"]["delay_fs"], lib["SYN"]["delay_fs"]
+    stagger = fs(board.value("timing.merge_stagger"))
+    n_setup, n_hold = lib["NEURON"]["setup_fs"], lib["NEURON"]["hold_fs"]
+    f_setup, f_hold, clkq = lib["DFF"]["setup_fs"], lib["DFF"]["hold_fs"], lib["DFF"]["delay_fs"]
+    arrays: dict[str, np.ndarray] = {}
+    notes: list[str] = []
+    period_needs: list[tuple[int, str]] = [(fs(board.value("timing.clock_target")), "clock target")]
+    max_leaves = int(board.value("limits.max_fanin_leaves"))
+
+    # ---- cells for sources and neurons ---------------------------------------------------------
+    emit: dict[tuple[str, int], tuple[int, str]] = {}       # source element -> driving (cell, port)
+    phase: dict[tuple[str, int], int] = {}                  # source element -> emission time, step 0
+    for name, (kind, n) in sources.items():
+        if kind == "input":
+            enc = str((getattr(g.nodes[name], "metadata", None) or {}).get("spikeforge.encoding", "")) or \
+                str((g.metadata or {}).get("spikeforge.input_encoding", ""))
+            if enc.startswith("analog"):
+                # the DC/SFQ front end sigma-delta encodes a value in [0, 1] into at most one pulse per step
+                nl.meta.setdefault("input_encoding", {})[name] = "sigma-delta"
+                notes.append(f"input '{name}' is analog: sigma-delta encoded to pulses at the DC/SFQ front end "
+                             "(one pulse per step at most; values must lie in [0, 1])")
+            ids = [nl.add(f"{name}[{i}]", "IN", phase_fs=0) for i in range(n)]
+            nl.inputs[name] = ids
+            for i, c in enumerate(ids):
+                emit[(name, i)] = (c, "q")
+                phase[(name, i)] = lib["IN"]["delay_fs"]
+    neuron_ids: dict[str, list[int]] = {}
+    leaves: dict[tuple[str, int], list[Leaf]] = {}
+    per_neuron: dict[int, list[Leaf]] = {}
+    layer_info: dict[str, dict[str, Any]] = {}
+    for L in layers:
+        ids = []
+        if coding == "clocked":
+            # weights already quantised by the bit-budget pass keep their integer grid: 2^(bits-1) - 1 levels
+            lw = max(1, 2 ** (L.weight_bits - 1) - 1) if L.weight_bits and "sfq.max_weight" not in extra else max_w
+            s, q, bq, th, qn = quantise_clocked(L, lw, capacity)
+            notes.extend(qn)
+            wscale = 1.0 / s
+        else:
+            gmax = max((float(np.max(np.abs(W))) for _, W in L.projections), default=1.0) or 1.0
+            p_max = float(extra.get("sfq.p_max", 1.0))
+            if not 0 < p_max <= 1:
+                raise UnsupportedError(f"sfq.p_max must be in (0, 1], got {p_max}", field="sfq.p_max")
+            wscale = max(gmax / p_max, float(np.max(L.threshold)) / max(1, capacity - 1))
+            th = (np.floor(L.threshold / wscale + 1e-9) + 1 if L.cmp == ">" else
+                  np.ceil(L.threshold / wscale - 1e-9)).astype(np.int64)
+            th = np.clip(th, 1, capacity)
+        arrays[f"{L.name}/threshold"] = th.astype(np.int64)
+        # subtract reset removes theta (in fluxons), not the integer firing level floor(theta s) + 1
+        sub = np.maximum(1, np.rint(L.threshold / wscale)).astype(np.int64)
+        leak = 1.0 - L.keep
+        for j in range(L.size):
+            vr = int(round(float(L.v_reset[j]) / wscale))
+            c = nl.add(f"{L.name}[{j}]", "NEURON", threshold=int(th[j]), reset_sub=int(sub[j]), capacity=capacity, reset=L.reset,
+                       reset_timing=L.reset_timing, v_reset=vr, leak="decay" if leak[j] > 0 else "none",
+                       leak_frac=float(leak[j]), layer=L.name, index=j)
+            ids.append(c)
+            per_neuron[c] = []
+        neuron_ids[L.name] = ids
+        for j in range(L.size):
+            emit[(L.name, j)] = (ids[j], "q")
+        synapses = 0
+        for src, W in L.projections:
+            if coding == "clocked":
+                qm = q[src]
+                arrays[f"{L.name}/weight/{src}"] = qm
+                for j, i in zip(*np.nonzero(qm)):
+                    for _ in range(abs(int(qm[j, i]))):
+                        lf = Leaf((src, int(i)), "syn", ids[j], 1 if qm[j, i] > 0 else -1)
+                        leaves.setdefault((src, int(i)), []).append(lf)
+                        per_neuron[ids[j]].append(lf)
+                    synapses += 1
+            else:
+                copies = np.ceil(np.abs(W) / wscale - 1e-9).astype(np.int64)
+                ptarget = np.where(copies > 0, np.abs(W) / (np.maximum(copies, 1) * wscale), 0.0)
+                cur, preal = comparator_probability(ptarget, board)
+                arrays[f"{L.name}/p_target/{src}"] = ptarget
+                arrays[f"{L.name}/p/{src}"] = preal
+                arrays[f"{L.name}/i_ctrl_uA/{src}"] = cur * 1e6
+                for j, i in zip(*np.nonzero(preal)):
+                    for _ in range(int(copies[j, i])):
+                        lf = Leaf((src, int(i)), "syn", ids[j], 1 if W[j, i] > 0 else -1, float(preal[j, i]))
+                        leaves.setdefault((src, int(i)), []).append(lf)
+                        per_neuron[ids[j]].append(lf)
+                    synapses += 1
+        nbias = 0
+        if L.bias is not None:
+            key = (f"{L.name}.bias", 0)
+            if coding == "clocked":
+                arrays[f"{L.name}/bias"] = bq
+                for j in np.nonzero(bq)[0]:
+                    for _ in range(abs(int(bq[j]))):
+                        lf = Leaf(key, "syn", ids[j], 1 if bq[j] > 0 else -1)
+                        leaves.setdefault(key, []).append(lf)
+                        per_neuron[ids[j]].append(lf)
+                        nbias += 1
+            else:
+                copies = np.ceil(np.abs(L.bias) / wscale - 1e-9).astype(np.int64)
+                pt = np.where(copies > 0, np.abs(L.bias) / (np.maximum(copies, 1) * wscale), 0.0)
+                _, pr = comparator_probability(pt, board)
+                arrays[f"{L.name}/bias_p"] = pr
+                for j in np.nonzero(pr)[0]:
+                    for _ in range(int(copies[j])):
+                        lf = Leaf(key, "syn", ids[j], 1 if L.bias[j] > 0 else -1, float(pr[j]))
+                        leaves.setdefault(key, []).append(lf)
+                        per_neuron[ids[j]].append(lf)
+                        nbias += 1
+        fan = [len(per_neuron[c]) for c in ids]
+        layer_info[L.name] = {"neurons": L.size, "kind": L.kind, "synapses": synapses, "bias_pulses": nbias,
+                              "weight_scale": wscale, "max_fanin_pulses": max(fan) if fan else 0,
+                              "threshold_max": int(th.max())}
+        if fan and max(fan) > max_leaves:
+            notes.append(f"{L.name}: up to {max(fan)} pulses merge into one neuron per step (board guideline "
+                         f"{max_leaves}); the clock period grows with {stagger / 1000:.0f} ps per pulse")
+    for src, steps in delays.values():
+        for i in range(len(steps)):
+            lf = Leaf((src, i), "delay")
+            leaves.setdefault((src, i), []).append(lf)
+    out_cells: dict[str, list[int]] = {}
+    for name, src in outputs.items():
+        n = sources[src][1]
+        ids = [nl.add(f"{name}[{i}]", "OUT", offset_fs=0) for i in range(n)]
+        out_cells[name] = ids
+        nl.outputs[name] = ids
+        for i in range(n):
+            lf = Leaf((src, i), "out", ids[i])
+            leaves.setdefault((src, i), []).append(lf)
+
+    # ---- bias taps and fan-out trees -------------------------------------------------------------
+    clock_consumers: list[tuple[int, str, int]] = []     # (cell, port, required arrival), step 0
+    bias_tap: dict[str, int] = {}
+    for L in layers:
+        if (f"{L.name}.bias", 0) in leaves:
+            c = nl.add(f"{L.name}.bias_tap", "JTL", stages=1, net="clock")
+            bias_tap[L.name] = c
+            emit[(f"{L.name}.bias", 0)] = (c, "q")
+    for key in sorted(leaves, key=lambda k: (k[0], k[1])):
+        lst = leaves[key]
+        if key not in emit:
+            continue  # delay outputs: built when the delay is placed
+        c, p = emit[key]
+        ends = nl.split_tree(c, p, len(lst), f"{key[0]}[{key[1]}].fo")
+        for lf, e in zip(lst, ends):
+            lf.endpoint = e
+
+    # ---- place in topological order: phases, merger trees, padding -------------------------------
+    def place_delay(name: str) -> None:
+        src, steps = delays[name]
+        n = len(steps)
+        arr = {}
+        for i in range(n):
+            lf = next(x for x in leaves[(src, i)] if x.kind == "delay" and x.endpoint is not None
+                      and id(x) not in placed)
+            placed.add(id(lf))
+            arr[i] = (lf, phase[(src, i)] + lf.endpoint[2] * d_split)
+        lo = min(a for _, a in arr.values())
+        hi = max(a for _, a in arr.values())
+        clk = lo - f_hold - _MARGIN_FS
+        period_needs.append((hi - clk + f_setup + _MARGIN_FS, f"delay '{name}' capture window"))
+        period_needs.append((clkq + f_setup + _MARGIN_FS, f"delay '{name}' DFF chain"))
+        for i in range(n):
+            lf, a = arr[i]
+            c, p, _ = lf.endpoint
+            d = int(steps[i])
+            if d == 0:
+                emit[(name, i)] = (c, p)
+                phase[(name, i)] = a
+                continue
+            prev = (c, p)
+            for k in range(d):
+                f = nl.add(f"{name}[{i}].dff{k}", "DFF")
+                nl.connect(prev[0], prev[1], f, "d")
+                clock_consumers.append((f, "clk", clk))
+                prev = (f, "q")
+            emit[(name, i)] = prev
+            phase[(name, i)] = clk + clkq
+        # the delay's own consumers: fan-out now that its driving cells exist
+        for i in range(n):
+            lst = leaves.get((name, i), [])
+            if lst:
+                c, p = emit[(name, i)]
+                ends = nl.split_tree(c, p, len(lst), f"{name}[{i}].fo")
+                for lf, e in zip(lst, ends):
+                    lf.endpoint = e
+
+    placed: set[int] = set()
+    layer_phase: dict[str, int] = {}
+    layer_by_name = {L.name: L for L in layers}
+    for name in order:
+        kind = sources[name][0]
+        if kind == "delay":
+            place_delay(name)
+            continue
+        if kind != "layer":
+            continue
+        L = layer_by_name[name]
+        ids = neuron_ids[name]
+        srcs = [s for s, _ in L.projections]
+        if name in bias_tap:
+            base = min((phase[(s, i)] for s in srcs for i in range(sources[s][1])), default=0)
+            phase[(f"{name}.bias", 0)] = base
+            clock_consumers.append((bias_tap[name], "a", base - lib["JTL"]["delay_fs"]))
+        plans = []
+        for c in ids:
+            lst = per_neuron[c]
+            exc = sorted((lf for lf in lst if lf.sign > 0),
+                         key=lambda lf: phase[lf.src] + lf.endpoint[2] * d_split)
+            inh = sorted((lf for lf in lst if lf.sign < 0),
+                         key=lambda lf: phase[lf.src] + lf.endpoint[2] * d_split)
+            items = []
+            for group, port in ((exc, "exc"), (inh, "inh")):
+                if not group:
+                    continue
+                ends = nl.merge_tree(c, port, len(group), f"{nl.cells[c].name}.{port}")
+                ends = sorted(ends, key=lambda e: -e[2])   # deepest positions to the earliest leaves
+                for lf, e in zip(group, ends):
+                    ready = phase[lf.src] + lf.endpoint[2] * d_split + (d_syn if coding == "stochastic" else 0)
+                    items.append((ready + e[2] * d_merge, lf, e))
+            items = _interleave(items)
+            a0 = max((r - k * stagger for k, (r, _, _) in enumerate(items)), default=0)
+            plans.append((c, items, a0))
+        clk = max((a0 + (len(items) - 1) * stagger for _, items, a0 in plans if items), default=0) \
+            + n_setup + _MARGIN_FS
+        mmax = max((len(items) for _, items, _ in plans), default=0)
+        period_needs.append((max(0, mmax - 1) * stagger + n_setup + n_hold + 2 * _MARGIN_FS
+                             + max(stagger, lib["NEURON"]["min_sep_fs"]), f"layer '{name}' fan-in window"))
+        layer_phase[name] = clk
+        for c, items, _ in plans:
+            m = len(items)
+            start = clk - n_setup - _MARGIN_FS - (m - 1) * stagger
+            for k, (r, lf, (mc, mp, _)) in enumerate(items):
+                sc, sp, _ = lf.endpoint
+                if coding == "stochastic":
+                    syn = nl.add(f"{nl.cells[lf.neuron].name}.syn{k}", "SYN", p=lf.p, src=f"{lf.src[0]}[{lf.src[1]}]")
+                    nl.connect(sc, sp, syn, "a")
+                    sc, sp = syn, "q"
+                pad = start + k * stagger - r
+                dc, dp, resid = nl.delay_line(sc, sp, pad, f"{nl.cells[lf.neuron].name}.pad{k}")
+                nl.connect(dc, dp, mc, mp, resid)
+            nl.cells[c].params["clk_fs"] = clk
+            clock_consumers.append((c, "clk", clk))
+        for j in range(len(ids)):
+            phase[(name, j)] = clk + lib["NEURON"]["delay_fs"]
+    # outputs
+    for name, src in outputs.items():
+        for i, c in enumerate(out_cells[name]):
+            lf = next(x for x in leaves[(src, i)] if x.kind == "out" and x.neuron == c)
+            sc, sp, depth = lf.endpoint
+            nl.connect(sc, sp, c, "a")
+            nl.cells[c].params["offset_fs"] = phase[(src, i)] + depth * d_split
+
+    # ---- clock tree ------------------------------------------------------------------------------
+    period = max(v for v, _ in period_needs)
+    period = int(math.ceil(period / 1000.0) * 1000)
+    binding = max(period_needs, key=lambda x: x[0])[1]
+    root = nl.add("clk.root", "CLK", offset_fs=0, net="clock")
+    nl.clock_root = root
+    groups: dict[int, list[tuple[int, str]]] = {}
+    for c, p, t in clock_consumers:
+        groups.setdefault(t, []).append((c, p))
+    gkeys = sorted(groups)
+    shift = 0
+    if gkeys:
+        first = len(nl.cells)
+        trunk = nl.split_tree(root, "q", len(gkeys), "clk.trunk")
+        ends: list[tuple[int, str, int, int, str, int]] = []   # consumer, port, phase, end cell, end port, depth
+        for t, (tc, tp, tdepth) in zip(gkeys, trunk):
+            for (cc, cp), (ec, ep, ed) in zip(groups[t], nl.split_tree(tc, tp, len(groups[t]), f"clk.ph{t}")):
+                ends.append((cc, cp, t, ec, ep, tdepth + ed))
+        emit0 = min(t - depth * d_split for _, _, t, _, _, depth in ends)
+        trig = emit0 - lib["CLK"]["delay_fs"]
+        shift = max(0, -trig)
+        nl.cells[root].params["offset_fs"] = trig + shift
+        for cc, cp, t, ec, ep, depth in ends:
+            pad = t - emit0 - depth * d_split
+            lc, lp, lres = nl.delay_line(ec, ep, pad, f"clk.ph{t}.to.{nl.cells[cc].name}")
+            nl.connect(lc, lp, cc, cp, lres)
+        for cell in nl.cells[first:]:
+            cell.params["net"] = "clock"
+    # shift all absolute times so the clock trigger is at t >= 0
+    if shift:
+        for cell in nl.cells:
+            for key in ("phase_fs", "offset_fs", "clk_fs"):
+                if key in cell.params and not (cell.type == "CLK"):
+                    cell.params[key] = int(cell.params[key]) + shift
+        layer_phase = {k: v + shift for k, v in layer_phase.items()}
+    nl.period_fs = period
+    out_off = [nl.cells[c].params["offset_fs"] for ids in nl.outputs.values() for c in ids]
+    nl.latency_fs = int(max(out_off)) if out_off else 0
+    nl.validate()
+    info = {"coding": coding, "period_fs": period, "period_binding": binding, "layers": layer_info,
+            "layer_clock_fs": layer_phase, "notes": notes, "capacity": capacity, "max_weight": max_w,
+            "pipeline_latency_fs": nl.latency_fs}
+    nl.meta.update({"layer_clock_fs": layer_phase, "period_binding": binding})
+    return nl, arrays, info
