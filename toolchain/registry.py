@@ -23,6 +23,7 @@ GROUP = "spikeforge.backends"
 BUILTIN = {
     "reference": "spikeforge.backends.reference:ReferenceBackend",
     "sfq": "spikeforge.backends.sfq:SFQBackend",
+    "photonic": "spikeforge.backends.photonic:PhotonicBackend",
 }
 
 

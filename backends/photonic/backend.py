@@ -1,0 +1,126 @@
+"""The photonic DFA backend: lower an NIR MLP to an optical DFA training program, emulate, verify, profile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nir
+import numpy as np
+import torch
+
+from spikeforge.artifact import Artifact
+from spikeforge.backends.reference.backend import with_dt
+from spikeforge.boards import Board, get_board
+from spikeforge.errors import BoardError, SpikeforgeError
+from spikeforge.interfaces import Backend, CompileOptions, CostModel, Emulator
+from spikeforge.refsim import ReferenceSimulator, config_for_graph
+
+from .cost import PhotonicCostModel
+from .dfa import MLPTrainer, fit, single_thread
+from .emit import emit_files
+from .lower import build_program, make_feedback, make_trainer
+
+#: time step recorded for graphs without one (an ANN MLP has no dynamics; spiking graphs carry theirs)
+DEFAULT_DT = 1e-3
+
+
+class PhotonicBackend(Backend):
+    name = "photonic"
+
+    def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
+        opts = options
+        if options.dt is None:
+            from spikeforge import graph as G
+
+            if G.get_dt(G.validate(graph), None) is None:
+                opts = CompileOptions(**{**options.to_dict(), "dt": DEFAULT_DT})
+        g, dt = with_dt(graph, opts)
+        program, arrays = build_program(g, board, options)
+        meta: dict[str, Any] = {"dt": dt, "program": program, "warnings": list(program["warnings"])}
+        return Artifact(board=board.name, backend=self.name, reference=g, arrays=arrays, meta=meta,
+                        files=emit_files(program, board.name), options=options)
+
+    def emulator(self) -> Emulator:
+        from spikeforge.emulators.opu import PhotonicEmulator
+
+        return PhotonicEmulator()
+
+    def cost_model(self) -> CostModel:
+        return PhotonicCostModel()
+
+    def verify_extra(self, artifact: Artifact, inputs: dict[str, np.ndarray]) -> list[tuple[str, bool, str]]:
+        """Short training with optical DFA through the emulator and with BP on the same seed; check alignment
+        (cosine of DFA update vs BP gradient per layer) and accuracy against the artifact's thresholds."""
+        return run_verification(artifact, inputs)
+
+
+def _board(artifact: Artifact) -> Board | None:
+    try:
+        return get_board(artifact.board)
+    except BoardError:
+        return None
+
+
+def verification_data(artifact: Artifact, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], str]:
+    """Embedded training data, else the verify inputs (rates over time) labelled by the reference's predictions."""
+    a = artifact.arrays
+    if "data/x_train" in a:
+        return {k[5:]: a[k] for k in a if k.startswith("data/")}, "embedded training data"
+    if not inputs:
+        raise SpikeforgeError("photonic verify needs training data in the artifact or verify inputs")
+    name, x = next(iter(inputs.items()))
+    res = ReferenceSimulator(artifact.reference, config_for_graph(artifact.reference)).run({name: x})
+    y = next(iter(res.outputs.values())).sum(axis=0).reshape(x.shape[1], -1).argmax(axis=1)
+    rates = x.mean(axis=0).reshape(x.shape[1], -1).astype(np.float32)
+    n = rates.shape[0]
+    cut = max(1, int(0.67 * n))
+    return ({"x_train": rates[:cut], "y_train": y[:cut], "x_test": rates[cut:] if n - cut else rates,
+             "y_test": y[cut:] if n - cut else y}, "verify inputs labelled by the reference simulator")
+
+
+def run_verification(artifact: Artifact, inputs: dict[str, np.ndarray], *, epochs: int | None = None,
+                     camera: dict[str, Any] | None = None, **faults: Any) -> list[tuple[str, bool, str]]:
+    """verify_extra's work. `camera` alters CameraConfig fields, `faults` OPUConfig fields (frame_offset,
+    drift_per_frame): fault injection, to check that verify catches a broken co-processor."""
+    with single_thread():
+        return _verify(artifact, inputs, epochs, camera or {}, faults)
+
+
+def _verify(artifact: Artifact, inputs: dict[str, np.ndarray], epochs: int | None,
+            camera_changes: dict[str, Any], faults: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    program = artifact.meta["program"]
+    thr = program["verify"]
+    epochs = int(epochs if epochs is not None else thr["verify_epochs"])
+    data, source = verification_data(artifact, inputs)
+    board = _board(artifact)
+    seed = int(artifact.options.seed)
+    train = program["training"]
+    results: list[tuple[str, bool, str]] = []
+    acc: dict[str, float] = {}
+    optical: MLPTrainer | None = None
+    spiking = program["mode"] == "spiking"
+    methods = ("odfa", "dfa") if spiking else ("odfa", "dfa", "bp")  # BPTT is too slow for a verify run
+    n_train = len(data["x_train"])
+    for method in methods:
+        fb = make_feedback(program, board, method, device=faults, **camera_changes)
+        tr = make_trainer(program, artifact.arrays, method, fb, seed=seed)
+        r = fit(tr, data["x_train"][:n_train], data["y_train"][:n_train], epochs=epochs,
+                batch=int(train["batch"]), seed=seed, x_test=data["x_test"], y_test=data["y_test"])
+        acc[method] = r["accuracy"]
+        if method == "odfa":
+            optical = tr
+    assert optical is not None
+    xb = torch.tensor(data["x_train"][:256], dtype=torch.float32)
+    yb = torch.tensor(data["y_train"][:256], dtype=torch.int64)
+    for layer, cos in optical.alignment(xb, yb).items():
+        ok = cos >= thr["min_alignment"]
+        results.append((f"photonic.alignment.{layer}", ok,
+                        f"cos(DFA update, BP gradient) = {cos:.3f} (min {thr['min_alignment']}) after {epochs} epochs"))
+    results.append(("photonic.accuracy", acc["odfa"] >= thr["min_accuracy"],
+                    f"optical DFA test accuracy {acc['odfa']:.3f} (min {thr['min_accuracy']}; {source})"))
+    gap = acc["dfa"] - acc["odfa"]
+    results.append(("photonic.gap_to_digital_dfa", gap <= thr["max_gap_to_dfa"],
+                    f"digital DFA {acc['dfa']:.3f} - optical DFA {acc['odfa']:.3f} = {gap:.3f} "
+                    f"(max {thr['max_gap_to_dfa']}; BP on the same seed: "
+                    f"{'not run (spiking)' if 'bp' not in acc else format(acc['bp'], '.3f')})"))
+    return results
