@@ -13,6 +13,7 @@ from .boardspec import list_boards
 from .errors import SpikeforgeError
 from .inputs import load_inputs
 from .interfaces import CompileOptions
+from .npzio import load_npz
 from .pipeline import compile_model
 from .registry import backend_targets, get_backend
 from .verify import verify
@@ -46,7 +47,8 @@ def run_demo(board_names: list[str] | None = None, keep: Path | None = None, con
                 progress.update(task, description=f"{model_name} on {board.name}")
             try:
                 opts = CompileOptions(timesteps=25)
-                art = compile_model(model_path, board, opts)
+                # ANN models need calibration data for threshold balancing: the bundled inputs carry it
+                art = compile_model(model_path, board, opts, calibration=load_npz(models.path(input_name)))
                 path = art.save(workdir / f"{Path(model_name).stem}-{board.name}")
                 art = Artifact.load(path)
                 inputs, labels = load_inputs(models.path(input_name), art.reference)
