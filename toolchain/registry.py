@@ -24,6 +24,7 @@ BUILTIN = {
     "reference": "spikeforge.backends.reference:ReferenceBackend",
     "sfq": "spikeforge.backends.sfq:SFQBackend",
     "photonic": "spikeforge.backends.photonic:PhotonicBackend",
+    "rram": "spikeforge.backends.rram:RRAMBackend",
 }
 
 
