@@ -22,6 +22,7 @@ GROUP = "spikeforge.backends"
 #: Built-in backends, used when the package metadata is unavailable (running from a source tree).
 BUILTIN = {
     "reference": "spikeforge.backends.reference:ReferenceBackend",
+    "loihi": "spikeforge.backends.loihi:LoihiBackend",
     "sfq": "spikeforge.backends.sfq:SFQBackend",
     "photonic": "spikeforge.backends.photonic:PhotonicBackend",
     "rram": "spikeforge.backends.rram:RRAMBackend",

@@ -1,0 +1,433 @@
+"""Lower a float NIR graph to a Loihi program (Lava LIF populations + Dense/Sparse/DelayDense connections).
+
+Pipeline:
+1. Neuron nodes (LIF, CubaLIF, IF, LI, CubaLI, I) become populations; Input nodes become RingBuffers.
+2. Every chain of linear nodes between two of them (Affine, Linear, Scale, Flatten, Conv1d/Conv2d,
+   SumPool2d/AvgPool2d, Delay) is composed into one weight matrix + bias + delay by applying the reference
+   simulator's own kernels to a unit basis, so the lowered matrix means exactly what the reference runs.
+   Conv and pooling become Dense/Sparse matrices (see docs/loihi.md: Lava's fixed-point Conv ignores
+   weight_exp, and the emulator then needs a single synapse model).
+3. Timing: Loihi adds one step per synapse hop, the reference none. Each population gets an offset D
+   (Loihi step holding NIR time 0); connections get synaptic delays D_dst - D_src - 1 (+ NIR delays,
+   + 1 on recurrent edges) so that every layer sees exactly the reference's inputs, shifted by D.
+4. Scales: per neuron, v_int = S v_float with a threshold shared by the population; S is the largest
+   value for which u never wraps, v never clips on the way to threshold, weights fit 8 bits with
+   weight_exp <= 7 and biases fit 13 bits << 7. Decays: dv = round(4096 (1 - keep)), du + 1 likewise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import nir
+import numpy as np
+
+from spikeforge import graph as G
+from spikeforge.boards import Board
+from spikeforge.emulators.loihi import Conn, Pop, Program
+from spikeforge.errors import UnsupportedError
+from spikeforge.refsim import SimConfig, config_for_graph, make_kernel
+
+NEURONS = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.I)
+SPIKING = (nir.LIF, nir.CubaLIF, nir.IF)
+LINEAR = (nir.Affine, nir.Linear, nir.Scale, nir.Flatten, nir.Conv1d, nir.Conv2d, nir.SumPool2d,
+          nir.AvgPool2d, nir.Delay)
+MAX_UV = (1 << 23) - 1
+
+
+@dataclass
+class Path:
+    """One chain of linear nodes from a source (Input or neuron) into a node's input."""
+
+    src: str
+    matrix: np.ndarray          # (n_node_in, n_src)
+    bias: np.ndarray            # (n_node_in,)
+    delay: int                  # NIR delay in steps
+    recurrent: bool             # crosses a recurrent (back) edge
+
+
+@dataclass
+class Lowered:
+    program: Program
+    io: dict[str, Any]
+    layers: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+    out_scales: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _size(node: nir.NIRNode, port: str) -> int | None:
+    shp = G.node_shape(node, port)
+    return int(np.prod(shp)) if shp is not None else None
+
+
+def _linear_map(name: str, node: nir.NIRNode, n_in: int, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """(A, c, delay_steps) with y = A x + c for a linear node, from the reference simulator's kernel."""
+    if isinstance(node, nir.Delay):
+        steps = np.rint(np.asarray(node.delay, dtype=np.float64) / cfg.dt).astype(int)
+        if steps.size and np.any(steps != steps.ravel()[0]):
+            raise UnsupportedError("per-element delays differ; Loihi lowering needs one delay per Delay node",
+                                   node=name, field="delay")
+        return np.eye(n_in), np.zeros(n_in), int(steps.ravel()[0]) if steps.size else 0
+    k = make_kernel(node, replace(cfg, dtype="float64"))
+    in_shape = G.node_shape(node, "input")
+    if in_shape is None or int(np.prod(in_shape)) != n_in:
+        in_shape = (n_in,)
+    basis = np.eye(n_in).reshape(n_in, *in_shape)
+    zero = np.zeros((1, *in_shape))
+    y0, _ = k.step(zero, k.init(1))
+    y, _ = k.step(basis, k.init(n_in))
+    c = np.asarray(y0, dtype=np.float64).reshape(-1)
+    A = (np.asarray(y, dtype=np.float64).reshape(n_in, -1) - c[None, :]).T
+    return A, c, 0
+
+
+class _Paths:
+    def __init__(self, g: nir.NIRGraph, cfg: SimConfig):
+        self.g = g
+        self.cfg = cfg
+        self.sched = G.schedule(g)
+        self.rec = set(self.sched.recurrent)
+        self.memo: dict[str, list[Path]] = {}
+        self.sizes: dict[str, int] = {}
+        self.visiting: set[str] = set()
+
+    def out_size(self, name: str) -> int:
+        node = self.g.nodes[name]
+        if name in self.sizes:
+            return self.sizes[name]
+        s = _size(node, "output") if isinstance(node, nir.Input) else _size(node, "input")
+        if s is None:
+            raise UnsupportedError("node has no known size", node=name)
+        self.sizes[name] = s
+        return s
+
+    def into(self, name: str) -> list[Path]:
+        """All paths into `name`'s input (name is a neuron, an Output or a linear node)."""
+        if name in self.memo:
+            return self.memo[name]
+        if name in self.visiting:
+            raise UnsupportedError("a loop of linear nodes without a neuron cannot be mapped", node=name)
+        self.visiting.add(name)
+        paths: list[Path] = []
+        for src, is_rec in self.sched.predecessors(name):
+            rec = is_rec or (src, name) in self.rec
+            snode = self.g.nodes[src]
+            if isinstance(snode, (nir.Input, *NEURONS)):
+                n = self.out_size(src)
+                paths.append(Path(src, np.eye(n), np.zeros(n), 0, rec))
+            elif isinstance(snode, LINEAR):
+                for p in self.into(src):
+                    n_in = p.matrix.shape[0]
+                    A, c, d = _linear_map(src, snode, n_in, self.cfg.for_node(snode))
+                    paths.append(Path(p.src, A @ p.matrix, A @ p.bias + c, p.delay + d, p.recurrent or rec))
+            else:
+                raise UnsupportedError(f"{type(snode).__name__} cannot be lowered to Loihi", node=src,
+                                       hint="supported: LIF, CubaLIF, IF, LI, CubaLI, I, Affine, Linear, Scale, "
+                                            "Flatten, Conv1d/2d, SumPool2d/AvgPool2d, Delay")
+        self.visiting.discard(name)
+        self.memo[name] = paths
+        return paths
+
+
+def _vec(x: Any, n: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(x, dtype=np.float64).reshape(-1) if np.ndim(x) else np.float64(x),
+                           (n,)).astype(np.float64)
+
+
+@dataclass
+class _NeuronModel:
+    """Float dynamics of a neuron node in Loihi terms (per neuron arrays)."""
+
+    spiking: bool
+    cuba: bool
+    keep_v: np.ndarray
+    keep_u: np.ndarray | None
+    in_gain: np.ndarray          # v (or u) increment per unit of summed input x
+    bias_v: np.ndarray           # constant v increment per step (v_leak term)
+    b_gain: np.ndarray           # v increment per step per unit of constant input b (Affine biases)
+    vth: np.ndarray | None
+    extra_delay: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _neuron_model(name: str, node: nir.NIRNode, n: int, cfg: SimConfig) -> _NeuronModel:
+    c = cfg.for_node(node)
+    notes: list[str] = []
+    cuba = isinstance(node, (nir.CubaLIF, nir.CubaLI))
+    leaky = not isinstance(node, (nir.IF, nir.I))
+    r = _vec(node.r, n)
+    if leaky:
+        tau = _vec(node.tau_mem if cuba else node.tau, n)
+        if c.integration == "exact":
+            keep = np.exp(-c.dt / tau)
+            gain = 1 - keep
+        else:
+            keep = 1 - c.dt / tau
+            gain = c.dt / tau
+        v_leak = _vec(node.v_leak, n)
+    else:
+        keep = np.ones(n)
+        gain = np.full(n, c.dt if c.if_dt else 1.0)
+        v_leak = np.zeros(n)
+    if np.any(keep < 0) or np.any(keep > 1):
+        raise UnsupportedError(f"membrane decay factor {keep.min():.3g} is outside [0, 1] (dt > tau)", node=name,
+                               field="tau", hint="use a smaller --dt")
+    keep_u = None
+    in_gain = gain * r
+    b_gain = gain * r
+    extra = 0
+    if cuba:
+        tau_s = _vec(node.tau_syn, n)
+        if c.integration == "exact":
+            skeep = np.exp(-c.dt / tau_s)
+            sgain = 1 - skeep
+        else:
+            skeep = 1 - c.dt / tau_s
+            sgain = c.dt / tau_s
+        if np.any(skeep < 0) or np.any(skeep > 1):
+            raise UnsupportedError("synaptic decay factor outside [0, 1] (dt > tau_syn)", node=name, field="tau_syn")
+        w_in = _vec(node.w_in, n)
+        keep_u = skeep
+        in_gain = gain * r * sgain * w_in
+        # a constant input current converges to b * sgain * w_in / (1 - skeep): mapped to a v bias
+        with np.errstate(divide="ignore", invalid="ignore"):
+            b_gain = np.where(skeep < 1, gain * r * w_in * sgain / np.maximum(1 - skeep, 1e-12), 0.0)
+        if c.cuba_order == "voltage_first":
+            extra = 1                   # v driven by the previous step's current = input one step later
+    spiking = isinstance(node, SPIKING)
+    vth = None
+    if spiking:
+        vth = _vec(node.v_threshold, n)
+        if np.any(vth <= 0):
+            raise UnsupportedError("Loihi thresholds must be > 0", node=name, field="v_threshold")
+        vr = getattr(node, "v_reset", None)
+        if vr is not None and np.any(np.asarray(vr) != 0):
+            raise UnsupportedError("Loihi (Lava LIF) resets v to 0; v_reset must be 0", node=name, field="v_reset")
+        if c.reset == "subtract":
+            notes.append("reset by subtraction approximated by reset to zero (Lava LIF)")
+        if c.reset_timing == "delayed":
+            notes.append("delayed reset approximated by immediate reset (Lava LIF)")
+        if c.threshold_cmp == ">=":
+            notes.append("'>=' threshold approximated by '>' (Lava LIF)")
+    return _NeuronModel(spiking=spiking, cuba=cuba, keep_v=keep, keep_u=keep_u, in_gain=in_gain,
+                        bias_v=gain * v_leak, b_gain=b_gain, vth=vth, extra_delay=extra, notes=notes)
+
+
+def _decay_field(keep: np.ndarray, name: str, what: str, offset: int) -> tuple[int, float]:
+    d = np.rint(4096 * (1 - keep)).astype(int) - offset
+    if np.any(d != d[0]):
+        raise UnsupportedError(
+            f"per-neuron {what} differ inside one population ({int(d.min())}..{int(d.max())}); Lava's LIF has "
+            f"one {what} per process", node=name, hint="split the layer into populations with equal time constants")
+    val = int(d[0])
+    if val < 0 or val > 4095:
+        if val == 4096 and offset == 0:
+            raise UnsupportedError("dt equals tau: Loihi's dv cannot decay fully in one step (max 4095)",
+                                   node=name, field="tau")
+        val = min(max(val, 0), 4095)
+    err = float(abs((4096 - (val + offset)) / 4096 - float(keep[0])))
+    return val, err
+
+
+def _quantize_matrix(w: np.ndarray, lo_exp: int, hi_exp: int) -> tuple[np.ndarray, int, str, float]:
+    """Float matrix in a_in units -> (int weights, weight_exp, sign mode, relative rms error)."""
+    if not np.any(w):
+        return np.zeros(w.shape, np.int64), 0, "excitatory", 0.0
+    mixed = bool(w.min() < 0 < w.max())
+    limit = 254.0 if mixed else 255.0
+    amax = float(np.abs(w).max())
+    exp = int(math.ceil(math.log2(amax / limit))) if amax > 0 else 0
+    exp = min(max(exp, lo_exp), hi_exp)
+    step = 2.0 ** exp
+    if mixed:
+        q = 2 * np.rint(w / step / 2)
+        q = np.clip(q, -256, 254)
+        mode = "mixed"
+    else:
+        q = np.clip(np.rint(np.abs(w) / step), 0, 255) * np.sign(w)
+        mode = "excitatory" if w.max() > 0 else "inhibitory"
+    q = q.astype(np.int64)
+    err = float(np.sqrt(np.mean((q * step - w) ** 2)) / (np.sqrt(np.mean(w ** 2)) + 1e-300))
+    return q, exp, mode, err
+
+
+def _bias_fields(b: np.ndarray, mant_max: int, exp_max: int) -> tuple[np.ndarray, np.ndarray, float]:
+    mant = np.zeros(b.shape, np.int64)
+    exps = np.zeros(b.shape, np.int64)
+    for i, x in enumerate(b):
+        e = 0
+        while e < exp_max and abs(round(x / 2 ** e)) > mant_max:
+            e += 1
+        mant[i] = int(np.clip(round(x / 2 ** e), -mant_max - 1, mant_max))
+        exps[i] = e
+    approx = mant * (2.0 ** exps)
+    err = float(np.max(np.abs(approx - b))) if b.size else 0.0
+    return mant, exps, err
+
+
+def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any] | None = None) -> Lowered:
+    """Flat validated graph with dt -> Loihi program, per-layer report and I/O alignment."""
+    extra = options_extra or {}
+    cfg = config_for_graph(g, dt)
+    paths = _Paths(g, cfg)
+    sched = paths.sched
+    warnings: list[str] = []
+    w_lo = int(board.value("arithmetic.weight_exp_min", -8))
+    w_hi = int(board.value("arithmetic.weight_exp_max", 7))
+    vth_max = int(board.value("arithmetic.vth_max", 131071))
+    mant_max = int(board.value("arithmetic.bias_mant_max", 4095))
+    bexp_max = int(board.value("arithmetic.bias_exp_max", 7))
+    max_delay = int(board.value("arithmetic.max_delay", 62))
+    horizon = int(extra.get("loihi.horizon_steps", 100))
+    split_sign = str(extra.get("loihi.split_sign", "1")).lower() not in ("0", "false", "no")
+
+    inputs = {n: paths.out_size(n) for n in sched.order if isinstance(g.nodes[n], nir.Input)}
+    neurons = [n for n in sched.order if isinstance(g.nodes[n], NEURONS)]
+    for n, node in g.nodes.items():
+        if not isinstance(node, (nir.Input, nir.Output, *NEURONS, *LINEAR)):
+            raise UnsupportedError(f"{type(node).__name__} cannot be lowered to Loihi", node=n)
+
+    # ---- offsets (Loihi step holding NIR time 0) -----------------------------------------------------
+    offset: dict[str, int] = {n: 1 for n in inputs}
+    models: dict[str, _NeuronModel] = {}
+    into: dict[str, list[Path]] = {}
+    for n in neurons:
+        node = g.nodes[n]
+        size = paths.out_size(n)
+        models[n] = _neuron_model(n, node, size, cfg)
+        into[n] = paths.into(n)
+        d = 2
+        for p in into[n]:
+            if not p.recurrent and p.src in offset:
+                d = max(d, offset[p.src] + 1 - p.delay - models[n].extra_delay)
+        offset[n] = d
+    # ---- per-neuron scales --------------------------------------------------------------------------
+    pops: dict[str, Pop] = {}
+    conns: list[Conn] = []
+    layers: list[dict[str, Any]] = []
+    scales: dict[str, np.ndarray] = {}
+    for n in neurons:
+        m = models[n]
+        size = paths.out_size(n)
+        for p in into[n]:
+            if p.matrix.shape[0] != size:
+                raise UnsupportedError(f"input size {p.matrix.shape[0]} does not match population size {size}", node=n)
+        w_eff = [m.in_gain[:, None] * p.matrix for p in into[n]]           # v/u units per input spike
+        b_eff = m.bias_v + m.b_gain * sum((p.bias for p in into[n]), np.zeros(size))
+        if m.cuba and any(np.any(p.bias) for p in into[n]):
+            warnings.append(f"{n}: constant input current of a CubaLIF mapped to its steady-state v bias")
+        pos = sum((np.clip(w, 0, None).sum(axis=1) for w in w_eff), np.zeros(size))
+        neg = sum((np.clip(-w, 0, None).sum(axis=1) for w in w_eff), np.zeros(size))
+        wmax = max((float(np.abs(w).max()) for w in w_eff if w.size), default=0.0)
+        step_in = np.maximum(pos, neg) + np.abs(b_eff)
+        if m.cuba:
+            du_keep = m.keep_u
+            u_bound = np.maximum(pos, neg) / np.maximum(1 - du_keep, 1 / 4096)
+        else:
+            u_bound = np.maximum(pos, neg)
+        lim = [np.full(size, (MAX_UV - 64) / np.maximum(u_bound, 1e-300))]
+        if wmax > 0:
+            lim.append(np.full(size, 64.0 * 255 * 2.0 ** w_hi / wmax))
+        lim.append((mant_max * 2.0 ** bexp_max) / np.maximum(np.abs(b_eff), 1e-300))
+        if m.spiking:
+            lim.append(MAX_UV / (m.vth + step_in + u_bound))
+            s_max = np.min(np.stack(lim), axis=0)
+            vth_int = int(min(vth_max, math.floor(float(np.min(s_max * m.vth / 64)))))
+            if vth_int < 1:
+                raise UnsupportedError("threshold cannot be represented: the inputs are too large relative to "
+                                       "v_threshold for Loihi's 24-bit state", node=n, field="v_threshold")
+            S = vth_int * 64.0 / m.vth
+        else:
+            vth_int = vth_max
+            leak = 1 - m.keep_v
+            vmax = np.where(leak > 0, step_in / np.maximum(leak, 1e-300), step_in * horizon)
+            lim.append((vth_int * 64 - 64) / np.maximum(vmax + u_bound, 1e-300))
+            S = np.full(size, float(np.min(np.stack(lim))))
+        scales[n] = S
+        dv, dv_err = _decay_field(m.keep_v, n, "dv", 0)
+        if m.cuba:
+            du, du_err = _decay_field(m.keep_u, n, "du", 1)
+        else:
+            du, du_err = 4095, 0.0
+        mant, bexp, b_err = _bias_fields(S * b_eff, mant_max, bexp_max)
+        pops[n] = Pop(name=n, size=size, du=du, dv=dv, vth=vth_int, bias_mant=mant, bias_exp=bexp,
+                      bias_start=offset[n])
+        # ---- connections ------------------------------------------------------------------------------
+        groups: dict[tuple[str, int], np.ndarray] = {}
+        for p, w in zip(into[n], w_eff):
+            if p.src not in offset:
+                raise UnsupportedError(f"recurrent input from '{p.src}' is not a neuron or input", node=n)
+            k = offset[n] - offset[p.src] - 1 + p.delay + (1 if p.recurrent else 0) + m.extra_delay
+            if k < 0:
+                if not extra.get("loihi.allow_extra_latency"):
+                    raise UnsupportedError(
+                        f"edge {p.src} -> {n} needs {-k} step(s) less latency than Loihi's one step per hop "
+                        "(a recurrent edge from a later layer)", node=n,
+                        hint="only recurrent edges from the same or an earlier layer (e.g. self-recurrence) keep "
+                             "the reference timing; --set loihi.allow_extra_latency=1 accepts the extra delay")
+                warnings.append(f"{n}: recurrent input from {p.src} arrives {-k} step(s) later than in the "
+                                "reference (loihi.allow_extra_latency)")
+                k = 0
+            if k > max_delay:
+                raise UnsupportedError(f"edge {p.src} -> {n} needs a synaptic delay of {k} steps; Loihi allows "
+                                       f"{max_delay}", node=n)
+            key = (p.src, k)
+            groups[key] = groups.get(key, 0) + (S[:, None] * w / 64.0)
+        q_errs = []
+        for (src, k), wf in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+            # Mixed-sign weights lose their LSB in Lava (8-bit mixed = even values); an excitatory and an
+            # inhibitory connection from the same source keep all 8 magnitude bits for the same synapse count.
+            parts = [wf]
+            if split_sign and wf.min() < 0 < wf.max():
+                parts = [np.clip(wf, 0, None), np.clip(wf, None, 0)]
+            approx = np.zeros_like(wf)
+            entries = []
+            for i, part in enumerate(parts):
+                q, exp, mode, _ = _quantize_matrix(part, w_lo, w_hi)
+                if not np.any(q):
+                    continue
+                approx += q * 2.0 ** exp
+                density = float(np.count_nonzero(q)) / q.size
+                cname = f"{src}->{n}" + (f"@{k}" if k else "") + ("" if len(parts) == 1 else "+-"[i])
+                conns.append(Conn(name=cname, src=src, dst=n, weights=q, weight_exp=exp, num_weight_bits=8,
+                                  sign_mode=mode, delays=(np.full(q.shape, k, np.int64) if k else None),
+                                  sparse=bool(density < 0.2 and q.size > 64)))
+                entries.append({"connection": cname, "weight_exp": exp, "sign_mode": mode, "delay": k,
+                                "density": round(density, 4)})
+            err = float(np.sqrt(np.mean((approx - wf) ** 2)) / (np.sqrt(np.mean(wf ** 2)) + 1e-300))
+            for e in entries:
+                e["rel_rms_error"] = round(err, 6)         # of the source's whole weight matrix
+            q_errs.extend(entries)
+        layers.append({
+            "node": n, "type": type(g.nodes[n]).__name__, "size": size, "offset": offset[n],
+            "scale_min": float(np.min(S)), "scale_max": float(np.max(S)), "vth": vth_int, "du": du, "dv": dv,
+            "decay_error_v": round(dv_err, 8), "decay_error_u": round(du_err, 8),
+            "bias_max_abs_error_int": round(b_err, 3), "connections": q_errs, "notes": m.notes,
+        })
+        warnings.extend(f"{n}: {note}" for note in m.notes)
+
+    # ---- outputs --------------------------------------------------------------------------------------
+    io_out: dict[str, Any] = {}
+    out_scales: dict[str, np.ndarray] = {}
+    for o, node in g.nodes.items():
+        if not isinstance(node, nir.Output):
+            continue
+        ps = paths.into(o)
+        if len(ps) != 1 or ps[0].src not in pops or ps[0].delay or np.any(ps[0].bias) or \
+                ps[0].matrix.shape[0] != ps[0].matrix.shape[1] or not np.array_equal(ps[0].matrix, np.eye(len(ps[0].matrix))):
+            raise UnsupportedError("Loihi outputs must read one neuron population directly (spikes, or v of "
+                                   "a non-spiking LI/CubaLI/I readout)", node=o)
+        src = ps[0].src
+        spiking = models[src].spiking
+        shape = G.node_shape(node, "input") or G.node_shape(g.nodes[src], "output")
+        io_out[o] = {"pop": src, "var": "s" if spiking else "v", "offset": offset[src],
+                     "shape": list(shape) if shape else None}
+        if not spiking:
+            out_scales[o] = scales[src]
+    latency = max(offset[v["pop"]] for v in io_out.values()) - 1 if io_out else 0
+    io = {"inputs": {n: n for n in inputs}, "outputs": io_out, "latency": latency}
+    prog = Program(inputs=inputs, pops=pops, conns=conns, meta={"dt": dt})
+    prog.check()
+    return Lowered(program=prog, io=io, layers=layers, warnings=warnings, out_scales=out_scales)

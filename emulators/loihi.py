@@ -1,0 +1,703 @@
+"""Bit-exact, vectorised emulation of Lava 0.10.0 fixed point (`Loihi2SimCfg(select_tag="fixed_pt")`).
+
+What is reproduced (read from lava/proc/lif/models.py PyLifModelBitAcc, proc/dense/models.py,
+proc/sparse/models.py, utils/weightutils.py, and checked against Lava in tests/test_loihi_emulator.py):
+
+* Loihi step s = 1, 2, ...; a RingBuffer sends column s-1 of its data at step s.
+* Dense/Sparse (binary spikes): at step s send ``a_buff`` (computed at s-1), then ``a_buff = (W @ s_in)``
+  shifted by ``weight_exp`` after the sum (left for exp > 0, arithmetic right = floor for exp <= 0).
+  One step of latency per hop. DelayDense/DelaySparse: the contribution of delay d arrives at s+1+d.
+  Weights are first clipped to 8 bits by sign mode (mixed [-256, 255], excitatory [0, 255], inhibitory
+  [-255, 0]) and their low ``8 - num_weight_bits + mixed`` bits zeroed (floor; on |w| for inhibitory).
+* Channels carry int32: each a_buff is cast to int32 when sent, an InPort sums its channels in int32.
+* LIF (PyLifModelBitAcc): ``u = trunc0(u * (4096 - (du + 1)) / 4096) + (a_in << 6)`` in int32, then one
+  conditional wrap (``u > 2^23 -> u - 2^24``, else ``u <= -2^23 -> u + 2^24``: so -2^23 becomes +2^23 and
+  +2^23 stays); ``v = trunc0(v * (4096 - dv) / 4096) + u + (bias_mant << bias_exp)`` clipped to
+  +-(2^23 - 1); spike when ``v > vth << 6`` (vth is read on the first step only); v <- 0 on a spike,
+  u is never reset. Refractory periods do not exist in Lava's fixed-point LIF.
+
+A *program* is plain data (JSON-able spec + integer arrays), shared by the emulator, the emitted Lava
+script (backends/loihi/network_template.py) and the tests; see `Program`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from spikeforge.artifact import Artifact
+from spikeforge.errors import InputError, SpikeforgeError
+from spikeforge.interfaces import Emulator, Trace
+
+UV_BITS = 24
+MAX_UV = 1 << (UV_BITS - 1)          # 2^23
+DECAY_SHIFT = 12
+DECAY_UNITY = 1 << DECAY_SHIFT        # 4096
+VTH_SHIFT = 6
+ACT_SHIFT = 6
+SIGN_MODES = ("mixed", "excitatory", "inhibitory")
+
+
+def wrap32(x: np.ndarray) -> np.ndarray:
+    """int64 -> value an int32 array would hold (two's complement wrap), kept as int64."""
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def trunc_decay(x: np.ndarray, keep: int) -> np.ndarray:
+    """sign(x) * ((|x| * keep) >> 12): Lava's decay, truncating toward zero."""
+    p = x * keep
+    return np.sign(p) * (np.abs(p) >> DECAY_SHIFT)
+
+
+def effective_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int) -> np.ndarray:
+    """Lava's clip_weights(num_bits=8) then truncate_weights(num_weight_bits), as int32."""
+    if sign_mode not in SIGN_MODES:
+        raise SpikeforgeError(f"unknown sign mode {sign_mode!r}; allowed: {SIGN_MODES}")
+    mixed = sign_mode == "mixed"
+    inhib = sign_mode == "inhibitory"
+    w = np.clip(np.asarray(weights), -255 if inhib else (-256 if mixed else 0), 0 if inhib else 255)
+    w = w.astype(np.int32)
+    k = 8 - int(num_weight_bits) + int(mixed)
+    if k < 0:
+        raise SpikeforgeError(f"num_weight_bits={num_weight_bits} leaves {k} truncation bits (must be 1..8)")
+    if k:
+        if inhib:       # truncation acts on |w|
+            np.negative(w, out=w)
+            w &= ~np.int32((1 << k) - 1)
+            np.negative(w, out=w)
+        else:           # floor to a multiple of 2^k (two's complement: clear the low bits)
+            w &= ~np.int32((1 << k) - 1)
+    return w
+
+
+def sign_mode_of(weights: np.ndarray) -> str:
+    """Lava's determine_sign_mode."""
+    w = np.asarray(weights)
+    if w.size == 0 or w.min() >= 0:
+        return "excitatory"
+    if w.max() <= 0:
+        return "inhibitory"
+    return "mixed"
+
+
+def shift_exp(acc: np.ndarray, weight_exp: int) -> np.ndarray:
+    return acc << weight_exp if weight_exp > 0 else acc >> (-weight_exp)
+
+
+# ------------------------------------------------------------------------------------------------
+# Program: plain data
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Pop:
+    """A Lava LIF process (one population; du/dv/vth shared, bias per neuron)."""
+
+    name: str
+    size: int
+    du: int
+    dv: int
+    vth: int
+    bias_mant: np.ndarray
+    bias_exp: np.ndarray
+    bias_start: int = 1          # Loihi step from which the bias is applied (emitted code sets it then)
+    core: np.ndarray | None = None  # per-neuron core index (mapping); None = all on core 0
+
+    @property
+    def effective_bias(self) -> np.ndarray:
+        m = self.bias_mant.astype(np.int64)
+        e = self.bias_exp.astype(np.int64)
+        return wrap32(np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0)))
+
+
+@dataclass
+class Conn:
+    """A Lava Dense/Sparse (delays all 0) or DelayDense/DelaySparse connection."""
+
+    name: str
+    src: str
+    dst: str
+    weights: np.ndarray          # (n_dst, n_src) int, as given to Lava
+    weight_exp: int = 0
+    num_weight_bits: int = 8
+    sign_mode: str = "mixed"
+    delays: np.ndarray | None = None  # (n_dst, n_src) int 0..62, None = no delays
+    sparse: bool = False
+
+    @property
+    def max_delay(self) -> int:
+        return 0 if self.delays is None else int(self.delays.max(initial=0))
+
+    @property
+    def kind(self) -> str:
+        base = "Sparse" if self.sparse else "Dense"
+        return ("Delay" + base) if self.delays is not None else base
+
+
+@dataclass
+class Program:
+    """A Loihi program: inputs (RingBuffers), LIF populations, connections, probes.
+
+    spec (JSON) + arrays (npz) is the on-disk form: `to_data` / `from_data`.
+    """
+
+    inputs: dict[str, int]                       # name -> size
+    pops: dict[str, Pop]
+    conns: list[Conn]
+    meta: dict[str, Any] = field(default_factory=dict)
+    #: prepared connection tables reused across runs of the same program (not part of its data)
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_data(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        arrays: dict[str, np.ndarray] = {}
+        pops = []
+        for p in self.pops.values():
+            pops.append({"name": p.name, "size": p.size, "du": p.du, "dv": p.dv, "vth": p.vth,
+                         "bias_start": p.bias_start})
+            arrays[f"pop/{p.name}/bias_mant"] = p.bias_mant.astype(np.int32)
+            arrays[f"pop/{p.name}/bias_exp"] = p.bias_exp.astype(np.int32)
+            if p.core is not None:
+                arrays[f"pop/{p.name}/core"] = p.core.astype(np.int32)
+        conns = []
+        for c in self.conns:
+            conns.append({"name": c.name, "src": c.src, "dst": c.dst, "weight_exp": c.weight_exp,
+                          "num_weight_bits": c.num_weight_bits, "sign_mode": c.sign_mode,
+                          "delays": c.delays is not None, "sparse": c.sparse, "kind": c.kind})
+            arrays[f"conn/{c.name}/weights"] = np.asarray(c.weights).astype(np.int32)
+            if c.delays is not None:
+                arrays[f"conn/{c.name}/delays"] = np.asarray(c.delays).astype(np.int32)
+        spec = {"format": 1, "inputs": [{"name": k, "size": v} for k, v in self.inputs.items()],
+                "pops": pops, "conns": conns, "meta": self.meta}
+        return spec, arrays
+
+    @classmethod
+    def from_data(cls, spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> Program:
+        pops = {}
+        for p in spec["pops"]:
+            n = p["name"]
+            pops[n] = Pop(name=n, size=int(p["size"]), du=int(p["du"]), dv=int(p["dv"]), vth=int(p["vth"]),
+                          bias_mant=np.asarray(arrays[f"pop/{n}/bias_mant"]),
+                          bias_exp=np.asarray(arrays[f"pop/{n}/bias_exp"]),
+                          bias_start=int(p.get("bias_start", 1)),
+                          core=arrays.get(f"pop/{n}/core"))
+        conns = []
+        for c in spec["conns"]:
+            n = c["name"]
+            conns.append(Conn(name=n, src=c["src"], dst=c["dst"], weights=np.asarray(arrays[f"conn/{n}/weights"]),
+                              weight_exp=int(c["weight_exp"]), num_weight_bits=int(c["num_weight_bits"]),
+                              sign_mode=str(c["sign_mode"]),
+                              delays=np.asarray(arrays[f"conn/{n}/delays"]) if c.get("delays") else None,
+                              sparse=bool(c.get("sparse", False))))
+        return cls(inputs={i["name"]: int(i["size"]) for i in spec["inputs"]}, pops=pops, conns=conns,
+                   meta=dict(spec.get("meta", {})))
+
+    def check(self) -> None:
+        names = set(self.inputs) | set(self.pops)
+        for c in self.conns:
+            if c.src not in names or c.dst not in self.pops:
+                raise SpikeforgeError(f"connection '{c.name}' joins unknown endpoints {c.src} -> {c.dst}")
+            n_src = self.inputs.get(c.src) or self.pops[c.src].size
+            if c.weights.shape != (self.pops[c.dst].size, n_src):
+                raise SpikeforgeError(f"connection '{c.name}' weights {c.weights.shape} do not match "
+                                      f"({self.pops[c.dst].size}, {n_src})")
+            if c.delays is not None and (c.delays.min(initial=0) < 0 or c.delays.max(initial=0) > 63):
+                raise SpikeforgeError(f"connection '{c.name}' delays outside 0..63")
+
+
+# ------------------------------------------------------------------------------------------------
+# Integer simulation
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    spikes: dict[str, np.ndarray]        # pop -> (S, B, n) bool, S Loihi steps (row s-1 = step s)
+    u: dict[str, np.ndarray]             # pop -> (S, B, n) int64 when probed
+    v: dict[str, np.ndarray]
+    counts: dict[str, np.ndarray]        # event -> (S,) summed over batch
+    layer_counts: dict[str, dict[str, float]]
+    per_core: dict[str, np.ndarray] = field(default_factory=dict)   # (S, cores) summed over batch
+
+
+def _tile_xy(core: np.ndarray, mesh: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    tile = np.asarray(core) // int(mesh.get("cores_per_tile", 4))
+    tx = int(mesh.get("tiles_x", 8))
+    return tile % tx, tile // tx
+
+
+class _ConnState:
+    def __init__(self, c: Conn, batch: int, src_core: np.ndarray | None, dst_core: np.ndarray | None,
+                 mesh: dict[str, int] | None, n_cores: int):
+        self.c = c
+        w = effective_weights(c.weights, c.sign_mode, c.num_weight_bits)
+        self.exp = int(c.weight_exp)
+        n_dst, n_src = w.shape
+        # Weights stored (n_src, n_dst): a spike selects a row. Small batches sum the rows of the sources
+        # that spiked (event-driven, exact int); large batches use a float matmul, exact because partial
+        # sums stay below 2^24 (float32) or 2^53 (float64).
+        exact32 = 256 * n_src < (1 << 24)
+        self.fdtype = np.float32 if exact32 else np.float64
+        self.small_batch = batch <= 16
+        if c.delays is None:
+            mats = [(0, w)]
+            self.buf = np.zeros((batch, n_dst), np.int64)
+        else:
+            d = np.asarray(c.delays).astype(np.int64)
+            mats = [(int(k), np.where(d == k, w, 0)) for k in np.unique(d[w != 0])]
+            self.buf = np.zeros((batch, n_dst, c.max_delay + 1), np.int64)
+        self.slots = [(k, np.ascontiguousarray(m.T, self.fdtype)) for k, m in mats]
+        nz = w != 0
+        self.fanout = nz.sum(axis=0).astype(np.float64)        # synapses per source neuron
+        self.route = None
+        if dst_core is not None and mesh is not None:
+            # per source neuron: packets (distinct other destination cores), tile hops x / y, synops per core
+            onehot = np.zeros((n_dst, n_cores))
+            onehot[np.arange(n_dst), dst_core] = 1.0
+            per_core = nz.T.astype(np.float64) @ onehot                       # (n_src, n_cores)
+            reached = per_core > 0
+            own = np.full(n_src, -1) if src_core is None else np.asarray(src_core)
+            sx, sy = _tile_xy(np.maximum(own, 0), mesh)
+            cx, cy = _tile_xy(np.arange(n_cores), mesh)
+            other = reached & (np.arange(n_cores)[None, :] != own[:, None])
+            hx = (np.abs(cx[None, :] - sx[:, None]) * other).sum(axis=1)
+            hy = (np.abs(cy[None, :] - sy[:, None]) * other).sum(axis=1)
+            self.route = np.stack([other.sum(axis=1), hx, hy], axis=1).astype(np.float64)  # (n_src, 3)
+            self.per_core = per_core
+        # float64 sums are exact for |sum| < 2^53 (255 * 2^7 * n_src is far below)
+        self.delayed = c.delays is not None
+
+    def send(self) -> np.ndarray:
+        out = self.buf[..., 0] if self.delayed else self.buf
+        return wrap32(out)
+
+    def _accumulate(self, s: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        n_active = int(np.count_nonzero(s))
+        if n_active == 0:
+            return np.zeros((s.shape[0], wt.shape[1]), np.int64)
+        if self.small_batch and n_active < 0.2 * s.size:
+            out = np.empty((s.shape[0], wt.shape[1]), self.fdtype)
+            for b in range(s.shape[0]):
+                out[b] = wt[np.flatnonzero(s[b])].sum(axis=0)
+            return out.astype(np.int64)
+        return (s.astype(self.fdtype) @ wt).astype(np.int64)
+
+    def receive(self, s: np.ndarray) -> None:
+        if not self.delayed:
+            if self.slots:
+                self.buf = shift_exp(self._accumulate(s, self.slots[0][1]), self.exp)
+            else:
+                self.buf = np.zeros_like(self.buf)
+            return
+        buf = self.buf
+        buf[..., 0] = 0
+        buf = np.roll(buf, -1, axis=-1)
+        for k, wt in self.slots:
+            buf[..., k] += shift_exp(self._accumulate(s, wt), self.exp)
+        # slots without any weight contribute floor(0) = 0
+        self.buf = buf
+
+
+def _check_inputs(prog: Program, inputs: dict[str, np.ndarray]) -> tuple[int, int]:
+    S = B = None
+    for name, size in prog.inputs.items():
+        if name not in inputs:
+            raise InputError(f"no data for program input '{name}'")
+        x = np.asarray(inputs[name])
+        if x.ndim != 3 or x.shape[2] != size:
+            raise InputError(f"program input '{name}' must be (steps, batch, {size}), got {x.shape}")
+        if S is None:
+            S, B = x.shape[0], x.shape[1]
+        elif x.shape[:2] != (S, B):
+            raise InputError("all program inputs must share steps and batch")
+    if S is None:
+        raise InputError("program has no inputs")
+    return int(S), int(B)
+
+
+def _wrap32_needed(x: np.ndarray) -> np.ndarray:
+    """wrap32, skipped (two reductions instead of three passes) when nothing is outside int32."""
+    if x.size and (x.max() >= (1 << 31) or x.min() < -(1 << 31)):
+        return wrap32(x)
+    return x
+
+
+def feedforward_order(prog: Program) -> list[str] | None:
+    """Populations in an order where every connection goes forward; None when the program has a loop."""
+    preds = {n: {c.src for c in prog.conns if c.dst == n and c.src in prog.pops} for n in prog.pops}
+    order: list[str] = []
+    done: set[str] = set()
+    while len(order) < len(prog.pops):
+        ready = [n for n in prog.pops if n not in done and preds[n] <= done]
+        if not ready:
+            return None
+        for n in ready:
+            order.append(n)
+            done.add(n)
+    return order
+
+
+def run_program(prog: Program, inputs: dict[str, np.ndarray], *, probes: bool = False,
+                record_v: tuple[str, ...] = (), method: str = "auto") -> RunResult:
+    """Run `prog` for S Loihi steps. inputs: name -> (S, B, n) of 0/1 (row s-1 is sent at step s).
+
+    method: "layered" (feed-forward programs: each population over the whole run at once, synaptic input of
+    all steps in one matrix product), "stepwise" (any program: all populations step by step), "auto".
+    Both are bit-exact; tests check them against each other and against Lava.
+    """
+    prog.check()
+    S, B = _check_inputs(prog, inputs)
+    order = feedforward_order(prog) if method in ("auto", "layered") else None
+    if order is None:
+        if method == "layered":
+            raise SpikeforgeError("program has recurrent connections; use method='stepwise'")
+        return _run_stepwise(prog, inputs, S, B, probes=probes, record_v=record_v)
+    # the layered path holds whole-run arrays per population: bound memory by splitting the batch
+    widest = max((p.size for p in prog.pops.values()), default=1)
+    chunk = max(1, int(LAYERED_ELEMENTS // max(1, S * widest)))
+    if chunk >= B:
+        return _run_layered(prog, inputs, S, B, order, probes=probes, record_v=record_v)
+    parts = [_run_layered(prog, {k: np.asarray(v)[:, b:b + chunk] for k, v in inputs.items()}, S,
+                          min(chunk, B - b), order, probes=probes, record_v=record_v) for b in range(0, B, chunk)]
+    return _merge(parts)
+
+
+#: elements (steps x batch x neurons) of one population the layered path holds at once
+LAYERED_ELEMENTS = 4_000_000
+
+
+def _merge(parts: list[RunResult]) -> RunResult:
+    """Concatenate batch chunks: states along the batch axis, counts summed."""
+    first = parts[0]
+    cat = {
+        key: {n: np.concatenate([getattr(p, key)[n] for p in parts], axis=1) for n in getattr(first, key)}
+        for key in ("spikes", "u", "v")
+    }
+    counts = {k: sum(p.counts[k] for p in parts) for k in first.counts}
+    layer = {n: {k: sum(p.layer_counts[n][k] for p in parts) for k in first.layer_counts[n]}
+             for n in first.layer_counts}
+    per_core = {k: sum(p.per_core[k] for p in parts) for k in first.per_core}
+    return RunResult(spikes=cat["spikes"], u=cat["u"], v=cat["v"], counts=counts, layer_counts=layer,
+                     per_core=per_core)
+
+
+def _trunc12(p: np.ndarray) -> np.ndarray:
+    """p / 4096 truncated toward zero, for int64 p."""
+    return (p + ((p >> 63) & (DECAY_UNITY - 1))) >> DECAY_SHIFT
+
+
+def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integrate one population over all steps. act: (S, B, n) int64, already wrap32(a_in << 6).
+    Returns u, v (float64 holding exact integers) and spikes, (S, B, n) each.
+
+    State is held in float64, which represents every value exactly (|x| < 2^37): the decay
+    trunc0(x * keep / 4096) is one multiply by keep/4096 (exact) and one np.trunc.
+    """
+    S, B, n = act.shape
+    keep_u = DECAY_UNITY - (int(pop.du) + 1)
+    keep_v = DECAY_UNITY - int(pop.dv)
+    cu, cv = keep_u / DECAY_UNITY, keep_v / DECAY_UNITY
+    vth = float(int(pop.vth) << VTH_SHIFT)
+    actf = act.astype(np.float64)
+    amax = float(np.abs(actf).max(initial=0))
+    # |u| <= amax / (1 - cu): when that stays below 2^23 no wrap can happen and the check is skipped
+    may_wrap = amax >= (1 - cu) * (MAX_UV - 1) if cu < 1 else amax > 0
+    s_h = np.empty((S, B, n), bool)
+    biasf = bias.astype(np.float64)
+    start = int(pop.bias_start)
+    lo, hi = float(-MAX_UV + 1), float(MAX_UV - 1)
+    huge_act = amax >= 2.0 ** 31 - 2.0 ** 25          # int32 addition in Lava wraps only near 2^31
+
+    def wrap_u(uu: np.ndarray) -> np.ndarray:
+        if huge_act:
+            uu = wrap32(uu.astype(np.int64)).astype(np.float64)
+        if np.abs(uu).max(initial=0) >= MAX_UV:
+            w1 = np.where(uu > MAX_UV, uu - 2 * MAX_UV, uu)
+            uu = np.where(w1 <= -MAX_UV, uu + 2 * MAX_UV, w1)
+        return uu
+
+    # u does not depend on v: all steps first (no loop at all for du = 4095, where u is the step's input)
+    if cu == 0.0:
+        u_h = wrap_u(actf) if may_wrap else actf
+    else:
+        u_h = np.empty((S, B, n), np.float64)
+        u = np.zeros((B, n))
+        for t in range(S):
+            uu = u_h[t]
+            np.multiply(u, cu, out=uu)
+            np.trunc(uu, out=uu)
+            uu += actf[t]
+            if may_wrap:
+                uu[...] = wrap_u(uu)
+            u = uu
+    # |v| <= (max|u| + max|bias|) / (1 - cv): skip the clip when that cannot reach 2^23 - 1
+    umax = float(np.abs(u_h).max(initial=0)) + float(np.abs(biasf).max(initial=0))
+    need_clip = cv >= 1.0 or umax / (1.0 - cv) >= hi
+    v_h = np.empty((S, B, n), np.float64)
+    v = np.zeros((B, n))
+    for t in range(S):
+        vv = v_h[t]
+        if cv == 1.0:                       # dv = 0: no leak (IF)
+            np.add(v, u_h[t], out=vv)
+        else:
+            np.multiply(v, cv, out=vv)
+            np.trunc(vv, out=vv)
+            vv += u_h[t]
+        if t + 1 >= start:
+            vv += biasf
+        if need_clip:
+            np.minimum(vv, hi, out=vv)
+            np.maximum(vv, lo, out=vv)
+        spk = s_h[t]
+        np.greater(vv, vth, out=spk)
+        np.copyto(vv, 0.0, where=spk)
+        v = vv
+    return u_h, v_h, s_h
+
+
+def _run_layered(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, order: list[str], *,
+                 probes: bool, record_v: tuple[str, ...]) -> RunResult:
+    mesh = prog.meta.get("mesh")
+    cores = {n: p.core for n, p in prog.pops.items()}
+    if mesh is not None and any(c is None for c in cores.values()):
+        mesh = None
+    n_cores = (max(int(c.max(initial=0)) for c in cores.values()) + 1) if mesh is not None and cores else 0
+    spikes: dict[str, np.ndarray] = {name: np.asarray(inputs[name]) != 0 for name in prog.inputs}
+    counts = {k: np.zeros(S) for k in ("synops", "neuron_updates", "active_updates", "spikes", "packets",
+                                       "hops_x", "hops_y")}
+    core_syn = np.zeros((S, n_cores))
+    core_act = np.zeros((S, n_cores))
+    layer = {n: {"synops": 0.0, "spikes": 0.0, "active_updates": 0.0} for n in prog.pops}
+    pu: dict[str, np.ndarray] = {}
+    pv: dict[str, np.ndarray] = {}
+    for n in order:
+        pop = prog.pops[n]
+        a_in: np.ndarray | None = None
+        for c in (c for c in prog.conns if c.dst == n):
+            key = ("layered", c.name, n_cores)
+            cs = prog.cache.get(key)
+            if cs is None:
+                cs = prog.cache[key] = _ConnState(c, 1, cores.get(c.src), cores.get(c.dst), mesh, n_cores)
+            src = spikes[c.src]                                            # (S, B, n_src) bool
+            flat = src.reshape(S * B, -1).astype(cs.fdtype)
+            delivered = np.zeros((S, B, pop.size), np.int64)
+            for k, wt in cs.slots:
+                lag = 1 + k                                                # sent at step s, felt at s + 1 + d
+                if lag >= S:
+                    continue
+                acc = (flat[: (S - lag) * B] @ wt).astype(np.int64)      # exact integer sums
+                if cs.exp:
+                    acc = shift_exp(acc, cs.exp)
+                delivered[lag:] += acc.reshape(S - lag, B, -1)
+            delivered = _wrap32_needed(delivered)
+            a_in = delivered if a_in is None else _wrap32_needed(a_in + delivered)
+            fs = src.reshape(S * B, -1).astype(np.float64)
+            syn = (fs @ cs.fanout).reshape(S, B)
+            counts["synops"] += syn.sum(axis=1)
+            layer[n]["synops"] += float(syn.sum())
+            if cs.route is not None:
+                r = (fs @ cs.route).reshape(S, B, 3).sum(axis=1)
+                counts["packets"] += r[:, 0]
+                counts["hops_x"] += r[:, 1]
+                counts["hops_y"] += r[:, 2]
+                core_syn += (fs @ cs.per_core).reshape(S, B, -1).sum(axis=1)
+        if a_in is None:
+            a_in = np.zeros((S, B, pop.size), np.int64)
+        act = _wrap32_needed(a_in << ACT_SHIFT)
+        bias = pop.effective_bias.reshape(1, -1)
+        u_h, v_h, s_h = _lif_loop(act, pop, bias)
+        spikes[n] = s_h
+        # a neuron is active when it received input, held state (u or v non-zero before the step), or has
+        # its bias switched on
+        active = a_in != 0
+        held = (u_h[:-1] != 0) | (v_h[:-1] != 0)
+        active[1:] |= held
+        if np.any(bias != 0):
+            start = max(0, int(pop.bias_start) - 1)
+            active[start:] |= (bias != 0)[None]
+        act_t = active.sum(axis=(1, 2)).astype(np.float64)
+        counts["active_updates"] += act_t
+        counts["neuron_updates"] += B * pop.size
+        spk_t = s_h.sum(axis=(1, 2)).astype(np.float64)
+        counts["spikes"] += spk_t
+        layer[n]["spikes"] += float(spk_t.sum())
+        layer[n]["active_updates"] += float(act_t.sum())
+        if n_cores:
+            onehot = np.zeros((pop.size, n_cores))
+            onehot[np.arange(pop.size), pop.core] = 1.0
+            core_act += active.sum(axis=1) @ onehot
+        if probes:
+            pu[n] = u_h.astype(np.int64)
+        if probes or n in record_v:
+            pv[n] = v_h.astype(np.int64)
+    core_size = np.zeros(n_cores)
+    if n_cores:
+        for p in prog.pops.values():
+            core_size += np.bincount(p.core, minlength=n_cores) * B
+    per_core = {"synops": core_syn, "active_updates": core_act, "neurons": core_size} if n_cores else {}
+    return RunResult(spikes={n: spikes[n] for n in prog.pops}, u=pu, v=pv, counts=counts, layer_counts=layer,
+                     per_core=per_core)
+
+
+def _run_stepwise(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, *, probes: bool,
+                  record_v: tuple[str, ...]) -> RunResult:
+    mesh = prog.meta.get("mesh")
+    cores = {n: p.core for n, p in prog.pops.items()}
+    if mesh is not None and any(c is None for c in cores.values()):
+        mesh = None
+    n_cores = (max(int(c.max(initial=0)) for c in cores.values()) + 1) if mesh is not None and cores else 0
+    conns = [_ConnState(c, B, cores.get(c.src), cores.get(c.dst), mesh, n_cores) for c in prog.conns]
+    core_syn = np.zeros((S, n_cores))
+    core_act = np.zeros((S, n_cores))
+    by_dst: dict[str, list[_ConnState]] = {n: [] for n in prog.pops}
+    by_src: dict[str, list[_ConnState]] = {}
+    for cs in conns:
+        by_dst[cs.c.dst].append(cs)
+        by_src.setdefault(cs.c.src, []).append(cs)
+    u = {n: np.zeros((B, p.size), np.int64) for n, p in prog.pops.items()}
+    v = {n: np.zeros((B, p.size), np.int64) for n, p in prog.pops.items()}
+    bias = {n: p.effective_bias.reshape(1, -1) for n, p in prog.pops.items()}
+    vth_eff = {n: int(p.vth) << VTH_SHIFT for n, p in prog.pops.items()}
+    keep_u = {n: DECAY_UNITY - (int(p.du) + 1) for n, p in prog.pops.items()}
+    keep_v = {n: DECAY_UNITY - int(p.dv) for n, p in prog.pops.items()}
+    spikes = {n: np.zeros((S, B, p.size), bool) for n, p in prog.pops.items()}
+    pu = {n: np.zeros((S, B, prog.pops[n].size), np.int64) for n in prog.pops} if probes else {}
+    pv = {n: np.zeros((S, B, prog.pops[n].size), np.int64) for n in prog.pops if probes or n in record_v}
+    counts = {k: np.zeros(S) for k in ("synops", "neuron_updates", "active_updates", "spikes", "packets",
+                                       "hops_x", "hops_y")}
+    layer = {n: {"synops": 0.0, "spikes": 0.0, "active_updates": 0.0} for n in prog.pops}
+    for s in range(S):
+        step = s + 1
+        # 1. every connection sends what it accumulated last step
+        a_in = {n: None for n in prog.pops}
+        for n, lst in by_dst.items():
+            acc = None
+            for cs in lst:
+                out = cs.send()
+                acc = out if acc is None else wrap32(acc + out)
+            a_in[n] = acc
+        # 2. neurons update
+        cur: dict[str, np.ndarray] = {}
+        for n, p in prog.pops.items():
+            ai = a_in[n]
+            act = np.zeros((B, p.size), np.int64) if ai is None else wrap32(ai << ACT_SHIFT)
+            uu = wrap32(trunc_decay(u[n], keep_u[n]) + act)
+            wrapped = np.where(uu > MAX_UV, uu - 2 * MAX_UV, uu)
+            uu = np.where(wrapped <= -MAX_UV, uu + 2 * MAX_UV, wrapped)
+            b = bias[n] if step >= p.bias_start else 0
+            vv = wrap32(trunc_decay(v[n], keep_v[n]) + uu + b)
+            vv = np.clip(vv, -MAX_UV + 1, MAX_UV - 1)
+            spk = vv > vth_eff[n]
+            active = (ai != 0) if ai is not None else np.zeros((B, p.size), bool)
+            active = active | (u[n] != 0) | (v[n] != 0) | (np.broadcast_to(b, vv.shape) != 0)
+            vv = np.where(spk, 0, vv)
+            u[n], v[n] = uu, vv
+            spikes[n][s] = spk
+            cur[n] = spk
+            if probes:
+                pu[n][s] = uu
+            if n in pv:
+                pv[n][s] = vv
+            n_act = float(active.sum())
+            if n_cores:
+                core_act[s] += np.bincount(p.core, weights=active.sum(axis=0), minlength=n_cores)
+            counts["neuron_updates"][s] += B * p.size
+            counts["active_updates"][s] += n_act
+            n_spk = float(spk.sum())
+            counts["spikes"][s] += n_spk
+            layer[n]["spikes"] += n_spk
+            layer[n]["active_updates"] += n_act
+        # 3. sources: inputs send this step's column
+        for name in prog.inputs:
+            cur[name] = np.asarray(inputs[name][s]) != 0
+        # 4. connections receive this step's spikes
+        for src, lst in by_src.items():
+            sp = cur[src]
+            for cs in lst:
+                cs.receive(sp)
+                sf = sp.astype(np.float64)
+                syn = float((sf @ cs.fanout).sum())
+                counts["synops"][s] += syn
+                if cs.c.dst in layer:
+                    layer[cs.c.dst]["synops"] += syn
+                if cs.route is not None:
+                    r = (sf @ cs.route).sum(axis=0)
+                    counts["packets"][s] += r[0]
+                    counts["hops_x"][s] += r[1]
+                    counts["hops_y"][s] += r[2]
+                    core_syn[s] += (sf @ cs.per_core).sum(axis=0)
+    core_size = np.zeros(n_cores)
+    if n_cores:
+        for p in prog.pops.values():
+            core_size += np.bincount(p.core, minlength=n_cores) * B
+    per_core = {"synops": core_syn, "active_updates": core_act, "neurons": core_size} if n_cores else {}
+    return RunResult(spikes=spikes, u=pu, v=pv, counts=counts, layer_counts=layer, per_core=per_core)
+
+
+# ------------------------------------------------------------------------------------------------
+# The Emulator plug-in: NIR-level inputs/outputs around run_program
+# ------------------------------------------------------------------------------------------------
+
+
+def program_of(artifact: Artifact) -> Program:
+    spec = artifact.meta.get("program")
+    if spec is None:
+        raise SpikeforgeError("artifact has no Loihi program (was it compiled for a loihi board?)")
+    return Program.from_data(spec, artifact.arrays)
+
+
+class LoihiEmulator(Emulator):
+    """Runs a compiled Loihi artifact bit-exactly as Lava fixed_pt would, on a whole batch at once.
+
+    NIR time t (what the reference simulator calls step t) is Loihi step t + offset of each layer: the
+    emulator pads the inputs with `latency` zero steps and returns outputs re-aligned to NIR time.
+    """
+
+    def run(self, artifact: Artifact, inputs: dict[str, np.ndarray], *, probes: bool = False) -> Trace:
+        prog = program_of(artifact)
+        io = artifact.meta["io"]
+        latency = int(io["latency"])
+        pin: dict[str, np.ndarray] = {}
+        T = B = None
+        for nir_name, pname in io["inputs"].items():
+            if nir_name not in inputs:
+                raise InputError(f"no data for input node '{nir_name}'; got keys {sorted(inputs)}")
+            x = np.asarray(inputs[nir_name])
+            if x.ndim < 2:
+                raise InputError(f"input '{nir_name}' must be shaped (time, batch, ...), got {x.shape}")
+            x = x.reshape(x.shape[0], x.shape[1], -1)
+            if x.shape[2] != prog.inputs[pname]:
+                raise InputError(f"input '{nir_name}' has {x.shape[2]} values per sample; the program "
+                                 f"expects {prog.inputs[pname]}")
+            if np.any((x != 0) & (x != 1)):
+                raise InputError(f"input '{nir_name}' must be binary spikes (0/1) for Loihi")
+            T, B = x.shape[0], x.shape[1]
+            pad = np.zeros((T + latency, B, x.shape[2]), bool)
+            pad[:T] = x != 0
+            pin[pname] = pad
+        v_pops = tuple(o["pop"] for o in io["outputs"].values() if o["var"] == "v")
+        res = run_program(prog, pin, probes=probes, record_v=v_pops)
+        outputs: dict[str, np.ndarray] = {}
+        for out_name, o in io["outputs"].items():
+            off = int(o["offset"])        # Loihi step (1-based) holding NIR time 0
+            pop = o["pop"]
+            if o["var"] == "s":
+                arr = res.spikes[pop][off - 1: off - 1 + T].astype(np.float32)
+            else:
+                res_v = res.v[pop]
+                scale = np.asarray(artifact.arrays[f"out/{out_name}/scale"], dtype=np.float64)
+                arr = (res_v[off - 1: off - 1 + T] / scale).astype(np.float32)
+            shape = o.get("shape")
+            if shape:
+                arr = arr.reshape(T, B, *shape)
+            outputs[out_name] = arr
+        states: dict[str, np.ndarray] = {}
+        if probes:
+            for n in prog.pops:
+                states[f"{n}.u"] = res.u[n]
+                states[f"{n}.v"] = res.v[n]
+                states[f"{n}.s"] = res.spikes[n]
+        return Trace(outputs=outputs, counts=res.counts, states=states, layer_counts=res.layer_counts,
+                     meta={"batch": B, "loihi_steps": T + latency, "latency": latency, "timesteps": T,
+                           "per_core": res.per_core})

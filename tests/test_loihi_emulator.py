@@ -1,0 +1,151 @@
+"""The Loihi emulator against Lava 0.10.0 fixed_pt itself: u, v and spikes bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spikeforge.backends.loihi._lava_compat import lava_available
+from spikeforge.backends.loihi.testing import random_inputs, random_program
+from spikeforge.emulators.loihi import MAX_UV, Conn, Pop, Program, effective_weights, run_program
+
+needs_lava = pytest.mark.skipif(not lava_available(), reason="lava-nc not installed")
+
+
+def _lava(prog: Program, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    from spikeforge.backends.loihi.network_template import run_lava
+
+    spec, arrays = prog.to_data()
+    return run_lava(spec, arrays, inputs, probes=True)
+
+
+def _mismatches(prog: Program, inputs: dict[str, np.ndarray]) -> list[str]:
+    lava = _lava(prog, inputs)
+    emu = run_program(prog, inputs, probes=True)
+    bad = []
+    for n in prog.pops:
+        for var, mine in (("s", emu.spikes[n]), ("u", emu.u[n]), ("v", emu.v[n])):
+            theirs = lava[f"{n}/{var}"].astype(np.int64)
+            if not np.array_equal(theirs, mine.astype(np.int64)):
+                where = np.argwhere(theirs != mine)[0].tolist()
+                bad.append(f"{n}.{var} first differs at (step-1, batch, neuron) {where}")
+    return bad
+
+
+def _check_random(seed: int, stress: bool, steps: int = 12) -> None:
+    rng = np.random.default_rng(seed)
+    prog = random_program(rng, stress=stress)
+    inputs = random_inputs(rng, prog, steps, 1)
+    assert _mismatches(prog, inputs) == [], f"seed={seed} stress={stress}"
+
+
+@needs_lava
+@settings(max_examples=4, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), stress=st.booleans())
+def test_emulator_matches_lava_on_random_networks(seed, stress):
+    _check_random(seed, stress)
+
+
+@needs_lava
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), stress=st.booleans())
+def test_emulator_matches_lava_many_examples(seed, stress):
+    _check_random(seed, stress, steps=20)
+
+
+def _wrap_program() -> Program:
+    """Four synapses of -256 << 7 drive a_in << 6 to exactly -2^23 (the +-2^24 correction corner)."""
+    pop = Pop(name="p", size=2, du=4095, dv=4095, vth=1000, bias_mant=np.zeros(2, int), bias_exp=np.zeros(2, int))
+    w = np.array([[-256, -256, -256, -256], [255, 255, 255, 255]])
+    conn = Conn(name="c", src="in", dst="p", weights=w, weight_exp=7, num_weight_bits=8, sign_mode="mixed")
+    return Program(inputs={"in": 4}, pops={"p": pop}, conns=[conn])
+
+
+def test_minus_two_pow_23_becomes_plus_two_pow_23():
+    prog = _wrap_program()
+    x = np.zeros((3, 1, 4), np.int32)
+    x[0] = 1
+    res = run_program(prog, {"in": x}, probes=True)
+    assert res.u["p"][1, 0, 0] == MAX_UV           # -2^23 wrapped to +2^23 (Lava's one-shot correction)
+    assert res.spikes["p"][1, 0, 0]                 # and the neuron fires from it
+
+
+@needs_lava
+def test_wrap_corner_matches_lava():
+    prog = _wrap_program()
+    x = np.zeros((4, 1, 4), np.int32)
+    x[0] = 1
+    x[2, 0, :3] = 1
+    assert _mismatches(prog, {"in": x}) == []
+
+
+@needs_lava
+def test_weight_rules_match_lava_weightutils():
+    from spikeforge.backends.loihi._lava_compat import import_lava
+
+    import_lava()
+    from lava.utils.weightutils import SignMode, clip_weights, truncate_weights
+
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        w = rng.integers(-400, 400, (5, 7))
+        mode = str(rng.choice(["mixed", "excitatory", "inhibitory"]))
+        nwb = int(rng.integers(1, 9))
+        sm = getattr(SignMode, mode.upper())
+        ref = truncate_weights(clip_weights(w, sm, num_bits=8), sm, nwb)
+        assert np.array_equal(effective_weights(w, mode, nwb), ref)
+
+
+def test_batch_equals_samples_run_one_by_one():
+    rng = np.random.default_rng(7)
+    prog = random_program(rng, max_pops=3, max_size=6)
+    inputs = random_inputs(rng, prog, 15, 4)
+    whole = run_program(prog, inputs, probes=True)
+    for b in range(4):
+        one = run_program(prog, {k: v[:, b:b + 1] for k, v in inputs.items()}, probes=True)
+        for n in prog.pops:
+            assert np.array_equal(one.v[n][:, 0], whole.v[n][:, b])
+            assert np.array_equal(one.spikes[n][:, 0], whole.spikes[n][:, b])
+
+
+def test_event_counts_are_consistent():
+    rng = np.random.default_rng(3)
+    prog = random_program(rng, max_pops=2, max_size=6)
+    inputs = random_inputs(rng, prog, 10, 3)
+    res = run_program(prog, inputs)
+    total_spikes = sum(int(s.sum()) for s in res.spikes.values())
+    assert res.counts["spikes"].sum() == total_spikes
+    assert np.all(res.counts["neuron_updates"] == 3 * sum(p.size for p in prog.pops.values()))
+    assert np.all(res.counts["active_updates"] <= res.counts["neuron_updates"])
+    # synops: every spike of a source times its nonzero effective synapses
+    expect = 0.0
+    spikes_of = dict(res.spikes)
+    spikes_of.update({k: np.asarray(v) != 0 for k, v in inputs.items()})
+    for c in prog.conns:
+        fan = (effective_weights(c.weights, c.sign_mode, c.num_weight_bits) != 0).sum(axis=0)
+        expect += float((spikes_of[c.src] * fan).sum())
+    assert res.counts["synops"].sum() == expect
+
+
+def test_layered_and_stepwise_paths_agree_and_chunking_is_invisible(monkeypatch):
+    from spikeforge.emulators import loihi as L
+
+    for seed in range(40):
+        rng = np.random.default_rng(100 + seed)
+        prog = random_program(rng, stress=seed % 2 == 1, recurrent=False)
+        inputs = random_inputs(rng, prog, 14, 5)
+        a = run_program(prog, inputs, probes=True, method="stepwise")
+        b = run_program(prog, inputs, probes=True, method="layered")
+        monkeypatch.setattr(L, "LAYERED_ELEMENTS", 20)               # forces one sample per chunk
+        c = run_program(prog, inputs, probes=True, method="auto")
+        monkeypatch.undo()
+        for other in (b, c):
+            for n in prog.pops:
+                assert np.array_equal(a.spikes[n], other.spikes[n]), (seed, n)
+                assert np.array_equal(a.u[n], other.u[n]) and np.array_equal(a.v[n], other.v[n]), (seed, n)
+            for k in a.counts:
+                np.testing.assert_allclose(a.counts[k], other.counts[k])
