@@ -15,6 +15,7 @@ from typing import Any
 import click
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -119,9 +120,9 @@ def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps
     if as_json:
         _emit_json(summary)
         return
-    out.print(f"[green]compiled[/] {model} -> {path}  (board {artifact.board}, dt {artifact.meta.get('dt')} s)")
+    out.print("[green]compiled[/] " + escape(f"{model} -> {path}  (board {artifact.board}, dt {artifact.meta.get('dt')} s)"))
     for w in artifact.meta.get("warnings", []) or []:
-        err.print(f"[yellow]warning:[/] {w}")
+        err.print(f"[yellow]warning:[/] {escape(str(w))}")
 
 
 # ------------------------------------------------------------------------------------------------ emulate
@@ -197,7 +198,7 @@ def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, 
     else:
         t = Table("check", "result", "detail", title=f"verify {art.board}")
         for c in res.checks:
-            t.add_row(c.name, "[green]pass[/]" if c.passed else "[red]FAIL[/]", c.detail)
+            t.add_row(c.name, "[green]pass[/]" if c.passed else "[red]FAIL[/]", escape(c.detail))
         out.print(t)
     if not res.passed:
         sys.exit(1)
@@ -265,11 +266,11 @@ def profile(artifact, input_path, plot, as_json):
     t = Table("kind", "component", "value", "formula", "sources", title=f"profile {art.board}")
     for kind, items in (("energy", prof.energy), ("latency", prof.latency), ("resource", prof.resources)):
         for i in items:
-            t.add_row(kind, i.component, _fmt(i.value, i.unit), i.formula, "\n".join(i.sources))
+            t.add_row(kind, i.component, _fmt(i.value, i.unit), escape(i.formula), escape("\n".join(i.sources)))
     t.add_row("energy", "[bold]total per inference[/]", _fmt(prof.energy_total, "J"), "sum of the above", "")
     out.print(t)
     for n in prof.notes:
-        out.print(f"note: {n}")
+        out.print(f"note: {escape(n)}")
 
 
 def _plot_profile(prof, path: Path) -> None:
@@ -312,7 +313,7 @@ def boards(ctx, as_json):
         return
     t = Table("board", "backend", "description")
     for r in rows:
-        t.add_row(r["name"], r["backend"] + ("" if r["available"] else " (not installed)"), r["description"])
+        t.add_row(r["name"], r["backend"] + ("" if r["available"] else " (not installed)"), escape(r["description"]))
     out.print(t)
 
 
@@ -331,14 +332,15 @@ def boards_show(name, as_json):
         _emit_json({"name": b.name, "backend": b.backend, "description": b.description, "notes": list(b.notes),
                     "constants": {s: {k: asdict(c) for k, c in cs.items()} for s, cs in b.sections.items() if cs}})
         return
-    out.print(f"[bold]{b.name}[/] (backend {b.backend}): {b.description}")
+    out.print(f"[bold]{b.name}[/] (backend {b.backend}): " + escape(b.description))
     t = Table("constant", "value", "unit", "status", "source")
     for section, consts in b.sections.items():
         for k, c in consts.items():
-            t.add_row(f"{section}.{k}", str(c.value), c.unit, c.status, c.source + (f" ({c.note})" if c.note else ""))
+            t.add_row(f"{section}.{k}", escape(str(c.value)), c.unit, c.status,
+                      escape(c.source + (f" ({c.note})" if c.note else "")))
     out.print(t)
     for n in b.notes:
-        out.print(f"note: {n}")
+        out.print(f"note: {escape(n)}")
 
 
 # ------------------------------------------------------------------------------------------------ inspect / convert
@@ -365,15 +367,15 @@ def inspect(model, as_json):
     for n in graph_info["nodes"]:
         params = "\n".join(f"{k}: {v}" for k, v in n["params"].items())
         conv = "\n".join(f"{k}={v}" for k, v in n["conventions"].items())
-        t.add_row(n["name"], n["type"], str(n["input"]), str(n["output"]), params, conv)
+        t.add_row(n["name"], n["type"], str(n["input"]), str(n["output"]), escape(params), escape(conv))
     out.print(t)
-    out.print(f"edges: {graph_info['edges']}")
+    out.print(escape(f"edges: {graph_info['edges']}"))
     if graph_info["recurrent"]:
-        out.print(f"recurrent edges (one step latency): {graph_info['recurrent']}")
-    out.print(f"graph metadata: {graph_info['metadata']}")
+        out.print(escape(f"recurrent edges (one step latency): {graph_info['recurrent']}"))
+    out.print(escape(f"graph metadata: {graph_info['metadata']}"))
     for key in ("board", "backend", "summary", "layers", "mapping", "warnings"):
         if key in info:
-            out.print(f"[bold]{key}[/]: {json.dumps(info[key], indent=1, default=str)}")
+            out.print(f"[bold]{key}[/]: " + escape(json.dumps(info[key], indent=1, default=str)))
 
 
 @main.command()
@@ -425,7 +427,7 @@ def demo(board_names, output, as_json):
               title="spikeforge demo: bundled models on every board")
     for r in rows:
         if r.get("error"):
-            t.add_row(r["model"], r["board"], "", "", "", "", "", f"[yellow]{r['error']}[/]")
+            t.add_row(r["model"], r["board"], "", "", "", "", "", f"[yellow]{escape(r['error'])}[/]")
             continue
         t.add_row(r["model"], r["board"], f"{r['acc_float']:.2%}", f"{r['acc_board']:.2%}", f"{r['agreement']:.1%}",
                   _fmt(r["energy_J"], "J"), _fmt(r["latency_s"], "s") if r["latency_s"] is not None else "-",
@@ -434,7 +436,7 @@ def demo(board_names, output, as_json):
     # The demo shows what each board costs; a board that loses accuracy is a finding, printed, not a crash.
     for r in rows:
         if not r.get("error") and not r["verified"]:
-            out.print(f"[yellow]{r['model']} on {r['board']}:[/] " + "; ".join(r["checks"]))
+            out.print(f"[yellow]{r['model']} on {r['board']}:[/] " + escape("; ".join(r["checks"])))
 
 
 if __name__ == "__main__":  # pragma: no cover
