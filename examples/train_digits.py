@@ -4,6 +4,8 @@
                     surrogate gradients on rate-coded input, exported with snnTorch's own NIR exporter and
                     normalised by spikeforge's snnTorch conventions (dt, reset, threshold) in metadata.
 * digits_mlp.onnx - ReLU MLP 64-64-10 trained on the analog pixels, written as an ONNX graph (Gemm/Relu/Gemm).
+* digits_lsm.nir  - liquid state machine: a random 200-neuron LIF reservoir generated from a spec (no training)
+                    with a ridge readout trained on its float spike rates (the RRAM backend's model class).
 * digits_inputs.npz - the held-out test set: `input` (T, B, 64) rate-coded spikes (uint8), `labels` (B,),
                       `analog` (B, 64) pixel intensities in [0, 1].
 
@@ -158,6 +160,26 @@ def export_mlp(net, path: Path) -> None:
     path.write_bytes(model.SerializeToString())
 
 
+def build_lsm(xtr, ytr, seed: int):
+    """Reservoir from a spec; readout fitted (ridge on spike rates) in float software on the training set."""
+    import nir
+
+    from spikeforge.backends.rram import ReservoirSpec, generate
+    from spikeforge.backends.rram import readout as R
+    from spikeforge.refsim import simulate
+
+    spec = ReservoirSpec(size=200, inputs=64, outputs=10, p_connect=0.1, spectral_radius=0.9, dt=DT, seed=seed + 1)
+    g = generate(spec)
+    spikes = rate_code(xtr, T_STEPS, seed + 1).astype(np.float32)
+    states = R.rates(simulate(g, {"input": spikes}, probes=True).activity["lif"])
+    ro = R.train(states, ytr, "ridge", classes=10)
+    w, b = ro.per_step(T_STEPS)
+    g.nodes["readout"] = nir.Affine(weight=w, bias=b)
+    meta = dict(g.metadata)
+    meta.update({"spikeforge.timesteps": T_STEPS, "spikeforge.threshold_cmp": ">"})
+    return nir.NIRGraph(nodes=g.nodes, edges=g.edges, metadata=meta, type_check=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -170,6 +192,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     export_snn(snn_net, args.out / "digits_snn.nir")
     export_mlp(mlp_net, args.out / "digits_mlp.onnx")
+    from spikeforge import graph as G
+
+    lsm = build_lsm(xtr, ytr, args.seed)
+    G.write(G.validate(lsm), args.out / "digits_lsm.nir")
     from spikeforge.npzio import save_npz
 
     save_npz(args.out / "digits_inputs.npz", {"input": xte_s, "labels": yte, "analog": xte})

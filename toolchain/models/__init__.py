@@ -9,6 +9,7 @@ from pathlib import Path
 BUNDLED = {
     "digits_snn.nir": "digits_inputs.npz",
     "digits_mlp.onnx": "digits_inputs.npz",
+    "digits_lsm.nir": "digits_inputs.npz",
 }
 
 
