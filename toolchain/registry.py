@@ -24,6 +24,7 @@ BUILTIN = {
     "reference": "spikeforge.backends.reference:ReferenceBackend",
     "loihi": "spikeforge.backends.loihi:LoihiBackend",
     "sfq": "spikeforge.backends.sfq:SFQBackend",
+    "spinnaker": "spikeforge.backends.spinnaker:SpiNNakerBackend",
     "photonic": "spikeforge.backends.photonic:PhotonicBackend",
     "rram": "spikeforge.backends.rram:RRAMBackend",
 }

@@ -1,0 +1,87 @@
+"""The SpiNNaker backend: NIR -> sPyNNaker populations/projections, mapping, PyNN script, emulator, cost."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import nir
+import numpy as np
+
+from spikeforge.artifact import Artifact
+from spikeforge.backends.reference.backend import with_dt
+from spikeforge.boardspec import Board
+from spikeforge.errors import UnsupportedError
+from spikeforge.interfaces import Backend, CompileOptions, CostModel, Emulator
+
+from .cost import SpiNNakerCostModel
+from .emit import emit_files
+from .lower import lower_graph
+from .mapping import map_program
+from .program import Program
+
+
+class SpiNNakerBackend(Backend):
+    name = "spinnaker"
+
+    def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
+        g, dt = with_dt(graph, options)
+        prog = lower_graph(g, dt, options)
+        mapping = map_program(prog, board, options.extra)
+        meta: dict[str, Any] = {
+            "dt": dt,
+            "dt_ms": prog.dt_ms,
+            "program": prog.to_meta(),
+            "mapping": mapping,
+            "quantisation": prog.report,
+            "warnings": list(prog.warnings),
+            "neurons": int(sum(p.size for p in prog.populations if not p.is_source)),
+            "synapses": int(sum(pr.weight.size for pr in prog.projections)),
+        }
+        tsf = options.extra.get("spinnaker.time_scale_factor")
+        if tsf is not None:
+            tsf = float(tsf)
+            if not tsf >= 1.0:
+                raise UnsupportedError(f"extra 'spinnaker.time_scale_factor' must be >= 1 (got {tsf})")
+        meta["time_scale_factor"] = tsf if tsf is not None else spynnaker_default_tsf(prog.dt_ms)
+        return Artifact(board=board.name, backend=self.name, reference=g, arrays=prog.to_arrays(), meta=meta,
+                        files=emit_files(prog, tsf), options=options)
+
+    def emulator(self) -> Emulator:
+        from spikeforge.emulators.spinnaker import SpiNNakerEmulator
+
+        return SpiNNakerEmulator()
+
+    def cost_model(self) -> CostModel:
+        return SpiNNakerCostModel()
+
+    def verify_extra(self, artifact: Artifact, inputs: dict[str, np.ndarray]) -> list[tuple[str, bool, str]]:
+        from spikeforge.emulators.spinnaker import cached_or_run
+
+        prog = Program.from_artifact(artifact.meta, artifact.arrays)
+        tr = cached_or_run(artifact, inputs)
+        m = artifact.meta.get("mapping", {})
+        routing = m.get("routing", {})
+        cores = tr.meta.get("cores", {})
+        default_tsf = float(artifact.meta.get("time_scale_factor") or spynnaker_default_tsf(prog.dt_ms))
+        zero_all = [w for w in artifact.meta.get("warnings", []) if "VANISHES" in w]
+        return [
+            ("routing_tables_fit", routing.get("max_entries", 0) <= routing.get("limit", 1023),
+             f"max {routing.get('max_entries', 0)} entries per chip of {routing.get('limit', 1023)}"),
+            ("ring_buffer_no_saturation", tr.meta.get("saturations_total", 0) == 0,
+             f"{tr.meta.get('saturations_total', 0):.0f} saturated ring-buffer cells"),
+            # sPyNNaker slows sub-millisecond steps by default (time_scale_factor = ceil(1 ms / dt)); a model
+            # fails here only if it needs more than that, i.e. would report Times_the_timer_tic_over_ran
+            ("tick_budget", cores.get("time_scale_factor", 1.0) <= default_tsf,
+             f"worst core {cores.get('max_cycles', 0):.0f} cycles per step of {prog.dt_ms} ms "
+             f"({cores.get('overruns', 0)} core-steps over budget at real time): needs time_scale_factor "
+             f"{cores.get('time_scale_factor', 1.0)}, the program runs with {default_tsf}"
+             + ("" if cores.get("time_scale_factor", 1.0) <= default_tsf else
+                f" (recompile with --set spinnaker.time_scale_factor={cores.get('time_scale_factor', 1.0)})")),
+            ("no_vanished_weight_class", not zero_all, "; ".join(zero_all) or "every projection keeps weights"),
+        ]
+
+
+def spynnaker_default_tsf(dt_ms: float) -> float:
+    """sPyNNaker slows sub-millisecond steps by default: time_scale_factor = ceil(1 ms / dt), at least 1."""
+    return float(max(1, math.ceil(1.0 / dt_ms - 1e-9)))

@@ -1,0 +1,482 @@
+"""Lowering NIR to sPyNNaker populations and projections (see docs/spinnaker.md for the conventions).
+
+Neuron nodes become populations; every chain of linear nodes between two populations (Affine, Linear,
+Scale, Conv2d, SumPool2d, AvgPool2d, Flatten, Delay) is composed into one sparse matrix per delay value and
+split by sign into an excitatory and an inhibitory `FromListConnector` projection.
+
+NIR -> PyNN parameter conversion (dt in ms; `keep` is the refsim's per-step membrane factor:
+1 - dt/tau for Euler, exp(-dt/tau) for exact):
+
+* tau_m = -dt / ln(keep), so the core's exp(-dt/tau_m) reproduces `keep` (up to the s16.15 rounding of
+  the on-core `expk`); cm = tau_m, so R = tau_m / cm is exactly 1.0 on the core.
+* v_rest = v_leak, v_thresh = v_threshold (one raw step above it when the node compares with '>', since
+  the core compares V >= V_thresh), v_reset = v_reset, tau_refrac = 0 (NIR has no refractory period).
+* The input gain (1 - keep) r / (1 - exp_TC) is folded into the weights, with exp_TC the exact value the
+  core will compute: the step response of V matches the refsim's. CubaLIF/CubaLI use IF_curr_exp with
+  tau_syn = -dt / ln(keep_syn) and the synapse gain (1 - keep_syn) w_in / init folded in as well;
+  LIF/LI/IF use IF_curr_delta (input applied for exactly one step).
+* IF (no leak) cannot be expressed: sPyNNaker's LIF with exp_TC = 1 ignores its input. It becomes a LIF with
+  a long tau_m (chosen so the largest possible input current stays inside s16.15), reported as a warning.
+* Every projection gets delay max(1, refsim latency) steps: sPyNNaker delivers a spike sent in step t in
+  step t + d, d >= 1, where the refsim's feed-forward edges take effect in the same step.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import nir
+import numpy as np
+import scipy.sparse as sp
+
+from spikeforge import graph as G
+from spikeforge.errors import FitError, UnsupportedError
+from spikeforge.interfaces import CompileOptions
+from spikeforge.refsim import SimConfig, config_for_graph, make_kernel
+
+from . import fixed as F
+from .program import Population, Program, Projection, Readout
+
+NEURON_TYPES = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI)
+LINEAR_TYPES = (nir.Affine, nir.Linear, nir.Scale, nir.Conv1d, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d,
+                nir.Flatten, nir.Delay)
+_CHUNK = 1024
+
+
+def sanitise(name: str) -> str:
+    s = re.sub(r"[^0-9A-Za-z_]", "_", str(name))
+    return s if s and not s[0].isdigit() else f"n_{s}"
+
+
+def _vec(x: Any, n: int) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64).ravel()
+    return np.full(n, float(a[0])) if a.size == 1 else a.reshape(n)
+
+
+@dataclass
+class _Map:
+    """out = sum over (pop, delay) of spikes(pop, t - delay) @ W + bias."""
+
+    terms: dict[tuple[str, int], sp.csr_matrix]
+    bias: np.ndarray
+    via: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Composition of linear chains
+# ---------------------------------------------------------------------------------------------------
+def _apply_linear(node: nir.NIRNode, X: np.ndarray, cfg: SimConfig) -> np.ndarray:
+    """Apply a linear node to rows of X with the refsim's own kernel (same semantics as the reference)."""
+    k = make_kernel(node, cfg)
+    shp = k.in_shape or G.node_shape(node, "input")
+    x = X.reshape(X.shape[0], *shp) if shp is not None else X
+    y, _ = k.step(x, None)
+    return np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
+
+
+def _compose(node_name: str, node: nir.NIRNode, src: _Map, cfg: SimConfig) -> _Map:
+    n_in = src.bias.size
+    zero = _apply_linear(node, np.zeros((1, n_in)), cfg)[0] if not isinstance(node, nir.Delay) else src.bias * 0
+    if isinstance(node, nir.Delay):
+        steps = np.rint(np.asarray(node.delay, dtype=np.float64) / cfg.dt).astype(np.int64).ravel()
+        steps = np.broadcast_to(steps, (n_in,)) if steps.size == 1 else steps
+        terms: dict[tuple[str, int], sp.csr_matrix] = {}
+        for (pop, d), W in src.terms.items():
+            for dv in np.unique(steps):
+                mask = sp.diags((steps == dv).astype(np.float64))
+                part = (W @ mask).tocsr()
+                part.eliminate_zeros()
+                if part.nnz:
+                    key = (pop, d + int(dv))
+                    terms[key] = (terms[key] + part).tocsr() if key in terms else part
+        return _Map(terms, src.bias.copy(), (*src.via, node_name))
+    bias = _apply_linear(node, src.bias[None, :], cfg)[0]  # node(bias) includes the node's own bias
+    terms = {}
+    for key, W in src.terms.items():
+        rows = []
+        for start in range(0, W.shape[0], _CHUNK):
+            blk = W[start:start + _CHUNK].toarray()
+            out = _apply_linear(node, blk, cfg) - zero[None, :]
+            out[np.abs(out) < 1e-12] = 0.0
+            rows.append(sp.csr_matrix(out))
+        terms[key] = sp.vstack(rows).tocsr()
+    return _Map(terms, bias, (*src.via, node_name))
+
+
+def _add_maps(a: _Map | None, b: _Map) -> _Map:
+    if a is None:
+        return b
+    terms = dict(a.terms)
+    for k, W in b.terms.items():
+        terms[k] = (terms[k] + W).tocsr() if k in terms else W
+    return _Map(terms, a.bias + b.bias, tuple(dict.fromkeys(a.via + b.via)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lowering
+# ---------------------------------------------------------------------------------------------------
+def _ms(seconds: float) -> float:
+    return float(seconds) * 1000.0
+
+
+def _tau_for_keep(keep: np.ndarray, dt_ms: float) -> np.ndarray:
+    """tau (ms) with exp(-dt/tau) = keep; keep <= 0 (instant decay) maps to dt/16 (exp_TC = 0 on core)."""
+    out = np.empty_like(keep)
+    zero = keep <= 1e-6
+    out[zero] = dt_ms / 16.0
+    out[~zero] = -dt_ms / np.log(keep[~zero])
+    return out
+
+
+def _per_unique(fn: Any, raw: np.ndarray) -> np.ndarray:
+    """Apply a scalar on-core routine once per distinct raw value (populations share parameters)."""
+    vals, inv = np.unique(np.asarray(raw, dtype=np.int64), return_inverse=True)
+    return np.array([fn(int(v)) for v in vals], dtype=np.int64)[inv.reshape(-1)]
+
+
+def _bound(W_abs: sp.csr_matrix, policy: str, rate: float) -> np.ndarray:
+    """Per-target upper bound of the summed weight in one ring-buffer slot."""
+    col_sum = np.asarray(W_abs.sum(axis=0)).ravel()
+    if policy == "worst":
+        return col_sum
+    sq = np.asarray(W_abs.multiply(W_abs).sum(axis=0)).ravel()
+    mean = rate * col_sum
+    sd = np.sqrt(rate * (1 - rate) * sq)
+    wmax = np.asarray(W_abs.max(axis=0).toarray()).ravel()
+    return np.maximum(mean + 5.0 * sd, wmax)
+
+
+def choose_shift(w_max: float) -> int:
+    """Smallest s with W_max < 2**s (sPyNNaker: 2**(s-1) < W_max < 2**s), clamped to 0..16."""
+    if w_max <= 0:
+        return 0
+    s = int(math.floor(math.log2(w_max))) + 1
+    return max(0, s)
+
+
+def quantise(weights: np.ndarray, shift: int) -> np.ndarray:
+    """Host conversion: rint(|w| * 2**(15 - s)) & 0xFFFF."""
+    return (np.rint(np.abs(weights) * 2.0 ** (15 - shift)).astype(np.int64)) & 0xFFFF
+
+
+class Lowering:
+    def __init__(self, graph: nir.NIRGraph, dt: float, options: CompileOptions):
+        self.g = graph
+        self.dt = dt
+        self.dt_ms = _ms(dt)
+        self.cfg = config_for_graph(graph, dt, dtype="float64")
+        self.opts = options
+        self.extra = dict(options.extra or {})
+        self.sched = G.schedule(graph)
+        self.rec = set(self.sched.recurrent)
+        self.maps: dict[str, _Map] = {}
+        self.pops: dict[str, Population] = {}
+        self.warnings: list[str] = []
+
+    def warn(self, msg: str) -> None:
+        self.warnings.append(msg)
+        warnings.warn(f"spinnaker: {msg}", stacklevel=3)
+
+    # -- the value a node produces, as a linear map of population outputs ---------------------------
+    def _node_map(self, name: str) -> _Map:
+        if name in self.maps:
+            return self.maps[name]
+        node = self.g.nodes[name]
+        if isinstance(node, nir.Input) or isinstance(node, NEURON_TYPES):
+            size = int(np.prod(G.node_shape(node, "output") or G.node_shape(node, "input")))
+            m = _Map({(sanitise(name), 0): sp.identity(size, format="csr")}, np.zeros(size), ())
+        elif isinstance(node, LINEAR_TYPES):
+            m = _compose(name, node, self._input_map(name), self.cfg)
+        else:
+            raise UnsupportedError(f"{type(node).__name__} has no SpiNNaker mapping", node=name,
+                                   hint="supported: LIF, CubaLIF, IF, LI, CubaLI and linear/conv/pool nodes")
+        self.maps[name] = m
+        return m
+
+    def _input_map(self, name: str) -> _Map:
+        total = None
+        for src, is_rec in self.sched.predecessors(name):
+            m = self._node_map(src)
+            if is_rec or (src, name) in self.rec:
+                m = _Map({(p, d + 1): W for (p, d), W in m.terms.items()}, m.bias, m.via)
+            total = _add_maps(total, m)
+        if total is None:
+            raise UnsupportedError("node has no input", node=name)
+        return total
+
+    # -- neuron populations ---------------------------------------------------------------------------
+    def _neuron(self, name: str, node: nir.NIRNode) -> tuple[Population, np.ndarray]:
+        """Population parameters and the per-neuron factor folded into incoming weights."""
+        c = self.cfg.for_node(node)
+        shape = tuple(G.node_shape(node, "input") or G.node_shape(node, "output"))
+        n = int(np.prod(shape))
+        dt_ms = self.dt_ms
+        spiking = isinstance(node, (nir.LIF, nir.CubaLIF, nir.IF))
+        cuba = isinstance(node, (nir.CubaLIF, nir.CubaLI))
+        r = _vec(node.r, n)
+        if isinstance(node, nir.IF):
+            in_gain = r * (self.dt if c.if_dt else 1.0)
+            keep = None
+            v_leak = np.zeros(n)
+        else:
+            tau = _vec(node.tau_mem if cuba else node.tau, n)
+            keep = np.exp(-self.dt / tau) if c.integration == "exact" else 1.0 - self.dt / tau
+            if np.any(keep < -1e-12):
+                raise UnsupportedError(
+                    f"Euler step dt={self.dt} s exceeds tau ({tau.min()} s): the refsim's membrane factor "
+                    "1 - dt/tau is negative, which no exponential decay can reproduce",
+                    node=name, field="tau", hint="use a smaller dt or integration='exact'")
+            keep = np.clip(keep, 0.0, None)
+            in_gain = (1.0 - keep) * r
+            v_leak = _vec(node.v_leak, n)
+        pyn: dict[str, np.ndarray] = {}
+        if keep is None:
+            tau_m = np.full(n, float(self.extra.get("spinnaker.if_tau_ms", 0.0)) or np.nan)
+        else:
+            tau_m = _tau_for_keep(keep, dt_ms)
+        pyn["tau_m"] = tau_m
+        pyn["v_rest"] = v_leak
+        if spiking:
+            v_th = _vec(node.v_threshold, n)
+            vr = getattr(node, "v_reset", None)
+            v_reset = np.zeros(n) if vr is None else _vec(vr, n)
+            if c.reset == "subtract":
+                self.warn(f"node '{name}': reset by subtraction is not available in sPyNNaker's IF_curr_*; "
+                          "mapped to reset to v_reset (the overshoot above threshold is lost)")
+            if c.reset_timing == "delayed":
+                self.warn(f"node '{name}': delayed reset (snnTorch reset_delay) runs as sPyNNaker's "
+                          "immediate reset")
+        else:
+            v_th = np.full(n, 65535.0)
+            v_reset = np.zeros(n)
+        pyn["v_thresh"], pyn["v_reset"] = v_th, v_reset
+        pyn["tau_refrac"] = np.full(n, float(self.extra.get("spinnaker.tau_refrac_ms", 0.0)))
+        pyn["i_offset"] = np.zeros(n)
+        pyn["v_init"] = np.zeros(n)
+        if cuba:
+            tau_s = _vec(node.tau_syn, n)
+            keep_s = np.exp(-self.dt / tau_s) if c.integration == "exact" else 1.0 - self.dt / tau_s
+            keep_s = np.clip(keep_s, 0.0, None)
+            pyn["tau_syn_E"] = pyn["tau_syn_I"] = _tau_for_keep(keep_s, dt_ms)
+            syn_gain = (1.0 - keep_s) * _vec(node.w_in, n)
+            # The core adds a step's input to isyn before the membrane update (current first). With the
+            # projection's one-step delay, x(t) reaches V in t+1, which is exactly the refsim's voltage_first
+            # order (v(t+1) uses i(t)); current_first graphs gain one step, like every feed-forward edge.
+        else:
+            pyn["tau_syn_E"] = pyn["tau_syn_I"] = np.full(n, 5.0)  # unused by IF_curr_delta
+            syn_gain = np.ones(n)
+        kind = "IF_curr_exp" if cuba else "IF_curr_delta"
+        pop = Population(sanitise(name), name, kind, n, shape, spiking, pyn, {})
+        pop.raw["_in_gain"] = in_gain * syn_gain  # refsim: v += in_gain * syn_gain * x (before the core's gains)
+        pop.raw["_is_if"] = np.asarray(keep is None)
+        return pop, in_gain * syn_gain
+
+    def _finish_raw(self, pop: Population, if_bound: float) -> np.ndarray:
+        """Compute the on-core values from the PyNN floats; return the weight factor per neuron."""
+        p = pop.pynn
+        dt_raw = F.to_accum(self.dt_ms)
+        n = pop.size
+        gain_ref = pop.raw.pop("_in_gain")
+        is_if = bool(pop.raw.pop("_is_if"))
+        if is_if and not np.all(np.isfinite(p["tau_m"])):
+            # largest input current the ring buffer can hand over is 2**shift <= ~2*bound; keep alpha < 2**14
+            g = max(min(if_bound * float(np.max(np.abs(gain_ref))) / 16384.0, 0.5), 1.0 / 4096.0)
+            p["tau_m"] = np.full(n, -self.dt_ms / math.log(1.0 - g))
+            self.warn(f"node '{pop.node}': IF (no leak) mapped to sPyNNaker's LIF with tau_m = "
+                      f"{p['tau_m'][0]:.1f} ms (V leaks {100 * g:.3f}% per step; set "
+                      "extra 'spinnaker.if_tau_ms' to trade leak against s16.15 headroom)")
+        p["tau_m"] = np.clip(p["tau_m"], dt_raw / F.ONE / 16.0, 32767.0)
+        p["cm"] = p["tau_m"].copy()
+        for k in ("v_rest", "v_reset", "v_thresh", "i_offset", "v_init", "tau_m", "cm", "tau_refrac", "tau_syn_E",
+                  "tau_syn_I"):
+            p[k] = np.asarray(p[k], dtype=np.float64)
+        raw = pop.raw
+        tau_raw = F.to_accum_array(p["tau_m"])
+        cm_raw = F.to_accum_array(p["cm"])
+        raw["exp_tc"] = _per_unique(lambda t: F.lif_exp_tc(dt_raw, t), tau_raw)
+        raw["r_mem"] = _per_unique(lambda tc: F.lif_r_membrane(tc >> 32, tc & 0xFFFFFFFF),
+                                   (tau_raw << 32) | (cm_raw & 0xFFFFFFFF))
+        raw["v_rest"] = F.to_accum_array(p["v_rest"])
+        raw["v_reset"] = F.to_accum_array(p["v_reset"])
+        vth = F.to_accum_array(np.minimum(p["v_thresh"], 65535.0))
+        strict = self.cfg.for_node(self.g.nodes[pop.node]).threshold_cmp == ">"
+        raw["v_thresh"] = vth + (1 if (strict and pop.spiking) else 0)
+        raw["v_init"] = F.to_accum_array(p["v_init"])
+        raw["t_refract"] = _per_unique(lambda t: F.lif_t_refract(t, dt_raw), F.to_accum_array(p["tau_refrac"]))
+        if pop.kind == "IF_curr_exp":
+            de = [F.exp_synapse_decay_init(dt_raw, int(t)) for t in F.to_accum_array(p["tau_syn_E"])]
+            di = [F.exp_synapse_decay_init(dt_raw, int(t)) for t in F.to_accum_array(p["tau_syn_I"])]
+            raw["exc_decay"] = np.array([d for d, _ in de], np.int64)
+            raw["exc_init"] = np.array([i for _, i in de], np.int64)
+            raw["inh_decay"] = np.array([d for d, _ in di], np.int64)
+            raw["inh_init"] = np.array([i for _, i in di], np.int64)
+            syn = raw["exc_init"] / 2.0 ** 32
+        else:
+            for k in ("exc_decay", "exc_init", "inh_decay", "inh_init"):
+                raw[k] = np.zeros(n, np.int64)
+            syn = np.ones(n)
+        mem = (1.0 - raw["exp_tc"] / F.ONE) * (raw["r_mem"] / F.ONE)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(mem * syn > 0, gain_ref / (mem * syn), 0.0)
+        return factor
+
+    def run(self) -> Program:
+        g = self.g
+        order = self.sched.order
+        inputs: dict[str, str] = {}
+        pop_list: list[Population] = []
+        factors: dict[str, np.ndarray] = {}
+        for name in order:
+            node = g.nodes[name]
+            if isinstance(node, nir.Input):
+                shape = tuple(G.node_shape(node, "output") or ())
+                pop = Population(sanitise(name), name, "SpikeSourceArray", int(np.prod(shape)), shape)
+                inputs[name] = pop.name
+                pop_list.append(pop)
+            elif isinstance(node, NEURON_TYPES):
+                pop, _ = self._neuron(name, node)
+                pop_list.append(pop)
+            elif isinstance(node, (nir.I, nir.Threshold)):
+                raise UnsupportedError(f"{type(node).__name__} has no sPyNNaker neuron model", node=name,
+                                       hint="use LIF/IF/LI (IF_curr_delta) or CubaLIF/CubaLI (IF_curr_exp)")
+        self.pops = {p.name: p for p in pop_list}
+        # incoming maps of each neuron population
+        in_maps: dict[str, _Map] = {}
+        for p in pop_list:
+            if not p.is_source:
+                in_maps[p.name] = self._input_map(p.node)
+        # bound of the summed input per step (raw NIR weights, the ring-buffer policy's bound): the IF leak
+        # is chosen so that the largest current the ring buffers can deliver stays inside s16.15
+        policy, rate = self._policy()
+        for p in pop_list:
+            if p.is_source:
+                continue
+            m = in_maps[p.name]
+            exc, inh = np.zeros(p.size), np.zeros(p.size)
+            for W in m.terms.values():
+                exc = exc + _bound(abs(sp.csr_matrix(W.multiply(W > 0))), policy, rate)
+                inh = inh + _bound(abs(sp.csr_matrix(W.multiply(W < 0))), policy, rate)
+            bound = float(np.maximum(exc, inh).max()) if p.size else 1.0
+            factors[p.name] = self._finish_raw(p, bound)
+        projections = self._projections(pop_list, in_maps, factors)
+        readouts = self._readouts()
+        prog = Program(self.dt_ms, pop_list, projections, readouts, inputs, warnings=self.warnings)
+        prog.report = self.report
+        return prog
+
+    def _projections(self, pops: list[Population], in_maps: dict[str, _Map],
+                     factors: dict[str, np.ndarray]) -> list[Projection]:
+        policy, rate = self._policy()
+        pins = self.extra.get("spinnaker.max_expected_summed_weight", {}) or {}
+        out: list[Projection] = []
+        self.report: dict[str, Any] = {"policy": policy, "populations": {}, "projections": []}
+        for post in pops:
+            if post.is_source:
+                continue
+            m = in_maps[post.name]
+            fac = factors[post.name]
+            # bias: a constant input. IF_curr_exp: the refsim filters it through the synapse, the core adds
+            # I_offset after it; use the synapse's steady-state gain init / (1 - decay).
+            off = m.bias * fac
+            if post.kind == "IF_curr_exp":
+                off = off * (post.raw["exc_init"] / 2.0 ** 32) / np.maximum(1.0 - post.raw["exc_decay"] / 2.0 ** 32,
+                                                                             1e-9)
+            post.raw["i_offset"] = F.to_accum_array(np.clip(off, -65535, 65535))
+            post.pynn["i_offset"] = post.raw["i_offset"] / F.ONE
+            parts: list[tuple[str, int, str, sp.coo_matrix]] = []
+            bound = {"excitatory": np.zeros(post.size), "inhibitory": np.zeros(post.size)}
+            for (pre, d), W in sorted(m.terms.items()):
+                if pre not in self.pops:
+                    raise UnsupportedError(f"input from '{pre}' is not a population", node=post.node)
+                Wf = (W @ sp.diags(fac)).tocsr()
+                delay = max(1, int(d))
+                for rec, sel in (("excitatory", Wf.multiply(Wf > 0)), ("inhibitory", Wf.multiply(Wf < 0))):
+                    sel = sp.csr_matrix(sel)
+                    sel.eliminate_zeros()
+                    if sel.nnz == 0:
+                        continue
+                    bound[rec] = bound[rec] + _bound(abs(sel), policy, rate)
+                    parts.append((pre, delay, rec, sel.tocoo()))
+            shifts = []
+            for rec in ("excitatory", "inhibitory"):
+                pin = pins.get(post.node, pins.get(post.name)) if isinstance(pins, dict) else None
+                w_max = float(np.asarray(pin).ravel()[0 if rec == "excitatory" else -1]) if pin is not None else \
+                    float(bound[rec].max()) if bound[rec].size else 0.0
+                s = choose_shift(w_max)
+                if s > 16:
+                    raise FitError(
+                        f"population '{post.name}': summed {rec} weight bound {w_max:.4g} exceeds what a 16-bit "
+                        f"ring buffer with the largest shift (16) can hold (65536)",
+                        node=post.node, hint="scale the weights and thresholds down, or prune")
+                shifts.append(s)
+            post.shifts = (shifts[0], shifts[1])
+            self.report["populations"][post.name] = {
+                "shift_exc": shifts[0], "shift_inh": shifts[1],
+                "bound_exc": float(bound["excitatory"].max(initial=0.0)),
+                "bound_inh": float(bound["inhibitory"].max(initial=0.0)),
+            }
+            for pre, delay, rec, coo in parts:
+                s = shifts[0] if rec == "excitatory" else shifts[1]
+                w = coo.data.astype(np.float64)
+                wi = quantise(w, s)
+                name = f"{pre}_to_{post.name}_{'exc' if rec == 'excitatory' else 'inh'}_d{delay}"
+                pr = Projection(name, pre, post.name, rec, coo.row.astype(np.int32), coo.col.astype(np.int32),
+                                w, np.full(w.size, delay, np.int32), wi, m.via)
+                out.append(pr)
+                self._report_projection(pr, s, post)
+        return out
+
+    def _policy(self) -> tuple[str, float]:
+        policy = str(self.extra.get("spinnaker.ring_buffer", "worst"))
+        if policy not in ("worst", "statistical"):
+            raise UnsupportedError(f"extra 'spinnaker.ring_buffer' = {policy!r}; allowed: worst, statistical")
+        return policy, float(self.extra.get("spinnaker.rate_hz", 30.0)) * self.dt
+
+    def _report_projection(self, pr: Projection, shift: int, post: Population) -> None:
+        n = int(pr.weight.size)
+        zero = int(np.sum(pr.w_int == 0))
+        step = 2.0 ** (shift - 15)
+        rel = np.abs(pr.w_int * step - np.abs(pr.weight)) / np.maximum(np.abs(pr.weight), 1e-30)
+        worst_sum = np.bincount(pr.post_idx, weights=pr.w_int.astype(np.float64), minlength=post.size).max()
+        headroom = 0xFFFF / worst_sum if worst_sum > 0 else float("inf")
+        item = {"projection": pr.name, "receptor": pr.receptor, "synapses": n, "shift": shift,
+                "zero_weights": zero, "zero_fraction": zero / max(n, 1),
+                "median_rel_error": float(np.median(rel)) if n else 0.0,
+                "lsb": step, "worst_slot_sum_int": float(worst_sum),
+                "saturation_headroom": float(headroom)}
+        self.report["projections"].append(item)
+        if n and zero == n:
+            self.warn(f"PROJECTION {pr.name}: ALL {n} {pr.receptor} weights quantise to zero with ring-buffer "
+                      f"shift {shift} (LSB {step:.3g}): this weight class VANISHES on SpiNNaker "
+                      "(pin 'spinnaker.max_expected_summed_weight' lower, or use ring_buffer='statistical')")
+        elif n and zero / n > 0.05:
+            self.warn(f"projection {pr.name}: {zero}/{n} ({100 * zero / n:.1f}%) {pr.receptor} weights "
+                      f"quantise to zero (shift {shift}, LSB {step:.3g})")
+        if worst_sum > 0xFFFF:
+            self.warn(f"projection {pr.name}: worst-case ring-buffer sum {worst_sum:.0f} > 65535: input can "
+                      "saturate (counted by the emulator)")
+
+    def _readouts(self) -> list[Readout]:
+        out = []
+        for name in G.output_nodes(self.g):
+            preds = self.sched.predecessors(name)
+            if len(preds) != 1:
+                raise UnsupportedError("an Output must be fed by exactly one node", node=name)
+            src = preds[0][0]
+            node = self.g.nodes[src]
+            if isinstance(node, NEURON_TYPES):
+                pop = self.pops[sanitise(src)]
+                out.append(Readout(name, pop.name, "spikes" if pop.spiking else "v"))
+            else:
+                raise UnsupportedError(
+                    f"Output fed by {type(node).__name__}: a SpiNNaker program can only output a population's "
+                    "spikes or membrane voltage", node=name, hint="end the graph with a neuron layer (LIF/IF/LI)")
+        return out
+
+
+def lower_graph(graph: nir.NIRGraph, dt: float, options: CompileOptions) -> Program:
+    return Lowering(graph, dt, options).run()
