@@ -34,7 +34,7 @@ def _mismatches(prog: Program, inputs: dict[str, np.ndarray]) -> list[str]:
     return bad
 
 
-def _check_random(seed: int, stress: bool, steps: int = 12) -> None:
+def check_matches_lava(seed: int, stress: bool, steps: int = 12) -> None:
     rng = np.random.default_rng(seed)
     prog = random_program(rng, stress=stress)
     inputs = random_inputs(rng, prog, steps, 1)
@@ -46,7 +46,7 @@ def _check_random(seed: int, stress: bool, steps: int = 12) -> None:
           suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), stress=st.booleans())
 def test_emulator_matches_lava_on_random_networks(seed, stress):
-    _check_random(seed, stress)
+    check_matches_lava(seed, stress)
 
 
 @needs_lava
@@ -54,7 +54,7 @@ def test_emulator_matches_lava_on_random_networks(seed, stress):
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), stress=st.booleans())
 def test_emulator_matches_lava_many_examples(seed, stress):
-    _check_random(seed, stress, steps=20)
+    check_matches_lava(seed, stress, steps=20)
 
 
 def _wrap_program() -> Program:
