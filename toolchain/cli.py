@@ -83,7 +83,10 @@ def main() -> None:
 @handle_errors
 def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps, dt, delay_policy, calibration,
                 trust, model_class, seed, extra, as_json):
-    """Compile MODEL (.nir, .onnx, .pt2/.pt, Brian2 .py) for a board into an artifact directory."""
+    """Compile MODEL (.nir, .onnx, .pt2/.pt/state_dict, Brian2 .py) for a board into an artifact directory.
+
+    A Brian2 .py model is executed to build its network: only pass files you trust.
+    """
     from .pipeline import compile_model
 
     extras: dict[str, Any] = {"prune_method": prune_method}
