@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Photonic DFA benchmark: (1) accuracy of optical DFA vs digital DFA vs backprop on sklearn digits,
-(2) projection speed of spikeforge's OPU emulator vs lightonml's simulated OPU, measured in the same run.
+(2) projection speed of spikeforge's OPU emulator vs lightonml's simulated OPU, measured in the same run,
+(3) a small conv net (Conv2d 8x3x3 -> SumPool 2 -> 64 -> 10) compiled with conv=backprop and conv=freeze.
 
 lightonml does not install cleanly beside current packages, so it runs in its own scratch venv
 (`--lightonml-python`, default $LIGHTONML_PYTHON or /tmp/spikeforge-lightonml/bin/python, created when
@@ -9,6 +10,7 @@ the peer is a plain torch complex matmul (always measured too) and the report sa
 
     python benchmarks/bench_photonic.py                 # both parts, 10k -> 10k batch 64, 3 seeds
     python benchmarks/bench_photonic.py --quick         # 2k -> 2k, 1 seed, 8 epochs
+    python benchmarks/bench_photonic.py --skip-accuracy --skip-speed --json /tmp/conv.json   # conv part only
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import nir
 import numpy as np
 import torch
 
@@ -92,6 +95,58 @@ def accuracy_part(seeds: list[int], hidden: list[int], epochs: int, lr: float) -
                       "frames_per_epoch": float(np.mean(frames)) if frames else None,
                       "live_vector_fraction": float(np.mean(vectors)) if vectors else None}
         print(f"  {name:55s} {100 * np.mean(accs):6.2f} %  seeds {[round(100 * a, 1) for a in accs]}", flush=True)
+    return rows
+
+
+# ---- convolutional front end ---------------------------------------------------------------------
+def conv_graph(ch: int = 8, hidden: int = 64, seed: int = 0) -> nir.NIRGraph:
+    """(1, 8, 8) -> Conv2d 3x3 (ch, padding 1) -> IF -> SumPool 2x2 -> Flatten -> Affine(hidden) -> IF -> Affine(10)."""
+    rng = np.random.default_rng(seed)
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([1, 8, 8])}),
+        "conv": nir.Conv2d(input_shape=(8, 8), weight=rng.normal(0, 1 / 3, (ch, 1, 3, 3)).astype(np.float32),
+                           stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(ch, np.float32)),
+        "n0": nir.IF(r=np.ones((ch, 8, 8)), v_threshold=np.ones((ch, 8, 8))),
+        "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+        "flat": nir.Flatten(input_type={"input": np.array([ch, 4, 4])}, start_dim=0, end_dim=-1),
+        "fc0": nir.Affine(weight=rng.normal(0, 0.1, (hidden, ch * 16)).astype(np.float32),
+                          bias=np.zeros(hidden, np.float32)),
+        "n1": nir.IF(r=np.ones(hidden), v_threshold=np.ones(hidden)),
+        "fc1": nir.Affine(weight=rng.normal(0, 0.1, (10, hidden)).astype(np.float32), bias=np.zeros(10, np.float32)),
+        "output": nir.Output(output_type={"output": np.array([10])}),
+    }
+    order = ["input", "conv", "n0", "pool", "flat", "fc0", "n1", "fc1", "output"]
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])), metadata={"spikeforge.dt": 1e-3})
+
+
+def conv_part(seeds: list[int], epochs: int) -> dict:
+    """conv=backprop vs conv=freeze (the graph's random conv weights as a fixed extractor), each trained with
+    optical DFA, digital DFA and backprop; the compiled program's own data split (1204 train / 593 test)."""
+    from spikeforge.backends.photonic import PhotonicBackend
+    from spikeforge.backends.photonic.lower import make_feedback, make_trainer
+    from spikeforge.boards import get_board
+    from spikeforge.interfaces import CompileOptions
+
+    board = get_board("lighton-opu")
+    rows: dict = {}
+    for pol in ("backprop", "freeze"):
+        for method in ("odfa", "dfa", "bp"):
+            accs, frames = [], []
+            for s in seeds:
+                art = PhotonicBackend().lower(conv_graph(), board, CompileOptions(seed=s, extra={"conv": pol}))
+                prog, a = art.meta["program"], art.arrays
+                fb = make_feedback(prog, board, method)
+                tr = make_trainer(prog, a, method, fb, seed=s)
+                r = fit(tr, a["data/x_train"], a["data/y_train"], epochs=epochs, batch=int(prog["training"]["batch"]),
+                        seed=s, x_test=a["data/x_test"], y_test=a["data/y_test"])
+                accs.append(r["accuracy"])
+                if isinstance(fb, OpticalFeedback):
+                    frames.append(fb.frames / epochs)
+            name = f"conv={pol}, {method}"
+            rows[name] = {"acc": accs, "mean": float(np.mean(accs)),
+                          "frames_per_epoch": float(np.mean(frames)) if frames else None}
+            print(f"  {name:30s} {100 * np.mean(accs):6.2f} %  seeds {[round(100 * x, 1) for x in accs]}"
+                  + (f"  {np.mean(frames):.0f} frames/epoch" if frames else ""), flush=True)
     return rows
 
 
@@ -192,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-conv", action="store_true")
     ap.add_argument("--n", type=int, default=None, help="projection size n -> n (default 10000, quick 2000)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--device", default="cpu")
@@ -215,6 +271,13 @@ def main(argv: list[str] | None = None) -> int:
               f"points; optical - backprop: {100 * (opt['mean'] - rows['backprop']['mean']):+.2f} points")
         print(f"  optical DFA used {opt['frames_per_epoch']:.0f} frames per epoch "
               f"({100 * opt['live_vector_fraction']:.1f} % of error vectors non-zero)")
+    if not a.skip_conv:
+        seeds = [0] if a.quick else [0, 1, 2]
+        epochs = 8 if a.quick else 30
+        print(f"[conv] sklearn digits 8x8, Conv2d(8, 3x3) -> SumPool 2 -> 64 -> 10, Adam lr 1e-3, {epochs} epochs, "
+              f"seeds {seeds}")
+        with single_thread():
+            out["conv"] = conv_part(seeds, epochs)
     if not a.skip_speed:
         n = a.n or (2000 if a.quick else 10000)
         py = Path(a.lightonml_python)

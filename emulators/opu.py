@@ -507,7 +507,8 @@ class PhotonicEmulator(Emulator):
         proj = program["projection"]
         frames = np.zeros(T)
         # one projection per sample serves all time steps: the step's frames are charged at the last step
-        frames[-1] = program["frames_per_vector"] * B + program["frames_per_step_overhead"]
+        if proj["n_out"] > 0:  # only DFA-trained layers use the OPU (bp/frozen/conv layers are host-side)
+            frames[-1] = program["frames_per_vector"] * B + program["frames_per_step_overhead"]
         exposure = np.zeros(T)
         exposure[-1] = frames[-1] * float(program["exposure"]["calibrated"].get(
             "exposure_us", program["exposure"]["dimmest_frame_us"])) * 1e-6

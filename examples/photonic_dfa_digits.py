@@ -8,6 +8,8 @@
 4. print what an epoch costs on the OPU next to the same projection done digitally.
 
     python examples/photonic_dfa_digits.py [--epochs 15] [--out /tmp/digits-opu]
+    python examples/photonic_dfa_digits.py --conv backprop   # small conv net: conv stack off the OPU,
+                                                             # trained by backprop of the DFA delta (or: freeze)
 """
 
 from __future__ import annotations
@@ -40,16 +42,43 @@ def mlp(dims: list[int], seed: int = 0) -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"spikeforge.dt": 1e-3})
 
 
+def conv_net(ch: int = 8, hidden: int = 64, seed: int = 0) -> nir.NIRGraph:
+    """(1, 8, 8) -> Conv2d 3x3 -> IF -> SumPool 2x2 -> Flatten -> Affine(hidden) -> IF -> Affine(10)."""
+    rng = np.random.default_rng(seed)
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([1, 8, 8])}),
+        "conv": nir.Conv2d(input_shape=(8, 8), weight=rng.normal(0, 1 / 3, (ch, 1, 3, 3)).astype(np.float32),
+                           stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(ch, np.float32)),
+        "if_c": nir.IF(r=np.ones((ch, 8, 8)), v_threshold=np.ones((ch, 8, 8))),
+        "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+        "flat": nir.Flatten(input_type={"input": np.array([ch, 4, 4])}, start_dim=0, end_dim=-1),
+        "fc0": nir.Affine(weight=rng.normal(0, 0.1, (hidden, ch * 16)).astype(np.float32),
+                          bias=np.zeros(hidden, np.float32)),
+        "if0": nir.IF(r=np.ones(hidden), v_threshold=np.ones(hidden)),
+        "fc1": nir.Affine(weight=rng.normal(0, 0.1, (10, hidden)).astype(np.float32), bias=np.zeros(10, np.float32)),
+        "output": nir.Output(output_type={"output": np.array([10])}),
+    }
+    order = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])), metadata={"spikeforge.dt": 1e-3})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="/tmp/spikeforge-digits-opu")
+    ap.add_argument("--conv", choices=["none", "backprop", "freeze"], default="none",
+                    help="compile a small conv net instead of the MLP, with this conv policy")
     args = ap.parse_args()
 
     board = get_board("lighton-opu")
     backend = PhotonicBackend()
-    art = backend.lower(mlp([64, 128, 128, 10]), board, CompileOptions(seed=args.seed))
+    if args.conv == "none":
+        art = backend.lower(mlp([64, 128, 128, 10]), board, CompileOptions(seed=args.seed))
+    else:
+        art = backend.lower(conv_net(), board, CompileOptions(seed=args.seed, extra={"photonic.conv": args.conv}))
+        print("\n".join(f"warning: {w}" for w in art.meta["warnings"]))
+        print(f"roles: {art.meta['program']['roles']}")
     art = Artifact.load(art.save(args.out))
     prog = art.meta["program"]
     proj = prog["projection"]
@@ -66,7 +95,8 @@ def main() -> None:
         extra = f", {fb.frames / args.epochs:.0f} OPU frames per epoch" if method == "odfa" else ""
         print(f"{method:>5}: test accuracy {100 * r['accuracy']:.1f} %{extra}")
 
-    x = np.zeros((1, 32, 64), np.float32)  # one forward step of a 32-sample batch
+    shape = tuple(prog["front_end"]["input_shape"]) if prog.get("front_end") else (64,)
+    x = np.zeros((1, 32, *shape), np.float32)  # one forward step of a 32-sample batch
     trace = backend.emulator().run(art, {"input": x})
     prof = backend.cost_model().profile(art, trace)
     for item in prof.resources:

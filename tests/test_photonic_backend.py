@@ -114,8 +114,10 @@ def test_dfa_hostile_layers_are_refused_or_handled():
         "output": nir.Output(output_type={"output": np.array([2, 8, 8])}),
     }, edges=[("input", "conv"), ("conv", "output")], metadata={"spikeforge.dt": 1e-3})
     with pytest.raises(UnsupportedError, match="convolutional") as exc:
-        PhotonicBackend().lower(conv, board, CompileOptions())
+        PhotonicBackend().lower(conv, board, CompileOptions(extra={"conv": "refuse"}))
     assert exc.value.node == "conv"
+    with pytest.raises(UnsupportedError, match="at least one hidden layer"):  # conv front end without an MLP head
+        PhotonicBackend().lower(conv, board, CompileOptions())
 
 
 def test_layout_shares_leading_slices_when_camera_is_too_small():

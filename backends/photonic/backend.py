@@ -116,6 +116,11 @@ def _verify(artifact: Artifact, inputs: dict[str, np.ndarray], epochs: int | Non
         ok = cos >= thr["min_alignment"]
         results.append((f"photonic.alignment.{layer}", ok,
                         f"cos(DFA update, BP gradient) = {cos:.3f} (min {thr['min_alignment']}) after {epochs} epochs"))
+    for layer, cos in optical.feature_alignment(xb, yb).items():  # conv=backprop: BP of the DFA delta vs true BP
+        ok = cos >= thr["min_alignment"]
+        results.append((f"photonic.alignment.{layer}", ok,
+                        f"cos(backprop of the DFA delta, BP gradient) = {cos:.3f} (min {thr['min_alignment']}) "
+                        f"after {epochs} epochs (convolution trained on the host)"))
     results.append(("photonic.accuracy", acc["odfa"] >= thr["min_accuracy"],
                     f"optical DFA test accuracy {acc['odfa']:.3f} (min {thr['min_accuracy']}; {source})"))
     gap = acc["dfa"] - acc["odfa"]

@@ -11,6 +11,10 @@ vector per step is projected so the host can restore the zero sum of softmax err
 
 Layer roles: "dfa" (hidden, optical/digital feedback), "bp" (trained by backprop from the layer above's
 delta: for DFA-hostile layers), "freeze" (not trained), "output" (true gradient).
+A convolutional front end (`FeatureSpec`: conv, pool, relu, flatten in front of the first Affine layer)
+is either frozen (a fixed feature extractor) or "bp": trained with the local backprop gradient of the
+first Affine layer's DFA delta, dL/dfeatures ~ delta_0 W_0, pushed through the conv stack by autograd
+(DFA does not train conv stacks well; the head keeps its optical feedback).
 Spiking graphs are trained here through their rate (ANN) equivalent: an IF neuron with reset by
 subtraction fires at a rate proportional to relu of its input, so h = relu(W x + b); a LIF/CubaLIF
 layer uses the same rate surrogate (documented approximation, see docs/photonic.md).
@@ -56,6 +60,38 @@ class LayerSpec:
     @property
     def width(self) -> int:
         return int(self.weight.shape[0])
+
+
+@dataclass
+class FeatureSpec:
+    """One op of the convolutional front end: conv (Conv1d/Conv2d), pool (sum/avg 2-D), relu or flatten."""
+
+    name: str
+    kind: str                   # conv | pool | relu | flatten
+    weight: np.ndarray | None = None  # conv: (out_ch, in_ch / groups, *kernel)
+    bias: np.ndarray | None = None
+    role: str = "fixed"         # conv: bp | freeze; other ops: fixed (no parameters)
+    params: dict[str, Any] = field(default_factory=dict)  # conv: dims, stride, padding, dilation, groups;
+    #                                                       pool: kernel, stride, padding, sum
+
+
+def apply_feature(spec: FeatureSpec, h: torch.Tensor, w: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor:
+    """One front-end op on a (B, C, *spatial) batch, with the reference simulator's conventions."""
+    F = torch.nn.functional
+    p = spec.params
+    if spec.kind == "conv":
+        conv = F.conv2d if int(p["dims"]) == 2 else F.conv1d
+        pad = p["padding"] if isinstance(p["padding"], str) else tuple(p["padding"])
+        return conv(h, w, b, stride=tuple(p["stride"]), padding=pad, dilation=tuple(p["dilation"]),
+                    groups=int(p["groups"]))
+    if spec.kind == "pool":
+        return F.avg_pool2d(h, tuple(p["kernel"]), tuple(p["stride"]), tuple(p["padding"]),
+                            divisor_override=1 if p["sum"] else None)
+    if spec.kind == "relu":
+        return torch.relu(h)
+    if spec.kind == "flatten":
+        return h.reshape(h.shape[0], -1)
+    raise ValueError(f"unknown front-end op {spec.kind!r}")
 
 
 @dataclass
@@ -140,7 +176,8 @@ class MLPTrainer:
 
     def __init__(self, layers: list[LayerSpec], method: str, *, seed: int = 0, lr: float = 2e-3,
                  feedback: Feedback | OpticalFeedback | None = None, init: str = "random",
-                 gains: dict[str, float] | None = None) -> None:
+                 gains: dict[str, float] | None = None, features: list[FeatureSpec] | None = None,
+                 input_shape: tuple[int, ...] | None = None) -> None:
         if method not in ("bp", "dfa", "odfa"):
             raise ValueError(f"method must be bp, dfa or odfa (got {method!r})")
         if method != "bp" and feedback is None:
@@ -161,14 +198,46 @@ class MLPTrainer:
                 b = (torch.rand(spec.bias.shape, generator=g) * 2 - 1) * bound
             self.W.append(w.requires_grad_(spec.role != "freeze"))
             self.b.append(b.requires_grad_(spec.role != "freeze"))
-        params = [p for p in self.W + self.b if p.requires_grad]
+        # convolutional front end (drawn after the MLP so an MLP's initial weights do not depend on it)
+        self.features = list(features or [])
+        self.input_shape = tuple(int(d) for d in input_shape) if input_shape else None
+        if self.features and self.input_shape is None:
+            raise ValueError("a convolutional front end needs the input shape")
+        self.FW: list[tuple[torch.Tensor, torch.Tensor] | None] = []
+        for f in self.features:
+            if f.kind != "conv":
+                self.FW.append(None)
+                continue
+            assert f.weight is not None
+            fb = f.bias if f.bias is not None else np.zeros(f.weight.shape[0], np.float32)
+            if init == "graph" or f.role == "freeze":
+                w, b = torch.tensor(np.asarray(f.weight, np.float32)), torch.tensor(np.asarray(fb, np.float32))
+            else:  # torch.nn.Conv default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in_ch / groups x kernel
+                bound = 1.0 / math.sqrt(int(np.prod(f.weight.shape[1:])))
+                w = (torch.rand(f.weight.shape, generator=g) * 2 - 1) * bound
+                b = (torch.rand(fb.shape, generator=g) * 2 - 1) * bound
+            self.FW.append((w.requires_grad_(f.role == "bp"), b.requires_grad_(f.role == "bp")))
+        self.feature_params = [p for pair in self.FW if pair is not None for p in pair if p.requires_grad]
+        self.feature_grads: list[torch.Tensor] | None = None
+        params = [p for p in self.W + self.b if p.requires_grad] + self.feature_params
         self.opt = torch.optim.Adam(params, lr=lr)
 
     # ---- forward -------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Pre-activations a_l and activations h_l (h_0 = x)."""
-        hs, As = [x], []
-        h = x
+    def featurise(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutional front end: flat input (B, n_in) -> flat features (B, n_features); identity without one."""
+        if not self.features:
+            return x
+        assert self.input_shape is not None
+        h = x.reshape(x.shape[0], *self.input_shape)
+        for f, pair in zip(self.features, self.FW):
+            h = apply_feature(f, h, *(pair if pair is not None else (None, None)))
+        return h.reshape(x.shape[0], -1)
+
+    def forward(self, x: torch.Tensor, feats: torch.Tensor | None = None
+                ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Pre-activations a_l and activations h_l (h_0 = the front end's features, or x without one)."""
+        h = self.featurise(x) if feats is None else feats
+        hs, As = [h], []
         for spec, w, b in zip(self.layers, self.W, self.b):
             a = h @ w.T + b
             As.append(a)
@@ -190,8 +259,10 @@ class MLPTrainer:
         loss = torch.nn.functional.cross_entropy(hs[-1], y)
         params = [p for pair in zip(self.W, self.b) for p in pair]
         trainable = [p for p in params if p.requires_grad]
-        grads = torch.autograd.grad(loss, trainable, allow_unused=True)
-        it = iter(grads)
+        grads = torch.autograd.grad(loss, trainable + self.feature_params, allow_unused=True)
+        self.feature_grads = [g if g is not None else torch.zeros_like(p)
+                              for g, p in zip(grads[len(trainable):], self.feature_params)]
+        it = iter(grads[:len(trainable)])
         out = []
         for w, b in zip(self.W, self.b):
             gw = next(it) if w.requires_grad else torch.zeros_like(w)
@@ -200,9 +271,17 @@ class MLPTrainer:
         return out
 
     def dfa_grads(self, x: torch.Tensor, y: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """DFA updates: one projection of the output error per sample feeds every "dfa" layer."""
+        """DFA updates: one projection of the output error per sample feeds every "dfa" layer.
+
+        A trainable ("bp") conv front end gets the local backprop gradient of layer 0's delta: the gradient of
+        sum(features * (delta_0 W_0)) / n with respect to the conv parameters (autograd through the convs only).
+        """
+        feats = None
+        if self.feature_params:
+            with torch.enable_grad():
+                feats = self.featurise(x)
         with torch.no_grad():
-            As, hs = self.forward(x)
+            As, hs = self.forward(x, feats.detach() if feats is not None else None)
             n = x.shape[0]
             p = torch.softmax(hs[-1], dim=1)
             e = p - torch.nn.functional.one_hot(y, p.shape[1]).to(p.dtype)
@@ -218,6 +297,13 @@ class MLPTrainer:
                     deltas[i] = self.gains.get(spec.name, 1.0) * sl * fprime
                 elif spec.role == "bp" and i + 1 < len(self.layers) and deltas[i + 1] is not None:
                     deltas[i] = (deltas[i + 1] @ self.W[i + 1]) * fprime
+            top = deltas[0] @ self.W[0] / n if feats is not None and deltas[0] is not None else None
+        if feats is not None:
+            if top is None:  # no delta reaches the front end (its first layer is frozen): no update
+                self.feature_grads = [torch.zeros_like(p) for p in self.feature_params]
+            else:
+                self.feature_grads = list(torch.autograd.grad(feats, self.feature_params, grad_outputs=top))
+        with torch.no_grad():
             out = []
             for i, (w, b) in enumerate(zip(self.W, self.b)):
                 d = deltas[i]
@@ -232,6 +318,9 @@ class MLPTrainer:
         for (gw, gb), w, b in zip(grads, self.W, self.b):
             if w.requires_grad:
                 w.grad, b.grad = gw.detach(), gb.detach()
+        if self.feature_params and self.feature_grads is not None:
+            for p, gp in zip(self.feature_params, self.feature_grads):
+                p.grad = gp.detach()
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
 
@@ -257,8 +346,25 @@ class MLPTrainer:
                 self.gains[spec.name] = float(gb.norm()) / nd if nd > 0 else 1.0
         return dict(self.gains)
 
+    def feature_alignment(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Cosine between the conv update (BP of the DFA delta) and the true BP gradient, per trainable conv."""
+        if not self.feature_params:
+            return {}
+        self.bp_grads(x, y)
+        bp = self.feature_grads or []
+        self.dfa_grads(x, y)
+        dfa = self.feature_grads or []
+        names = [f.name for f, pair in zip(self.features, self.FW) if pair is not None and pair[0].requires_grad]
+        return {n: float(torch.nn.functional.cosine_similarity(gb.flatten(), gd.flatten(), dim=0))
+                for n, gb, gd in zip(names, bp[0::2], dfa[0::2])}
+
     def weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(w.detach().numpy().copy(), b.detach().numpy().copy()) for w, b in zip(self.W, self.b)]
+
+    def feature_weights(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Conv weights and biases of the front end, by node name."""
+        return {f.name: (pair[0].detach().numpy().copy(), pair[1].detach().numpy().copy())
+                for f, pair in zip(self.features, self.FW) if pair is not None}
 
 
 class LightonmlFeedback:
@@ -324,6 +430,8 @@ class SpikingTrainer(MLPTrainer):
 
     def __init__(self, layers: list[LayerSpec], method: str, *, timesteps: int = 20, out_scale: float = 1.0,
                  **kw: Any) -> None:
+        if kw.get("features"):
+            raise ValueError("spiking mode does not train a convolutional front end (use train_mode=rate)")
         super().__init__(layers, method, **kw)
         self.T, self.out_scale = int(timesteps), float(out_scale)
         self.enc = torch.Generator().manual_seed(int(kw.get("seed", 0)) + 31)

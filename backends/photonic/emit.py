@@ -9,6 +9,7 @@ SCRIPT = '''#!/usr/bin/env python3
 """Optical DFA training program compiled by spikeforge for board {board}.
 
 Layers (name: in -> out, role): {layers}
+Convolutional front end (kept off the OPU): {front}
 Feedback points: {points}; projection {n_out} columns ({layout}), ternary error on {n_classes} classes,
 {fpv} frames per non-zero error vector, macro-pixel factor {macro}, {n_anchor} anchor features.
 
@@ -38,7 +39,7 @@ ARTIFACT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def load_data(args: argparse.Namespace, artifact: Artifact) -> tuple[np.ndarray, ...]:
-    """Return x_train, y_train, x_test, y_test: float32 (N, {n_in}) features and integer labels."""
+    """Return x_train, y_train, x_test, y_test: float32 (N, {n_in}) features (flattened input) and integer labels."""
     if args.data:
         with np.load(args.data, allow_pickle=False) as z:
             x, y = z["x"].astype(np.float32), z["y"].astype(np.int64)
@@ -72,8 +73,11 @@ def main() -> None:
     print(f"{{args.method}} test accuracy per epoch: {{[round(a, 4) for a in result['history']]}}")
     if feedback is not None and hasattr(feedback, "frames"):
         print(f"OPU frames used: {{feedback.frames}}")
-    save_npz(args.out, {{f"{{d['name']}}/{{k}}": v for d, (w, b) in zip(program["layers"], trainer.weights())
-                         for k, v in (("weight", w), ("bias", b))}})
+    weights = {{f"{{d['name']}}/{{k}}": v for d, (w, b) in zip(program["layers"], trainer.weights())
+               for k, v in (("weight", w), ("bias", b))}}
+    for name, (w, b) in trainer.feature_weights().items():  # conv front end (trained by backprop, or frozen)
+        weights[f"{{name}}/weight"], weights[f"{{name}}/bias"] = w, b
+    save_npz(args.out, weights)
     print(f"weights written to {{args.out}}")
 
 
@@ -86,7 +90,9 @@ README = """# Optical DFA training program (board {board})
 `train_dfa.py` trains the compiled MLP with Direct Feedback Alignment: the forward pass and the weight
 updates run on the host; the backward projection e B of the (ternarised) output error runs on the OPU,
 4 camera frames per non-zero error vector (anchor scheme), plus 4 frames per step for the centering
-vector. By default it runs against spikeforge's OPU emulator (8-bit camera, shot/read noise, saturation);
+vector. Only the DFA-trained layers use the OPU: a convolutional front end is trained on the host by
+backprop of the first head layer's DFA delta (`conv=backprop`) or frozen (`conv=freeze`); the roles
+are in `program.roles`. By default it runs against spikeforge's OPU emulator (8-bit camera, shot/read noise, saturation);
 `--opu lightonml` uses lightonml's `OPU` instead.
 
 Program (also in ../manifest.json, key meta.program):
@@ -101,8 +107,11 @@ def emit_files(program: dict[str, Any], board: str) -> dict[str, str]:
     """code/train_dfa.py and code/README.md for the artifact (deterministic text)."""
     proj = program["projection"]
     layers = ", ".join(f"{d['name']}: {d['in']} -> {d['out']} ({d['role']})" for d in program["layers"])
+    fe = program.get("front_end")
+    front = "none" if not fe else f"input {tuple(fe['input_shape'])}, conv={fe['policy']}: " + ", ".join(
+        f"{op['name']} {op['kind']}" + (f" ({op['role']})" if op["kind"] == "conv" else "") for op in fe["ops"])
     script = SCRIPT.format(
-        board=board, layers=layers, points=", ".join(program["feedback_points"]) or "none",
+        board=board, layers=layers, front=front, points=", ".join(program["feedback_points"]) or "none",
         n_out=proj["n_out"], layout=proj["layout"], n_classes=program["n_classes"],
         fpv=program["frames_per_vector"], macro=proj["macro"], n_anchor=proj["n_anchor"],
         n_in=program["n_inputs"], epochs=int(program["training"]["epochs"]), seed=int(program["opu_seed"]) - 1000,

@@ -6,10 +6,12 @@ of the projection lies on the camera (layout), how the output error is encoded o
 exposure is set, and the per-layer feedback gains calibrated on one batch. DFA-hostile structures
 are refused or handled as the user asks (options.extra):
 
-* convolutional nodes: refused (DFA does not train conv stacks well: Launay, Poli &
-  Krzakala 2019, 'Principled training of NNs with DFA'; Bartunov et al. 2018, 'Assessing the scalability of
-  biologically-motivated deep learning algorithms'). Train the feature extractor with BP and
-  compile the MLP head.
+* convolutional stacks (DFA does not train conv stacks well: Launay, Poli & Krzakala 2019, 'Principled
+  training of NNs with DFA'; Bartunov et al. 2018, 'Assessing the scalability of biologically-motivated
+  deep learning algorithms'): a front end of Conv1d/Conv2d, neurons, SumPool2d/AvgPool2d and Flatten in
+  front of the Affine head is kept off the OPU, as `extra["conv"]` says: "backprop" (default, with a
+  warning; trained on the host by backprop of the first head layer's DFA delta), "freeze" (the graph's
+  conv weights are a fixed feature extractor) or "refuse". Conv nodes after the first Affine are refused.
 * hidden layers narrower than the output (the bottleneck effect: a width-w layer cannot carry a
   C-dimensional error when w < C): `extra["narrow"]` = "bp" (default; backprop from the layer above),
   "freeze", "dfa" (force) or "refuse".
@@ -30,7 +32,17 @@ from spikeforge.boards import Board
 from spikeforge.errors import GraphError, InputError, UnsupportedError
 from spikeforge.interfaces import CompileOptions
 
-from .dfa import Feedback, LayerSpec, MLPTrainer, OpticalFeedback, SpikingTrainer, single_thread, ternarise
+from .dfa import (
+    FeatureSpec,
+    Feedback,
+    LayerSpec,
+    MLPTrainer,
+    OpticalFeedback,
+    SpikingTrainer,
+    apply_feature,
+    single_thread,
+    ternarise,
+)
 
 NEURONS = (nir.IF, nir.LIF, nir.CubaLIF, nir.Threshold)
 READOUTS = (nir.LI, nir.CubaLI, nir.I)
@@ -45,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "batch": 32,
     "lr": 1e-3,
     "narrow": "bp",
+    "conv": "backprop",      # convolutional front end: backprop | freeze | refuse (see module docstring)
     "init": "random",        # random (seeded, like torch.nn.Linear) or graph (fine-tune the graph's weights)
     "train_mode": "auto",    # auto: LIF graphs time-stepped ("spiking"), others as their rate/ReLU equivalent ("rate")
     "verify_epochs": 8,
@@ -99,21 +112,92 @@ def neuron_params(node: nir.NIRNode, graph: nir.NIRGraph, dt: float) -> dict[str
     return {"keep": f32(keep), "gain": f32(gain), "v_th": f32(th), "reset": str(meta.get("spikeforge.reset", "zero"))}
 
 
-def extract_layers(graph: nir.NIRGraph, narrow: str = "bp", dt: float = 1e-3
-                   ) -> tuple[list[LayerSpec], str, list[str]]:
-    """Affine layers with their activation, neuron and role; whether the graph is a native SNN (LIF); warnings."""
+CONV_POLICIES = {"backprop": "bp", "bp": "bp", "freeze": "freeze", "refuse": "refuse"}
+CONV_WHY = "DFA is known to fail on convolutional stacks (Launay, Poli & Krzakala 2019; Bartunov et al. 2018)"
+
+
+def _ints(v: Any, n: int) -> list[int]:
+    a = np.atleast_1d(np.asarray(v)).astype(int).ravel()
+    return [int(a[0])] * n if a.size == 1 else [int(x) for x in a[:n]]
+
+
+def front_end_op(name: str, node: nir.NIRNode, role: str) -> FeatureSpec:
+    """A FeatureSpec for a conv / pool / flatten node of the front end (conventions of the reference simulator)."""
+    if isinstance(node, (nir.Conv1d, nir.Conv2d)):
+        dims = 2 if isinstance(node, nir.Conv2d) else 1
+        w = np.asarray(node.weight, np.float32)
+        b = getattr(node, "bias", None)
+        b = np.zeros(w.shape[0], np.float32) if b is None else np.asarray(b, np.float32).reshape(-1)
+        if b.size == 1 and w.shape[0] > 1:
+            b = np.full(w.shape[0], float(b[0]), np.float32)
+        pad = node.padding if isinstance(node.padding, str) else _ints(node.padding, dims)
+        return FeatureSpec(name, "conv", w, b, role, {
+            "dims": dims, "stride": _ints(node.stride, dims), "padding": pad,
+            "dilation": _ints(node.dilation, dims), "groups": int(node.groups)})
+    if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
+        return FeatureSpec(name, "pool", params={
+            "kernel": _ints(node.kernel_size, 2), "stride": _ints(node.stride, 2), "padding": _ints(node.padding, 2),
+            "sum": isinstance(node, nir.SumPool2d)})
+    return FeatureSpec(name, "flatten")
+
+
+def front_end_shapes(features: list[FeatureSpec], input_shape: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Input/output shape and forward multiply-accumulates per sample of each front-end op (by a dry run)."""
+    h = torch.zeros((1, *input_shape))
+    out = []
+    with torch.no_grad():
+        for f in features:
+            w = None if f.weight is None else torch.as_tensor(f.weight)
+            b = None if f.bias is None else torch.as_tensor(f.bias)
+            try:
+                y = apply_feature(f, h, w, b)
+            except RuntimeError as exc:
+                raise GraphError(f"front-end op cannot take an input of shape {tuple(h.shape[1:])}: {exc}",
+                                 node=f.name) from None
+            macs = int(y[0].numel() * np.prod(f.weight.shape[1:])) if f.kind == "conv" and f.weight is not None else 0
+            out.append({"in_shape": list(h.shape[1:]), "out_shape": list(y.shape[1:]), "macs": macs})
+            h = y
+    return out
+
+
+def extract_layers(graph: nir.NIRGraph, narrow: str = "bp", dt: float = 1e-3, conv: str = "backprop"
+                   ) -> tuple[list[LayerSpec], str, list[str], dict[str, Any]]:
+    """Affine layers with their activation, neuron and role; whether the graph is a native SNN (LIF); warnings;
+    the convolutional front end ({"features": [FeatureSpec], "input_shape": shape}, empty without one)."""
     if narrow not in ("bp", "freeze", "dfa", "refuse"):
         raise UnsupportedError(f"extra narrow={narrow!r}; allowed: bp, freeze, dfa, refuse", field="narrow")
+    if conv not in CONV_POLICIES:
+        raise UnsupportedError(f"extra conv={conv!r}; allowed: backprop, freeze, refuse", field="conv")
+    conv_role = CONV_POLICIES[conv]
     layers: list[LayerSpec] = []
+    features: list[FeatureSpec] = []
     spiking = False
     warnings: list[str] = []
-    for name in chain(graph):
+    order = chain(graph)
+    for name in order:
         node = graph.nodes[name]
         if isinstance(node, CONV):
-            raise UnsupportedError(
-                f"{type(node).__name__} layer: DFA is known to fail on convolutional stacks (Launay, Poli & Krzakala "
-                "2019; Bartunov et al. 2018)", node=name,
-                hint="train the convolutional feature extractor with backprop and compile only the MLP head")
+            if conv_role == "refuse" and isinstance(node, (nir.Conv1d, nir.Conv2d)):
+                raise UnsupportedError(f"{type(node).__name__} layer: {CONV_WHY}", node=name,
+                                       hint="pass extra conv=backprop or conv=freeze to keep the convolutional "
+                                            "stack off the OPU, or compile only the MLP head")
+            if layers:
+                raise UnsupportedError(f"{type(node).__name__} after the Affine layer '{layers[-1].name}': only a "
+                                       "convolutional front end in front of the MLP head is supported", node=name,
+                                       hint="move the convolutions before the first Affine layer")
+            features.append(front_end_op(name, node, conv_role))
+            if features[-1].kind == "conv":
+                warnings.append(f"{type(node).__name__} layer '{name}': {CONV_WHY}; kept off the OPU and "
+                                + ("trained by backprop of the first head layer's DFA delta (conv=backprop)"
+                                   if conv_role == "bp" else "frozen at the graph's weights (conv=freeze)"))
+            continue
+        if isinstance(node, nir.Flatten) and features and not layers:
+            features.append(front_end_op(name, node, "fixed"))
+            continue
+        if isinstance(node, NEURONS) and features and not layers:
+            features.append(FeatureSpec(name, "relu"))
+            spiking = spiking or isinstance(node, (nir.LIF, nir.CubaLIF))
+            continue
         if isinstance(node, (nir.Affine, nir.Linear)):
             w = np.asarray(node.weight, dtype=np.float32)
             if w.ndim != 2:
@@ -160,7 +244,24 @@ def extract_layers(graph: nir.NIRGraph, narrow: str = "bp", dt: float = 1e-3
     for i, spec in enumerate(layers[:-1]):
         if spec.role == "bp" and layers[i + 1].role not in ("dfa", "bp", "output"):
             spec.role = "freeze"
-    return layers, ("snn" if spiking else "ann"), warnings
+    front: dict[str, Any] = {}
+    if features:
+        input_shape = tuple(int(d) for d in (G.node_shape(graph.nodes[order[0]], "output") or ()))
+        if not input_shape:
+            raise GraphError("the Input node of a convolutional graph needs a shape", node=order[0])
+        shapes = front_end_shapes(features, input_shape)
+        n_feat = int(np.prod(shapes[-1]["out_shape"]))
+        if n_feat != layers[0].weight.shape[1]:
+            raise GraphError(f"the convolutional front end yields {n_feat} features but '{layers[0].name}' expects "
+                             f"{layers[0].weight.shape[1]}", node=layers[0].name, field="weight")
+        if conv_role == "bp" and layers[0].role == "freeze":
+            for f in features:
+                if f.kind == "conv":
+                    f.role = "freeze"
+            warnings.append(f"layer '{layers[0].name}' is frozen, so no delta reaches the convolutional front end: "
+                            "its convolutions are frozen too")
+        front = {"features": features, "input_shape": input_shape, "shapes": shapes}
+    return layers, ("snn" if spiking else "ann"), warnings, front
 
 
 def layout(layers: list[LayerSpec], camera_pixels: int) -> dict[str, Any]:
@@ -187,7 +288,7 @@ def layout(layers: list[LayerSpec], camera_pixels: int) -> dict[str, Any]:
 def load_training_data(options: CompileOptions, n_in: int, n_classes: int, max_samples: int
                        ) -> tuple[dict[str, np.ndarray] | None, str]:
     """Data for gain calibration and `verify`: extra["train_data"] (.npz with x/y), else sklearn's digits."""
-    path = options.extra.get("train_data")
+    path = options.extra.get("train_data", options.extra.get("photonic.train_data"))
     if path:
         p = Path(str(path))
         if not p.exists():
@@ -253,7 +354,7 @@ def camera_from_board(board: Board, **changes: Any) -> Any:
 
 def _calibrate(layers: list[LayerSpec], board: Board, data: dict[str, np.ndarray], n_classes: int, n_out: int,
                seed: int, threshold: float, tmode: str, macro: int, n_anchor: int, gains: dict[str, float],
-               init: str, spiking: dict[str, Any] | None) -> dict[str, Any]:
+               init: str, spiking: dict[str, Any] | None, front: dict[str, Any]) -> dict[str, Any]:
     """Per-layer feedback gains (updated in `gains`), exposure and error statistics on one batch through the emulator."""
     xb = torch.tensor(data["x_train"][:128])
     yb = torch.tensor(data["y_train"][:128])
@@ -262,7 +363,8 @@ def _calibrate(layers: list[LayerSpec], board: Board, data: dict[str, np.ndarray
     if spiking:
         trainer: MLPTrainer = SpikingTrainer(layers, "odfa", seed=seed, feedback=fb, init=init, **spiking)
     else:
-        trainer = MLPTrainer(layers, "odfa", seed=seed, feedback=fb, init=init)
+        trainer = MLPTrainer(layers, "odfa", seed=seed, feedback=fb, init=init, features=front.get("features"),
+                             input_shape=front.get("input_shape"))
     gains.update(trainer.calibrate_gains(xb, yb))
     with torch.no_grad():
         logits = trainer.forward(xb)[1][-1]
@@ -280,14 +382,15 @@ def _calibrate(layers: list[LayerSpec], board: Board, data: dict[str, np.ndarray
 def build_program(graph: nir.NIRGraph, board: Board, options: CompileOptions) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The DFA training program (JSON-able meta) and its arrays (initial weights, embedded data)."""
     cfg = dict(DEFAULTS)
-    for k, v in options.extra.items():
+    extra = {(k[len("photonic."):] if k.startswith("photonic.") else k): v for k, v in options.extra.items()}
+    for k, v in extra.items():
         if k in DEFAULTS:
             try:
                 cfg[k] = type(DEFAULTS[k])(v)
             except (TypeError, ValueError):
                 raise UnsupportedError(f"extra {k}={v!r} is not a {type(DEFAULTS[k]).__name__}", field=k) from None
     dt = float(G.get_dt(graph, options.dt) or 1e-3)
-    layers, kind, warnings = extract_layers(graph, str(cfg["narrow"]), dt)
+    layers, kind, warnings, front = extract_layers(graph, str(cfg["narrow"]), dt, str(cfg["conv"]))
     mode = str(cfg["train_mode"])
     if mode not in ("auto", "rate", "spiking"):
         raise UnsupportedError(f"train_mode={mode!r}; allowed: auto, rate, spiking", field="train_mode")
@@ -295,12 +398,17 @@ def build_program(graph: nir.NIRGraph, board: Board, options: CompileOptions) ->
         mode = "spiking" if kind == "snn" else "rate"
     if mode == "spiking" and all(s.neuron is None for s in layers):
         raise UnsupportedError("train_mode=spiking needs spiking neurons (IF/LIF) after the Affine layers")
+    if mode == "spiking" and front:
+        raise UnsupportedError("a convolutional front end is trained in rate mode only (time-stepped DFA through "
+                               "spiking convolutions is not implemented)", node=front["features"][0].name,
+                               hint="pass extra train_mode=rate (LIF layers trained as their rate/ReLU equivalent)")
     if mode == "spiking" and any(s.role in ("bp", "freeze") for s in layers):
         warnings.append("spiking mode keeps bp/freeze layers frozen (no backprop path through time in DFA mode)")
     timesteps = int(options.timesteps or 20)
-    if mode == "spiking" and "lr" not in options.extra:
+    if mode == "spiking" and "lr" not in extra:
         cfg["lr"] = 2e-3  # surrogate-gradient SNNs learn slower at 1e-3 within a short verify run
-    n_classes, n_in = layers[-1].width, int(layers[0].weight.shape[1])
+    n_classes = layers[-1].width
+    n_in = int(np.prod(front["input_shape"])) if front else int(layers[0].weight.shape[1])
     lay = layout(layers, int(board.value("limits.camera_pixels")))
     n_anchor = max(1, n_classes // 2)
     macro = macro_factor(board, n_classes, n_anchor)
@@ -318,7 +426,7 @@ def build_program(graph: nir.NIRGraph, board: Board, options: CompileOptions) ->
     if data is not None and lay["n_out"] > 0:
         with single_thread():
             calib.update(_calibrate(layers, board, data, n_classes, lay["n_out"], seed, threshold, tmode, macro,
-                                    n_anchor, gains, str(cfg["init"]), spk))
+                                    n_anchor, gains, str(cfg["init"]), spk, front))
     elif data is None:
         warnings.append(f"no calibration data ({source}): feedback gains left at 1 and verify uses the verify inputs")
     flux = float(board.value("physics.flux_per_mirror"))
@@ -336,6 +444,13 @@ def build_program(graph: nir.NIRGraph, board: Board, options: CompileOptions) ->
                     "offset": s.offset, "gain": float(gains.get(s.name, 0.0)),
                     "reset": s.neuron["reset"] if s.neuron else None} for s in layers],
         "feedback_points": [s.name for s in layers if s.role == "dfa"],
+        # every trainable node and how it learns: dfa (optical feedback), bp (host backprop), freeze, output
+        "roles": {**{f.name: f.role for f in front.get("features", []) if f.kind == "conv"},
+                  **{s.name: s.role for s in layers}},
+        "front_end": None if not front else {
+            "input_shape": list(front["input_shape"]), "policy": str(cfg["conv"]),
+            "ops": [{"name": f.name, "kind": f.kind, "role": f.role, "params": f.params, **shp}
+                    for f, shp in zip(front["features"], front["shapes"])]},
         "n_classes": n_classes,
         "n_inputs": n_in,
         "projection": {
@@ -356,14 +471,19 @@ def build_program(graph: nir.NIRGraph, board: Board, options: CompileOptions) ->
             "calibrated": calib,
         },
         "opu_seed": seed + 1000,
-        "training": {k: cfg[k] for k in ("epochs", "batch", "lr", "init")},
+        "training": {k: cfg[k] for k in ("epochs", "batch", "lr", "init", "conv")},
         "warnings": warnings,
     }
     verify = {k: cfg[k] for k in ("verify_epochs", "min_alignment", "min_accuracy", "max_gap_to_dfa")}
     if mode == "spiking":  # short surrogate-gradient runs are noisier (seeds 0-2 at T=10: gaps up to 0.052)
-        verify["verify_epochs"] = int(options.extra.get("verify_epochs", 5))
-        verify["max_gap_to_dfa"] = float(options.extra.get("max_gap_to_dfa", 0.08))
+        verify["verify_epochs"] = int(extra.get("verify_epochs", 5))
+        verify["max_gap_to_dfa"] = float(extra.get("max_gap_to_dfa", 0.08))
     arrays: dict[str, np.ndarray] = {}
+    for f in front.get("features", []):
+        if f.kind == "conv":
+            assert f.weight is not None and f.bias is not None
+            arrays[f"layer/{f.name}/weight"] = f.weight
+            arrays[f"layer/{f.name}/bias"] = f.bias
     for s in layers:
         arrays[f"layer/{s.name}/weight"] = s.weight
         arrays[f"layer/{s.name}/bias"] = s.bias
@@ -390,6 +510,21 @@ def layers_from_program(program: dict[str, Any], arrays: dict[str, np.ndarray]) 
     return out
 
 
+def features_from_program(program: dict[str, Any], arrays: dict[str, np.ndarray]
+                          ) -> tuple[list[FeatureSpec], tuple[int, ...] | None]:
+    """Rebuild the convolutional front end of a saved program (empty without one)."""
+    fe = program.get("front_end")
+    if not fe:
+        return [], None
+    feats = []
+    for d in fe["ops"]:
+        key = f"layer/{d['name']}/"
+        w = arrays.get(key + "weight") if d["kind"] == "conv" else None
+        b = arrays.get(key + "bias") if d["kind"] == "conv" else None
+        feats.append(FeatureSpec(d["name"], d["kind"], w, b, d["role"], dict(d["params"])))
+    return feats, tuple(int(v) for v in fe["input_shape"])
+
+
 def make_trainer(program: dict[str, Any], arrays: dict[str, np.ndarray], method: str,
                  feedback: Feedback | OpticalFeedback | Any | None, *, seed: int = 0) -> MLPTrainer:
     """The trainer a program asks for (rate/ANN or time-stepped spiking), with its gains and settings."""
@@ -399,7 +534,8 @@ def make_trainer(program: dict[str, Any], arrays: dict[str, np.ndarray], method:
                               gains={d["name"]: d["gain"] for d in program["layers"] if d["role"] == "dfa"})
     if program["mode"] == "spiking":
         return SpikingTrainer(layers, method, **kw, **program["spiking"])
-    return MLPTrainer(layers, method, **kw)
+    features, input_shape = features_from_program(program, arrays)
+    return MLPTrainer(layers, method, features=features, input_shape=input_shape, **kw)
 
 
 def make_feedback(program: dict[str, Any], board: Board | None, method: str, *, seed_offset: int = 0,
