@@ -5,6 +5,8 @@
    Accuracy vs time steps, analog (constant current) and Poisson spike input.
 2. snnTorch / Norse round trips: fraction of identical spikes, refsim vs the framework's own run.
 3. Brian2: fraction of spikes within one step, and wall time of Brian2 (numpy target) vs the reference simulator.
+4. TorchScript: the same CNN traced and saved with torch.jit.save, converted through its IR; peer: the ONNX
+   path on the same model (parse error vs the module, SNN accuracy, prediction agreement at T=100).
 
 Writes benchmarks/results/frontends.md and frontends.json.
 Run: .venv/bin/python benchmarks/bench_frontends.py  (about a minute or two)
@@ -63,10 +65,11 @@ def _train_cnn(tmp: Path) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray, np.
     path = tmp / "digits_cnn.onnx"
     torch.onnx.export(m, (torch.zeros(1, 1, 8, 8),), str(path), dynamo=False, input_names=["x"],
                       dynamic_axes={"x": {0: "b"}})
+    torch.jit.save(torch.jit.trace(m, torch.zeros(1, 1, 8, 8)), str(tmp / "digits_cnn.ts"))
     return path, x[tr], d.target[tr], x[te], d.target[te]
 
 
-def ann_to_snn(tmp: Path) -> list[dict]:
+def ann_to_snn(tmp: Path) -> tuple[list[dict], dict]:
     rows = []
     data = load_npz(models.path("digits_inputs.npz"))
     mlp = models.path("digits_mlp.onnx")
@@ -90,7 +93,32 @@ def ann_to_snn(tmp: Path) -> list[dict]:
             first = next((t for t in STEPS if acc[t] >= ann - 0.01), None)
             print(f"{name:28s} p={pct:5.1f}  ANN {ann:.4f}  SNN@100 {acc[100]:.4f} (ratio {acc[100] / ann:.4f})  "
                   f"within 1 pt from T={first}  |ort-ours|={err:.1e}")
-    return rows
+    return rows, torchscript_vs_onnx(tmp, cnn, xtr, xte, yte)
+
+
+def torchscript_vs_onnx(tmp: Path, onnx_path: Path, xtr: np.ndarray, xte: np.ndarray, yte: np.ndarray) -> dict:
+    """The traced CNN through its TorchScript IR, against the ONNX path on the same trained model."""
+    import torch
+
+    from spikeforge.frontends.convert import encode, evaluate
+    from spikeforge.frontends.torchscript import from_torchscript, parse_torchscript
+
+    module = torch.jit.load(str(tmp / "digits_cnn.ts"), map_location="cpu")
+    t0 = time.perf_counter()
+    ann = parse_torchscript(module, xte[:1])
+    t_parse = time.perf_counter() - t0
+    with torch.no_grad():
+        out = module(torch.tensor(xte)).numpy()
+    err = float(np.abs(evaluate(ann, xte)[ann.output] - out).max())
+    g_ts = from_torchscript(module, None, xtr[:400])
+    g_onnx = from_onnx(onnx_path, xtr[:400])
+    acc = accuracy_vs_timesteps(g_ts, xte, yte, STEPS)
+    preds = [refsim.simulate(g, encode(xte, 100)).outputs["output"].sum(0).argmax(-1) for g in (g_ts, g_onnx)]
+    res = {"ann_acc": float((out.argmax(1) == yte).mean()), "module_max_abs_err": err, "parse_s": t_parse,
+           "snn_acc_analog": acc, "agree_with_onnx_T100": float((preds[0] == preds[1]).mean())}
+    print(f"TorchScript CNN: ANN {res['ann_acc']:.4f}  SNN@100 {acc[100]:.4f}  |module-ours|={err:.1e}  "
+          f"same prediction as the ONNX path at T=100: {res['agree_with_onnx_T100']:.4f}")
+    return res
 
 
 def snn_round_trips() -> list[dict]:
@@ -164,7 +192,7 @@ def brian2_fidelity(T: int = 5000) -> dict:
     return res
 
 
-def _md(ann: list[dict], rt: list[dict], b2r: dict) -> str:
+def _md(ann: list[dict], rt: list[dict], b2r: dict, ts: dict) -> str:
     lines = ["# Frontend fidelity (benchmarks/bench_frontends.py)", "",
              "## ANN-to-SNN (IF, reset by subtraction, data-based normalisation); test-set accuracy", "",
              "| model | percentile | ANN (onnxruntime) | input | " + " | ".join(f"T={t}" for t in STEPS) + " |",
@@ -177,7 +205,12 @@ def _md(ann: list[dict], rt: list[dict], b2r: dict) -> str:
                              + " | ".join(f"{acc[t]:.4f}" for t in STEPS) + " |")
     lines += ["", "Parsed ANN vs onnxruntime, max |difference|: "
               + ", ".join(f"{r['model']}: {r['ort_max_abs_err']:.1e}" for r in ann if r["percentile"] == 99.9), "",
-              "## snnTorch / Norse round trips (refsim vs the framework, same inputs)", "",
+              "## TorchScript (the CNN above, traced, converted through its IR; peer: the ONNX path)", "",
+              "| ANN (module) | max \\|module - parsed\\| | " + " | ".join(f"T={t}" for t in STEPS)
+              + " | same prediction as ONNX path, T=100 |", "|---|---|" + "---|" * (len(STEPS) + 1),
+              f"| {ts['ann_acc']:.4f} | {ts['module_max_abs_err']:.1e} | "
+              + " | ".join(f"{ts['snn_acc_analog'][t]:.4f}" for t in STEPS) + f" | {ts['agree_with_onnx_T100']:.4f} |",
+              "", "## snnTorch / Norse round trips (refsim vs the framework, same inputs)", "",
               "| case | spikes | identical fraction |", "|---|---|---|"]
     lines += [f"| {r['case']} | {r['spikes']} | {r['identical_fraction']:.4f} |" for r in rt]
     lines += ["", f"## Brian2 (200 Poisson -> 100 LIF -> 50 LIF, per-synapse delays, {b2r['steps']} steps of 0.1 ms)",
@@ -196,12 +229,12 @@ def main() -> None:
 
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        ann = ann_to_snn(Path(tmp))
+        ann, ts = ann_to_snn(Path(tmp))
     rt = snn_round_trips()
     b2r = brian2_fidelity()
-    (OUT / "frontends.json").write_text(json.dumps({"ann_to_snn": ann, "round_trips": rt, "brian2": b2r},
-                                                   indent=1, sort_keys=True, default=str))
-    (OUT / "frontends.md").write_text(_md(ann, rt, b2r))
+    (OUT / "frontends.json").write_text(json.dumps({"ann_to_snn": ann, "torchscript": ts, "round_trips": rt,
+                                                    "brian2": b2r}, indent=1, sort_keys=True, default=str))
+    (OUT / "frontends.md").write_text(_md(ann, rt, b2r, ts))
     print(f"wrote {OUT / 'frontends.md'}")
 
 

@@ -1,9 +1,11 @@
 """PyTorch frontend: snnTorch and Norse SNNs through their own NIR exporters, plain nn.Module ANNs through
 torch.fx and ANN-to-SNN conversion (`spikeforge.frontends.convert`).
 
-Files (`load_model`): `.pt2` (torch.export program), TorchScript (`.ts`, `.jit`, or a `.pt` that is a
-TorchScript archive), a state_dict (`.pt`/`.pth`) together with `model_class="module:Class"`, or, only with
-`trust=True`, a fully pickled module (unpickling runs arbitrary code, so it is refused by default).
+Files (`load_model`): a state_dict (`.pt`/`.pth`, read with `weights_only=True`) together with
+`model_class="module:Class"`; only with `trust=True` (PyTorch documents all three loaders as unsafe for
+untrusted files): a `.pt2` torch.export program (`torch.export.load` falls back to a full unpickle), a
+TorchScript archive (`.ts`, `.jit`, or a `.pt` that is one; converted by walking its IR,
+`frontends/torchscript.py`), or a fully pickled module.
 """
 
 from __future__ import annotations
@@ -389,9 +391,14 @@ def from_torch_ann(module: torch.nn.Module, sample: Any = None, calibration: Any
 
 def from_module(module: torch.nn.Module, sample: Any = None, *, dt: float | None = None, **options: Any,
                 ) -> nir.NIRGraph:
-    """Dispatch an in-memory module on the framework it is built from."""
-    fw = _framework(module)
+    """Dispatch an in-memory module on the framework it is built from (TorchScript modules: their IR)."""
     calib = options.get("calibration")
+    if isinstance(module, torch.jit.ScriptModule):
+        from spikeforge.frontends.torchscript import from_torchscript
+
+        return from_torchscript(module, sample, calib, timesteps=int(options.get("timesteps") or 100),
+                                percentile=float(options.get("percentile") or 99.9), dt=dt or 1e-3)
+    fw = _framework(module)
     shape = options.get("input_shape")
     if sample is None and shape is not None:
         sample = np.zeros((1, *tuple(shape)), np.float32)
@@ -436,6 +443,12 @@ def load_torch(path: str | os.PathLike, *, trust: bool = False, model_class: str
     """Load a torch file (see module docstring) and convert it."""
     p = Path(path)
     if p.suffix == ".pt2":
+        if not trust:
+            raise UnsupportedError(
+                "file is a torch.export program; torch.export.load is documented by PyTorch as unsafe for "
+                "untrusted files (it falls back to a full unpickle when the safe load fails), so it is refused "
+                "(pass trust=True / --trust only for files you made, or export to ONNX, or save a state_dict and "
+                "pass model_class='module:Class')", file=str(p))
         try:
             prog = torch.export.load(str(p))
         except Exception as exc:
@@ -444,8 +457,18 @@ def load_torch(path: str | os.PathLike, *, trust: bool = False, model_class: str
         module = prog.module()
         return _from_graph_module(module, p, **options)
     if _is_torchscript(p):
-        raise UnsupportedError("TorchScript modules cannot be traced into layers; re-export with torch.export "
-                               "(.pt2) or save a state_dict and pass model_class='module:Class'", file=str(p))
+        if not trust:
+            raise UnsupportedError(
+                "file is a TorchScript archive; torch.jit.load is documented by PyTorch as unsafe for untrusted "
+                "files (a crafted archive can execute code), so it is refused (pass trust=True / --trust only for "
+                "files you made, or export to ONNX, or save a state_dict and pass model_class='module:Class')",
+                file=str(p))
+        from spikeforge.frontends.torchscript import load_torchscript_file
+
+        try:
+            return load_torchscript_file(str(p), **options)
+        except SpikeforgeError as exc:
+            raise type(exc)(exc.reason, file=str(p), node=exc.node, field=exc.field, hint=exc.hint) from None
     try:
         obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:

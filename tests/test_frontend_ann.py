@@ -195,7 +195,9 @@ def test_torch_export_program_file(digits, cnn, tmp_path) -> None:
     assert "conv2d" in {o.kind for o in ann.ops.values()}
     with torch.no_grad():
         np.testing.assert_allclose(evaluate(ann, x4)[ann.output], cnn(torch.tensor(x4)).numpy(), atol=1e-4)
-    graph = load_model(path, calibration=xtr[:200].reshape(-1, 1, 8, 8))
+    with pytest.raises(UnsupportedError, match="torch.export.load.*unsafe.*trust"):
+        load_model(path, calibration=xtr[:200].reshape(-1, 1, 8, 8))  # it may unpickle: needs the trust flag
+    graph = load_model(path, calibration=xtr[:200].reshape(-1, 1, 8, 8), trust=True)
     assert sum(type(n).__name__ == "IF" for n in graph.nodes.values()) == 3
 
 

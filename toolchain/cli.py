@@ -75,7 +75,7 @@ def main() -> None:
 @click.option("--dt", type=float, default=None, help="Time step in seconds (overrides what the model records).")
 @click.option("--delay-policy", type=click.Choice(["auto", "relay", "chain", "native"]), default="auto")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None, help=".npz of calibration inputs.")
-@click.option("--trust", is_flag=True, help="Allow unpickling full PyTorch modules (executes code in the file).")
+@click.option("--trust", is_flag=True, help="Allow loading PyTorch files that can run code when loaded: full pickled modules, TorchScript (.ts/.jit) and torch.export (.pt2) archives.")
 @click.option("--model-class", default=None, help="module:Class for a PyTorch state_dict.")
 @click.option("--seed", type=int, default=0)
 @click.option("--set", "extra", multiple=True, metavar="KEY=VALUE", help="Backend option, repeatable.")
