@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from spikeforge.artifact import Artifact
 from spikeforge.errors import InputError, SpikeforgeError
@@ -249,7 +250,7 @@ class _ConnState:
             self.buf = np.zeros((batch, n_dst, c.max_delay + 1), np.int64)
         self.slots = [(k, np.ascontiguousarray(m.T, self.fdtype)) for k, m in mats]
         nz = w != 0
-        self.fanout = nz.sum(axis=0).astype(np.float64)        # synapses per source neuron
+        self.fanout = nz.sum(axis=0, dtype=np.int32).astype(np.float64)    # synapses per source neuron
         self.route = None
         if dst_core is not None and mesh is not None:
             # per source neuron: packets (distinct other destination cores), tile hops x / y, synops per core
@@ -267,6 +268,49 @@ class _ConnState:
             self.per_core = per_core
         # float64 sums are exact for |sum| < 2^53 (255 * 2^7 * n_src is far below)
         self.delayed = c.delays is not None
+        # largest |value| this connection can send in one step (every source spiking), after weight_exp
+        row_abs = int(np.abs(w).sum(axis=1, dtype=np.int64).max(initial=0))    # |w| <= 256: no int32 overflow
+        self.sent_bound = (row_abs << max(self.exp, 0)) + len(self.slots)
+        if not -64 <= self.exp <= 64:     # beyond float scaling by 2^exp: take the int64 path
+            self.sent_bound = max(self.sent_bound, 1 << 60)
+        self.n_src, self.n_dst = n_src, n_dst
+
+    def deliver_layered(self, src: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.ndarray,
+                        exact_float: bool) -> None:
+        """Add to out (S, B, n_dst) what this connection sends at every step of a whole run at once.
+
+        src (S, B, n_src) are the source's spikes; rows/cols their nonzero (step * B + batch, neuron).
+        Sparse activity (the usual case) is event-driven: a CSR matrix of the spikes times the weight
+        table sums only the rows of sources that fired; dense activity uses one BLAS product. Both sum
+        integers in float32/float64 below 2^24/2^53, so they are exact; weight_exp is a power-of-two
+        scale (exact) and a floor for negative exponents.
+        """
+        S, B = src.shape[0], src.shape[1]
+        flat = src.reshape(S * B, -1)
+        # small products: one BLAS call beats building a CSR matrix (~0.3 ms of scipy checks)
+        dense = rows.size >= SPARSE_DENSITY * flat.size or flat.size * self.n_dst < SPARSE_MIN_WORK
+        for k, wt in self.slots:
+            lag = 1 + k                                                    # sent at step s, felt at s + 1 + d
+            if lag >= S:
+                continue
+            m = (S - lag) * B
+            if dense:
+                acc = flat[:m].astype(self.fdtype) @ wt
+            else:
+                nnz = int(np.searchsorted(rows, m))
+                indptr = np.zeros(m + 1, np.int64)
+                np.cumsum(np.bincount(rows[:nnz], minlength=m), out=indptr[1:])
+                mat = sp.csr_matrix((np.ones(nnz, self.fdtype), cols[:nnz], indptr), shape=(m, self.n_src))
+                acc = np.asarray(mat @ wt)
+            if exact_float:
+                if self.exp > 0:
+                    acc *= float(1 << self.exp)
+                elif self.exp < 0:
+                    acc *= 2.0 ** self.exp
+                    np.floor(acc, out=acc)
+                out[lag:] += acc.reshape(S - lag, B, -1)
+            else:
+                out[lag:] += shift_exp(acc.astype(np.int64), self.exp).reshape(S - lag, B, -1)
 
     def send(self) -> np.ndarray:
         out = self.buf[..., 0] if self.delayed else self.buf
@@ -316,13 +360,6 @@ def _check_inputs(prog: Program, inputs: dict[str, np.ndarray]) -> tuple[int, in
     return int(S), int(B)
 
 
-def _wrap32_needed(x: np.ndarray) -> np.ndarray:
-    """wrap32, skipped (two reductions instead of three passes) when nothing is outside int32."""
-    if x.size and (x.max() >= (1 << 31) or x.min() < -(1 << 31)):
-        return wrap32(x)
-    return x
-
-
 def feedforward_order(prog: Program) -> list[str] | None:
     """Populations in an order where every connection goes forward; None when the program has a loop."""
     preds = {n: {c.src for c in prog.conns if c.dst == n and c.src in prog.pops} for n in prog.pops}
@@ -343,7 +380,7 @@ def run_program(prog: Program, inputs: dict[str, np.ndarray], *, probes: bool = 
     """Run `prog` for S Loihi steps. inputs: name -> (S, B, n) of 0/1 (row s-1 is sent at step s).
 
     method: "layered" (feed-forward programs: each population over the whole run at once, synaptic input of
-    all steps in one matrix product), "stepwise" (any program: all populations step by step), "auto".
+    all steps in one event-driven sparse (or BLAS) product), "stepwise" (any program: all populations step by step), "auto".
     Both are bit-exact; tests check them against each other and against Lava.
     """
     prog.check()
@@ -362,6 +399,11 @@ def run_program(prog: Program, inputs: dict[str, np.ndarray], *, probes: bool = 
                           min(chunk, B - b), order, probes=probes, record_v=record_v) for b in range(0, B, chunk)]
     return _merge(parts)
 
+
+#: source activity (fraction of spikes) below which the layered path sums rows event-driven (CSR), not BLAS
+SPARSE_DENSITY = 0.15
+#: ... and only when the dense product would take at least this many multiply-adds
+SPARSE_MIN_WORK = 5_000_000
 
 #: elements (steps x batch x neurons) of one population the layered path holds at once
 LAYERED_ELEMENTS = 4_000_000
@@ -382,18 +424,95 @@ def _merge(parts: list[RunResult]) -> RunResult:
                      per_core=per_core)
 
 
-def _trunc12(p: np.ndarray) -> np.ndarray:
-    """p / 4096 truncated toward zero, for int64 p."""
-    return (p + ((p >> 63) & (DECAY_UNITY - 1))) >> DECAY_SHIFT
+def _v_clip_needed(pop: Pop, umax: float, umin: float, bias: np.ndarray, S: int) -> tuple[bool, bool]:
+    """Whether v can leave +-(2^23 - 1) before its clip (upper, lower), from bounds on u and the bias.
+
+    Stored v never exceeds P = max(vth << 6, 0) (above it the neuron fires and v <- 0), and
+    trunc0(v keep / 4096) <= P, so v <= P + max(u, 0) + max(bias, 0) before the clip. Below, there is no
+    reset: |v| <= N min(S, 4096 / dv) with N = |min(u, 0) + min(bias, 0)|.
+    """
+    cv = (DECAY_UNITY - int(pop.dv)) / DECAY_UNITY
+    hi = float(MAX_UV - 1)
+    p = max(float(int(pop.vth) << VTH_SHIFT), 0.0)
+    bmax = max(float(bias.max(initial=0)), 0.0)
+    bmin = min(float(bias.min(initial=0)), 0.0)
+    upper = p + max(umax, 0.0) + bmax >= hi
+    neg = -(min(umin, 0.0) + bmin)
+    lower = neg * (S if cv >= 1.0 else min(S, 1.0 / (1.0 - cv))) >= hi
+    return bool(upper), bool(lower)
 
 
 def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Integrate one population over all steps. act: (S, B, n) int64, already wrap32(a_in << 6).
-    Returns u, v (float64 holding exact integers) and spikes, (S, B, n) each.
+    """Integrate one population over all steps. act: (S, B, n) float64 or int64 holding exact integers,
+    already wrap32(a_in << 6). Returns u, v (float64 holding exact integers) and spikes, (S, B, n) each.
 
-    State is held in float64, which represents every value exactly (|x| < 2^37): the decay
-    trunc0(x * keep / 4096) is one multiply by keep/4096 (exact) and one np.trunc.
+    Fast path (u provably cannot wrap): u and v live side by side in one (2, B, n) float64 slice per step,
+    so each step is one multiply by (keep_u, keep_v) / 4096 (exact: a power-of-two division), one trunc,
+    two adds, one compare and the reset; the clip is skipped when bounds show it cannot act. Otherwise
+    the general path below handles the +-2^24 correction and int32 wrap step by step.
     """
+    S, B, n = act.shape
+    keep_u = DECAY_UNITY - (int(pop.du) + 1)
+    cu = keep_u / DECAY_UNITY
+    amax = float(np.abs(act).max(initial=0))
+    # |u_t| <= amax min(t, 1 / (1 - cu)) (cu < 1 always): below 2^23 - 1 no wrap can happen
+    if amax * min(S, 1.0 / (1.0 - cu)) >= MAX_UV - 1:
+        return _lif_loop_general(act, pop, bias)
+    cv = (DECAY_UNITY - int(pop.dv)) / DECAY_UNITY
+    vth = float(int(pop.vth) << VTH_SHIFT)
+    biasf = np.asarray(bias, np.float64)
+    has_bias = bool(np.any(biasf != 0))
+    start = int(pop.bias_start)
+    umax_b = amax * min(S, 1.0 / (1.0 - cu))
+    clip_hi, clip_lo = _v_clip_needed(pop, umax_b, -umax_b, biasf, S)
+    lo, hi = float(-MAX_UV + 1), float(MAX_UV - 1)
+    s_h = np.empty((S, B, n), bool)
+    actf = act if act.dtype == np.float64 else act.astype(np.float64)
+    if cu == 0.0:
+        # du = 4095 (plain LIF): u is the step's input, only v needs the loop
+        u_h = actf
+        v_h = np.empty((S, B, n), np.float64)
+        prev = np.zeros((B, n))
+        for t, (v, uu, spk) in enumerate(zip(v_h, u_h, s_h)):
+            if cv == 1.0:                                  # dv = 0 (IF): no leak
+                np.add(prev, uu, out=v)
+            else:
+                np.multiply(prev, cv, out=v)
+                np.trunc(v, out=v)
+                v += uu
+            if has_bias and t + 1 >= start:
+                v += biasf
+            if clip_hi:
+                np.minimum(v, hi, out=v)
+            if clip_lo:
+                np.maximum(v, lo, out=v)
+            np.greater(v, vth, out=spk)
+            np.putmask(v, spk, 0.0)
+            prev = v
+        return u_h, v_h, s_h
+    h = np.empty((S, 2, B, n), np.float64)
+    coef = np.array([cu, cv]).reshape(2, 1, 1)
+    prev = np.zeros((2, B, n))
+    for t, (x, a, spk) in enumerate(zip(h, actf, s_h)):
+        np.multiply(prev, coef, out=x)
+        np.trunc(x, out=x)
+        u, v = x
+        u += a
+        v += u
+        if has_bias and t + 1 >= start:
+            v += biasf
+        if clip_hi:
+            np.minimum(v, hi, out=v)
+        if clip_lo:
+            np.maximum(v, lo, out=v)
+        np.greater(v, vth, out=spk)
+        np.putmask(v, spk, 0.0)
+        prev = x
+    return h[:, 0], h[:, 1], s_h
+
+
+def _lif_loop_general(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The step-by-step LIF with u's +-2^24 correction and int32 wrap (inputs large enough to wrap u)."""
     S, B, n = act.shape
     keep_u = DECAY_UNITY - (int(pop.du) + 1)
     keep_v = DECAY_UNITY - int(pop.dv)
@@ -401,8 +520,6 @@ def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, 
     vth = float(int(pop.vth) << VTH_SHIFT)
     actf = act.astype(np.float64)
     amax = float(np.abs(actf).max(initial=0))
-    # |u| <= amax / (1 - cu): when that stays below 2^23 no wrap can happen and the check is skipped
-    may_wrap = amax >= (1 - cu) * (MAX_UV - 1) if cu < 1 else amax > 0
     s_h = np.empty((S, B, n), bool)
     biasf = bias.astype(np.float64)
     start = int(pop.bias_start)
@@ -419,7 +536,7 @@ def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, 
 
     # u does not depend on v: all steps first (no loop at all for du = 4095, where u is the step's input)
     if cu == 0.0:
-        u_h = wrap_u(actf) if may_wrap else actf
+        u_h = wrap_u(actf)
     else:
         u_h = np.empty((S, B, n), np.float64)
         u = np.zeros((B, n))
@@ -428,8 +545,7 @@ def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, 
             np.multiply(u, cu, out=uu)
             np.trunc(uu, out=uu)
             uu += actf[t]
-            if may_wrap:
-                uu[...] = wrap_u(uu)
+            uu[...] = wrap_u(uu)
             u = uu
     # |v| <= (max|u| + max|bias|) / (1 - cv): skip the clip when that cannot reach 2^23 - 1
     umax = float(np.abs(u_h).max(initial=0)) + float(np.abs(biasf).max(initial=0))
@@ -471,48 +587,54 @@ def _run_layered(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, o
     layer = {n: {"synops": 0.0, "spikes": 0.0, "active_updates": 0.0} for n in prog.pops}
     pu: dict[str, np.ndarray] = {}
     pv: dict[str, np.ndarray] = {}
+
+    def state_of(c: Conn) -> _ConnState:
+        key = ("layered", c.name, n_cores)
+        cs = prog.cache.get(key)
+        if cs is None:
+            cs = prog.cache[key] = _ConnState(c, 1, cores.get(c.src), cores.get(c.dst), mesh, n_cores)
+        return cs
+
     for n in order:
         pop = prog.pops[n]
-        a_in: np.ndarray | None = None
-        for c in (c for c in prog.conns if c.dst == n):
-            key = ("layered", c.name, n_cores)
-            cs = prog.cache.get(key)
-            if cs is None:
-                cs = prog.cache[key] = _ConnState(c, 1, cores.get(c.src), cores.get(c.dst), mesh, n_cores)
-            src = spikes[c.src]                                            # (S, B, n_src) bool
-            flat = src.reshape(S * B, -1).astype(cs.fdtype)
-            delivered = np.zeros((S, B, pop.size), np.int64)
-            for k, wt in cs.slots:
-                lag = 1 + k                                                # sent at step s, felt at s + 1 + d
-                if lag >= S:
-                    continue
-                acc = (flat[: (S - lag) * B] @ wt).astype(np.int64)      # exact integer sums
-                if cs.exp:
-                    acc = shift_exp(acc, cs.exp)
-                delivered[lag:] += acc.reshape(S - lag, B, -1)
-            delivered = _wrap32_needed(delivered)
-            a_in = delivered if a_in is None else _wrap32_needed(a_in + delivered)
-            fs = src.reshape(S * B, -1).astype(np.float64)
-            syn = (fs @ cs.fanout).reshape(S, B)
+        states = [state_of(c) for c in prog.conns if c.dst == n]
+        # |a_in| bound over all steps: float64 holds every sum exactly below 2^53, int32 never wraps below 2^31
+        bound = sum(cs.sent_bound for cs in states) << ACT_SHIFT
+        exact_float = bound < (1 << 52)
+        a_in = np.zeros((S, B, pop.size), np.float64 if exact_float else np.int64)
+        for cs in states:
+            src = spikes[cs.c.src]                                         # (S, B, n_src) bool
+            flat_idx = np.flatnonzero(src)
+            rows, cols = np.divmod(flat_idx, src.shape[-1])              # (step * B + batch, neuron), sorted
+            cs.deliver_layered(src, rows, cols, a_in, exact_float)
+            syn = np.bincount(rows, weights=cs.fanout[cols], minlength=S * B).reshape(S, B)
             counts["synops"] += syn.sum(axis=1)
             layer[n]["synops"] += float(syn.sum())
             if cs.route is not None:
-                r = (fs @ cs.route).reshape(S, B, 3).sum(axis=1)
+                fs = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(S * B, src.shape[-1]))
+                r = np.asarray(fs @ cs.route).reshape(S, B, 3).sum(axis=1)
                 counts["packets"] += r[:, 0]
                 counts["hops_x"] += r[:, 1]
                 counts["hops_y"] += r[:, 2]
-                core_syn += (fs @ cs.per_core).reshape(S, B, -1).sum(axis=1)
-        if a_in is None:
-            a_in = np.zeros((S, B, pop.size), np.int64)
-        act = _wrap32_needed(a_in << ACT_SHIFT)
+                core_syn += np.asarray(fs @ cs.per_core).reshape(S, B, -1).sum(axis=1)
         bias = pop.effective_bias.reshape(1, -1)
+        if bound >= (1 << 31):
+            # Lava sums channels and shifts in int32: wrapping once at the end is the same modulo 2^32
+            a_in = wrap32(a_in.astype(np.int64))
+            act = wrap32(a_in << ACT_SHIFT)
+        else:
+            act = a_in
+            a_in = None                                    # act is a_in * 64: the same zeros (active below)
+            act *= float(1 << ACT_SHIFT)
         u_h, v_h, s_h = _lif_loop(act, pop, bias)
         spikes[n] = s_h
         # a neuron is active when it received input, held state (u or v non-zero before the step), or has
         # its bias switched on
-        active = a_in != 0
-        held = (u_h[:-1] != 0) | (v_h[:-1] != 0)
-        active[1:] |= held
+        active = (act if a_in is None else a_in) != 0
+        if u_h.base is not None and u_h.base is v_h.base and u_h.base.shape == (S, 2, B, pop.size):
+            active[1:] |= (u_h.base[:-1] != 0).any(axis=1)            # fused path: one contiguous (S, 2, B, n)
+        else:
+            active[1:] |= (u_h[:-1] != 0) | (v_h[:-1] != 0)
         if np.any(bias != 0):
             start = max(0, int(pop.bias_start) - 1)
             active[start:] |= (bias != 0)[None]

@@ -149,3 +149,49 @@ def test_layered_and_stepwise_paths_agree_and_chunking_is_invisible(monkeypatch)
                 assert np.array_equal(a.u[n], other.u[n]) and np.array_equal(a.v[n], other.v[n]), (seed, n)
             for k in a.counts:
                 np.testing.assert_allclose(a.counts[k], other.counts[k])
+
+
+def _two_layer(n: int, seed: int, weight_exp: int = 0, du: int = 3000, dv: int = 400) -> Program:
+    rng = np.random.default_rng(seed)
+    pops = {f"l{k}": Pop(name=f"l{k}", size=n, du=du, dv=dv, vth=int(vth), bias_mant=rng.integers(-50, 50, n),
+                         bias_exp=np.full(n, 2), bias_start=2) for k, vth in ((1, 15 * n), (2, 20 * n))}
+    for p in pops.values():          # thresholds follow the weight scale so both layers fire
+        p.vth = (p.vth << weight_exp) if 0 <= weight_exp <= 10 else max(1, p.vth >> 3)
+    conns = [Conn(name="c1", src="in", dst="l1", weights=rng.integers(-60, 100, (n, n)), weight_exp=weight_exp),
+             Conn(name="c2", src="l1", dst="l2", weights=rng.integers(-60, 100, (n, n)), weight_exp=weight_exp,
+                  delays=rng.integers(0, 3, (n, n)) if seed % 2 else None)]
+    return Program(inputs={"in": n}, pops=pops, conns=conns)
+
+
+@pytest.mark.parametrize("density", [0.05, 0.5])
+@pytest.mark.parametrize("weight_exp", [-3, 0, 20, 45])
+def test_layered_fast_paths_equal_stepwise(density, weight_exp, monkeypatch):
+    """Event-driven (CSR) and BLAS synaptic sums, float64 vs int64 accumulation, int32 wrap of a_in and
+    the fused u/v loop against the plain step-by-step integer path."""
+    from spikeforge.emulators import loihi as L
+
+    monkeypatch.setattr(L, "SPARSE_MIN_WORK", 0)            # small test sizes would otherwise always use BLAS
+    prog = _two_layer(40, seed=weight_exp + 50, weight_exp=weight_exp)
+    rng = np.random.default_rng(5)
+    x = {"in": (rng.random((30, 2, 40)) < density).astype(np.int32)}
+    a = run_program(prog, x, probes=True, method="stepwise")
+    b = run_program(prog, x, probes=True, method="layered")
+    for n in prog.pops:
+        assert np.array_equal(a.spikes[n], b.spikes[n]), n
+        assert np.array_equal(a.u[n], b.u[n]) and np.array_equal(a.v[n], b.v[n]), n
+    for k in a.counts:
+        np.testing.assert_allclose(a.counts[k], b.counts[k])
+    assert weight_exp >= 26 or any(s.any() for s in b.spikes.values())   # (w << 26) << 6 wraps to 0
+    assert L.SPARSE_DENSITY > 0.05 and L.SPARSE_DENSITY < 0.5      # both branches above were taken
+
+
+@needs_lava
+def test_benchmark_sized_network_matches_lava(monkeypatch):
+    """100 neurons per layer, ~10 % input activity (the event-driven path), biases and delays, vs Lava."""
+    from spikeforge.emulators import loihi as L
+
+    monkeypatch.setattr(L, "SPARSE_MIN_WORK", 0)
+    prog = _two_layer(100, seed=1)
+    rng = np.random.default_rng(2)
+    x = {"in": (rng.random((25, 1, 100)) < 0.1).astype(np.int32)}
+    assert _mismatches(prog, x) == []
