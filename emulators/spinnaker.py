@@ -175,10 +175,10 @@ def simulate(prog: Program, inputs: dict[str, np.ndarray] | np.ndarray, *, mappi
                 s["isyn"][1] = (s["isyn"][1] * raw["inh_decay"]) >> 32
             else:
                 s["isyn"][:] = 0
-            if p.name in readout_pops:
-                outputs_v[p.name][t] = v / F.ONE
+            if p.name in readout_pops:  # back to model units (IF populations run with scaled voltages)
+                outputs_v[p.name][t] = v / (F.ONE * p.v_scale)
             if probes:
-                state_v.setdefault(p.name, np.zeros((T, B, p.size)))[t] = v / F.ONE
+                state_v.setdefault(p.name, np.zeros((T, B, p.size)))[t] = v / (F.ONE * p.v_scale)
         # deliver this step's spikes into later slots
         for post, items in groups.items():
             ring = st[post]["ring"]

@@ -77,7 +77,12 @@ def compile_model(model: str | os.PathLike | nir.NIRGraph, board: str | Board,
     reference, dt = with_dt(graph, options)
     options.dt = dt
     transformed, reports = apply_passes(reference, b, options, calibration)
-    artifact = backend.lower(transformed, b, options)
+    if calibration is not None:  # backends may size ranges from data; never written into the manifest
+        options.extra["calibration"] = calibration
+    try:
+        artifact = backend.lower(transformed, b, options)
+    finally:
+        options.extra.pop("calibration", None)
     if not isinstance(artifact, Artifact):
         raise BoardError(f"backend '{backend.name}' returned {type(artifact).__name__}, not an Artifact")
     if transformed is not reference:

@@ -14,6 +14,7 @@ from spikeforge.boardspec import Board
 from spikeforge.errors import UnsupportedError
 from spikeforge.interfaces import Backend, CompileOptions, CostModel, Emulator
 
+from .budget import estimate_tsf
 from .cost import SpiNNakerCostModel
 from .emit import emit_files
 from .lower import lower_graph
@@ -43,7 +44,31 @@ class SpiNNakerBackend(Backend):
             tsf = float(tsf)
             if not tsf >= 1.0:
                 raise UnsupportedError(f"extra 'spinnaker.time_scale_factor' must be >= 1 (got {tsf})")
-        meta["time_scale_factor"] = tsf if tsf is not None else spynnaker_default_tsf(prog.dt_ms)
+        auto = prog.report.setdefault("automatic", {})
+        if tsf is None:
+            # sPyNNaker's default slows sub-millisecond steps; raise it where the cycle model predicts overruns
+            # an overrun drops packets silently, so the timing plan assumes a higher rate (100 Hz, assumed) than
+            # the ring-buffer bound (30 Hz): `--set spinnaker.tsf_rate_hz=R` changes it
+            est = estimate_tsf(prog, mapping, board, float(options.extra.get("spinnaker.tsf_rate_hz", 100.0)))
+            calib = getattr(prog, "calibration", None)
+            if calib:
+                # calibration data given: emulate it and plan for its worst core with a 10% margin instead
+                from spikeforge.emulators.spinnaker import simulate as emulate
+
+                cores = emulate(prog, calib, mapping=mapping, board=board).meta["cores"]
+                need = math.ceil(cores["max_cycles"] * 1.1 / est["budget_cycles"] * 10 - 1e-9) / 10
+                est = {**est, "time_scale_factor": max(1.0, need), "peak_cycles": cores["max_cycles"] * 1.1,
+                       "worst_core": max(cores["per_core"], key=lambda c: c["max_cycles"], default={}),
+                       "why": "worst core emulated on the calibration data + 10%"}
+                est["worst_core"] = {"population": est["worst_core"].get("population"),
+                                     "slice": est["worst_core"].get("slice")}
+            default = spynnaker_default_tsf(prog.dt_ms)
+            tsf = max(default, est["time_scale_factor"])
+            auto["time_scale_factor"] = {**est, "spynnaker_default": default, "chosen": tsf}
+        else:
+            auto["time_scale_factor"] = {"chosen": tsf, "why": "spinnaker.time_scale_factor (user)"}
+        meta["time_scale_factor"] = tsf
+        meta["summary"] = summarise_auto(prog.report)
         return Artifact(board=board.name, backend=self.name, reference=g, arrays=prog.to_arrays(), meta=meta,
                         files=emit_files(prog, tsf), options=options)
 
@@ -85,3 +110,20 @@ class SpiNNakerBackend(Backend):
 def spynnaker_default_tsf(dt_ms: float) -> float:
     """sPyNNaker slows sub-millisecond steps by default: time_scale_factor = ceil(1 ms / dt), at least 1."""
     return float(max(1, math.ceil(1.0 / dt_ms - 1e-9)))
+
+
+def summarise_auto(report: dict[str, Any]) -> dict[str, Any]:
+    """The automatic choices in one short dict (shown by `spikeforge inspect`)."""
+    out: dict[str, Any] = {}
+    for name, d in report.get("populations", {}).items():
+        out[f"ring_buffer.{name}"] = (f"policy {d.get('policy')}, shifts exc {d['shift_exc']} / inh {d['shift_inh']}")
+    for name, d in report.get("automatic", {}).get("if_neurons", {}).items():
+        out[f"if_leak.{name}"] = (f"tau_m {d['tau_m_ms']:.1f} ms (leak {d['leak_per_step']:.2e}/step; {d['why']}), "
+                                  f"voltage scale {d['v_scale']:g}, rounding offset {d['i_offset_rounding_raw']} raw")
+    t = report.get("automatic", {}).get("time_scale_factor")
+    if t:
+        out["time_scale_factor"] = (f"{t['chosen']:g} ({t['why']}"
+                                    + (f"; worst core {t['worst_core'].get('population')}"
+                                       f"[{t['worst_core'].get('slice')}] {t['peak_cycles']:.0f} of "
+                                       f"{t['budget_cycles']:.0f} cycles" if "peak_cycles" in t else "") + ")")
+    return out

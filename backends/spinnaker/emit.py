@@ -120,7 +120,7 @@ def main(argv=None):
         out["spikes/" + p["name"]] = counts
         if not p["spiking"]:  # membrane voltage of read-out populations, (T, n)
             sig = np.asarray(seg.filter(name="v")[0].magnitude)
-            out["v/" + p["name"]] = sig[:T]
+            out["v/" + p["name"]] = sig[:T] / p.get("v_scale", 1.0)  # model units (IF voltages run scaled)
     sim.end()
     np.savez(a.out, **out)
     print(json.dumps({{k: int(v.sum()) for k, v in out.items()}}))

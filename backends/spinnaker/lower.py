@@ -176,6 +176,8 @@ class Lowering:
         self.maps: dict[str, _Map] = {}
         self.pops: dict[str, Population] = {}
         self.warnings: list[str] = []
+        self.auto: dict[str, Any] = {}  # every automatic choice, reported in the artifact meta
+        self.calib: dict[str, dict[str, np.ndarray]] = {}
 
     def warn(self, msg: str) -> None:
         self.warnings.append(msg)
@@ -235,7 +237,7 @@ class Lowering:
             v_leak = _vec(node.v_leak, n)
         pyn: dict[str, np.ndarray] = {}
         if keep is None:
-            tau_m = np.full(n, float(self.extra.get("spinnaker.if_tau_ms", 0.0)) or np.nan)
+            tau_m = np.full(n, np.nan)  # chosen in _if_leak_and_scale (spinnaker.if_tau_ms overrides)
         else:
             tau_m = _tau_for_keep(keep, dt_ms)
         pyn["tau_m"] = tau_m
@@ -276,19 +278,22 @@ class Lowering:
         return pop, in_gain * syn_gain
 
     def _finish_raw(self, pop: Population, if_bound: float) -> np.ndarray:
-        """Compute the on-core values from the PyNN floats; return the weight factor per neuron."""
+        """Compute the on-core values from the PyNN floats; return the weight factor per neuron.
+
+        `if_bound` is the per-step summed input bound (model voltage units) the ring-buffer policy assumes;
+        it only matters for IF populations, whose leak and voltage scale are chosen from it.
+        """
         p = pop.pynn
         dt_raw = F.to_accum(self.dt_ms)
         n = pop.size
         gain_ref = pop.raw.pop("_in_gain")
         is_if = bool(pop.raw.pop("_is_if"))
+        v_scale = 1.0
         if is_if and not np.all(np.isfinite(p["tau_m"])):
-            # largest input current the ring buffer can hand over is 2**shift <= ~2*bound; keep alpha < 2**14
-            g = max(min(if_bound * float(np.max(np.abs(gain_ref))) / 16384.0, 0.5), 1.0 / 4096.0)
-            p["tau_m"] = np.full(n, -self.dt_ms / math.log(1.0 - g))
-            self.warn(f"node '{pop.node}': IF (no leak) mapped to sPyNNaker's LIF with tau_m = "
-                      f"{p['tau_m'][0]:.1f} ms (V leaks {100 * g:.3f}% per step; set "
-                      "extra 'spinnaker.if_tau_ms' to trade leak against s16.15 headroom)")
+            p["tau_m"], v_scale = self._if_leak_and_scale(pop, if_bound * float(np.max(np.abs(gain_ref))))
+            for k in ("v_rest", "v_reset", "v_thresh", "v_init"):
+                p[k] = np.asarray(p[k], dtype=np.float64) * v_scale
+        pop.v_scale = v_scale
         p["tau_m"] = np.clip(p["tau_m"], dt_raw / F.ONE / 16.0, 32767.0)
         p["cm"] = p["tau_m"].copy()
         for k in ("v_rest", "v_reset", "v_thresh", "i_offset", "v_init", "tau_m", "cm", "tau_refrac", "tau_syn_E",
@@ -321,8 +326,171 @@ class Lowering:
             syn = np.ones(n)
         mem = (1.0 - raw["exp_tc"] / F.ONE) * (raw["r_mem"] / F.ONE)
         with np.errstate(divide="ignore", invalid="ignore"):
-            factor = np.where(mem * syn > 0, gain_ref / (mem * syn), 0.0)
+            factor = np.where(mem * syn > 0, gain_ref * v_scale / (mem * syn), 0.0)
         return factor
+
+    def calibration_inputs(self) -> dict[str, np.ndarray] | None:
+        """Calibration inputs: `--set spinnaker.calibration=FILE.npz` or an in-memory dict in extra['calibration'].
+
+        Keys are input node names; a single input node also accepts the key `input` or the file's only array.
+        At most `spinnaker.calibration_samples` (default 16) samples are used.
+        """
+        src = self.extra.get("spinnaker.calibration", self.extra.get("calibration"))
+        if src is None:
+            return None
+        if isinstance(src, (str, bytes)) or hasattr(src, "__fspath__"):
+            from spikeforge.errors import InputError
+            from spikeforge.npzio import load_npz
+
+            try:
+                src = load_npz(src)
+            except OSError as e:
+                raise InputError(f"cannot read calibration file: {e}", file=str(src),
+                                 field="spinnaker.calibration") from e
+        if isinstance(src, np.ndarray):
+            src = {"input": src}
+        names = list(G.input_nodes(self.g))
+        out: dict[str, np.ndarray] = {}
+        for name in names:
+            arr = src.get(name)
+            if arr is None and len(names) == 1:
+                arr = src.get("input", next(iter(src.values())) if len(src) == 1 else None)
+            if arr is None:
+                raise UnsupportedError(f"calibration data has no array for input node '{name}' "
+                                       f"(keys: {sorted(src)})", field="spinnaker.calibration")
+            n = int(self.extra.get("spinnaker.calibration_samples", 16))
+            out[name] = np.asarray(arr, dtype=np.float64)[:, :n]
+        return out
+
+    def _calibrate(self, pops: list[Population], in_maps: dict[str, _Map]) -> None:
+        """Per neuron and receptor: the largest summed input of one step seen on the calibration data (x margin).
+
+        The float reference runs on the calibration inputs; each population's presynaptic spikes are pushed
+        through its composed weight matrices split by sign, exactly as the ring buffers will sum them.
+        """
+        self.calib: dict[str, dict[str, np.ndarray]] = {}
+        x = self.calib_inputs = self.calibration_inputs()
+        if x is None:
+            return
+        from spikeforge.refsim import simulate
+
+        res = simulate(self.g, x, dt=self.dt, probes=True)
+        margin = float(self.extra.get("spinnaker.calibration_margin", 1.25))
+        node_of = {p.name: p.node for p in pops}
+        self.calib_info = {"samples": int(next(iter(x.values())).shape[1]),
+                           "timesteps": int(next(iter(x.values())).shape[0]), "margin": margin}
+        for post in pops:
+            if post.is_source:
+                continue
+            T = next(iter(x.values())).shape[0]
+            best = {"excitatory": np.zeros(post.size), "inhibitory": np.zeros(post.size)}
+            for t0 in range(0, T, 32):
+                acc = {"excitatory": None, "inhibitory": None}
+                for (pre, d), W in in_maps[post.name].terms.items():
+                    node = node_of[pre]
+                    act = x[node] if node in x else res.activity[node]
+                    act = np.asarray(act, dtype=np.float64).reshape(act.shape[0], act.shape[1], -1)
+                    dd = max(1, int(d))  # the core's delay: spikes of step t - dd land in slot t
+                    lo, hi = t0 - dd, min(T, t0 + 32) - dd
+                    blk = np.zeros((min(T, t0 + 32) - t0, act.shape[1], act.shape[2]))
+                    a, b = max(lo, 0), max(hi, 0)
+                    if b > a:
+                        blk[a - lo:b - lo] = act[a:b]
+                    flat = blk.reshape(-1, act.shape[2])
+                    for rec, sel in (("excitatory", W.multiply(W > 0)), ("inhibitory", W.multiply(W < 0))):
+                        v = np.asarray(sp.csr_matrix(abs(sp.csr_matrix(sel))).T.dot(flat.T)).T
+                        acc[rec] = v if acc[rec] is None else acc[rec] + v
+                for rec in best:
+                    if acc[rec] is not None:
+                        best[rec] = np.maximum(best[rec], acc[rec].max(axis=0))
+            worst = {"excitatory": np.zeros(post.size), "inhibitory": np.zeros(post.size)}
+            for W in in_maps[post.name].terms.values():
+                worst["excitatory"] += _bound(abs(sp.csr_matrix(W.multiply(W > 0))), "worst", 0.0)
+                worst["inhibitory"] += _bound(abs(sp.csr_matrix(W.multiply(W < 0))), "worst", 0.0)
+            # observed x margin, never above the worst case (which cannot saturate)
+            self.calib[post.name] = {k: np.minimum(v * margin, worst[k]) for k, v in best.items()}
+
+    def _timesteps(self) -> int | None:
+        """Run length the IF leak is planned for: --timesteps, else the graph's spikeforge.timesteps."""
+        t = self.opts.timesteps or (self.g.metadata or {}).get("spikeforge.timesteps")
+        return int(t) if t else None
+
+    def _if_leak_and_scale(self, pop: Population, dv_bound: float) -> tuple[np.ndarray, float]:
+        """Leak (tau_m) and voltage scale for an IF population: see docs/spinnaker.md, "IF (no leak)".
+
+        On the core one step is V += ceil(g (I R - V)) with g = 1 - exp_TC, so a step's input dv needs a current
+        I = dv / g, and alpha = I R + V_rest must stay inside s16.15. g = m / 2**15 with m balancing current
+        headroom against voltage resolution (capped by the leak budget over the run); the model's voltages are
+        scaled by a power of two k <= 1 so the policy's per-step bound gives a current below 2**14 and
+        |g V| < 0.5 LSB up to the threshold; an offset current turns the core's round-up into round-to-nearest,
+        so V without input is kept exactly (no leak below threshold).
+        """
+        n = pop.size
+        dt_raw = F.to_accum(self.dt_ms)
+        T = self._timesteps()
+        user_tau = float(self.extra.get("spinnaker.if_tau_ms", 0.0) or 0.0)
+        budget = float(self.extra.get("spinnaker.if_leak_budget", 0.01))
+        if user_tau > 0:
+            target, why = None, "spinnaker.if_tau_ms (user)"
+            tau = user_tau
+        else:
+            # g = m / 2**15. Below threshold the rounding offset cancels the leak, so g only trades the current
+            # headroom (k <= 2**14 g / bound) against the voltage resolution (k <= 0.5 / (2**15 g v_max)): the
+            # two meet at m = sqrt(bound / v_max). Capped by the leak budget over the run (for |V| > v_max).
+            v_top = float(np.max(np.abs(np.concatenate([np.ravel(pop.pynn["v_thresh"]),
+                                                        np.ravel(pop.pynn["v_reset"])]))))
+            m_opt = max(1, int(round(math.sqrt(dv_bound / v_top)))) if dv_bound > 0 and v_top > 0 else 1
+            m_cap = max(1, int(math.floor(budget * F.ONE / T))) if T else 4
+            m = min(m_opt, m_cap)
+            target = F.ONE - m
+            why = (f"exp_TC = 1 - {m}/2**15: headroom vs resolution optimum {m_opt}, leak budget {budget:g} over "
+                   + (f"{T} steps allows {m_cap}" if T else "an unknown run length (no --timesteps / "
+                      f"spikeforge.timesteps) capped at {m_cap}"))
+            # tau for exp(-dt/tau) = target / 2**15, then nudged so the core's own expk gives exactly target
+            tau = min(-self.dt_ms / math.log(target / F.ONE), 32767.0)
+            lo, hi = F.to_accum(self.dt_ms), F.to_accum(32767.0)
+            tr = F.to_accum(tau)
+            if F.lif_exp_tc(dt_raw, tr) != target:
+                while hi - lo > 1:  # exp_TC grows with tau: smallest raw tau whose exp_TC reaches target
+                    mid = (lo + hi) // 2
+                    if F.lif_exp_tc(dt_raw, mid) >= target:
+                        hi = mid
+                    else:
+                        lo = mid
+                tr = hi
+            tau = tr / F.ONE
+        exp_tc = F.lif_exp_tc(dt_raw, F.to_accum(tau))
+        g = 1.0 - exp_tc / F.ONE
+        if g <= 0:
+            raise UnsupportedError(f"tau_m = {tau} ms gives exp_TC = 1 on the core: the neuron would ignore input",
+                                   node=pop.node, field="spinnaker.if_tau_ms", hint="use a shorter tau_m")
+        # 2**14: shifts stay <= 14, so a saturated cell gives at most 2**15 and exc - inh + V never wraps
+        headroom = float(self.extra.get("spinnaker.if_current_headroom", 16384.0)) * (1.0 - 1e-9)
+        k = 1.0 if dv_bound <= 0 else min(1.0, 2.0 ** math.floor(math.log2(headroom * g / dv_bound)))
+        # the core's V update rounds g (I - V) up (ceil): an offset current of -0.5 LSB / g per step makes it
+        # round to nearest, which also stops the leak entirely while |g V| < 0.5 LSB: scale V so that holds up
+        # to the threshold (below threshold IF then integrates exactly; only V < -threshold still leaks)
+        nearest = bool(self.extra.get("spinnaker.if_round_nearest", True))
+        v_max = float(np.max(np.abs(np.concatenate([np.ravel(pop.pynn["v_thresh"]), np.ravel(pop.pynn["v_reset"])]))))
+        if nearest and v_max > 0:
+            k = min(k, 2.0 ** math.floor(math.log2(0.5 / (g * F.ONE * v_max))))
+        # with input the leak g V (<= 0.5 LSB below threshold) still biases a step down: centre the offset on the
+        # bias at half the threshold, -0.5 + g V(threshold/2) LSB (a step without input still keeps V exactly)
+        lsb_leak = g * F.ONE * k * v_max / 2.0
+        comp = -int(round((0.5 - lsb_leak) / g)) if nearest else 0
+        pop.raw["_offset_comp"] = np.asarray(comp)
+        self.auto.setdefault("if_neurons", {})[pop.name] = {
+            "node": pop.node, "tau_m_ms": tau, "exp_tc_raw": int(exp_tc), "leak_per_step": g,
+            "leak_over_run": (1.0 - (1.0 - g) ** T) if T else None, "timesteps": T, "why": why,
+            "v_scale": k, "per_step_input_bound": dv_bound,
+            "max_current": dv_bound * k / g if g > 0 else None,
+            "v_lsb_model_units": 1.0 / (F.ONE * k), "i_offset_rounding_raw": comp,
+        }
+        self.warn(f"node '{pop.node}': IF (no leak) mapped to sPyNNaker's LIF with tau_m = {tau:.1f} ms "
+                  f"(V leaks {100 * g:.4f}% per step"
+                  + (f", {100 * self.auto['if_neurons'][pop.name]['leak_over_run']:.2f}% over {T} steps" if T else "")
+                  + f"; {why}), voltages scaled by {k:g} for s16.15 headroom")
+        return np.full(n, tau), k
 
     def run(self) -> Program:
         g = self.g
@@ -351,32 +519,41 @@ class Lowering:
                 in_maps[p.name] = self._input_map(p.node)
         # bound of the summed input per step (raw NIR weights, the ring-buffer policy's bound): the IF leak
         # is chosen so that the largest current the ring buffers can deliver stays inside s16.15
-        policy, rate = self._policy()
+        self._calibrate(pop_list, in_maps)
         for p in pop_list:
             if p.is_source:
                 continue
+            policy, rate = self._policy(p)
             m = in_maps[p.name]
-            exc, inh = np.zeros(p.size), np.zeros(p.size)
-            for W in m.terms.values():
-                exc = exc + _bound(abs(sp.csr_matrix(W.multiply(W > 0))), policy, rate)
-                inh = inh + _bound(abs(sp.csr_matrix(W.multiply(W < 0))), policy, rate)
+            if policy == "calibration":
+                exc, inh = self.calib[p.name]["excitatory"], self.calib[p.name]["inhibitory"]
+            else:
+                exc, inh = np.zeros(p.size), np.zeros(p.size)
+                for W in m.terms.values():
+                    exc = exc + _bound(abs(sp.csr_matrix(W.multiply(W > 0))), policy, rate)
+                    inh = inh + _bound(abs(sp.csr_matrix(W.multiply(W < 0))), policy, rate)
             bound = float(np.maximum(exc, inh).max()) if p.size else 1.0
             factors[p.name] = self._finish_raw(p, bound)
         projections = self._projections(pop_list, in_maps, factors)
         readouts = self._readouts()
         prog = Program(self.dt_ms, pop_list, projections, readouts, inputs, warnings=self.warnings)
+        if getattr(self, "calib_info", None):
+            self.auto["calibration"] = self.calib_info
+        self.report["automatic"] = self.auto
         prog.report = self.report
+        prog.calibration = self.calib_inputs  # not serialised: the backend emulates it to plan the tick budget
         return prog
 
     def _projections(self, pops: list[Population], in_maps: dict[str, _Map],
                      factors: dict[str, np.ndarray]) -> list[Projection]:
-        policy, rate = self._policy()
         pins = self.extra.get("spinnaker.max_expected_summed_weight", {}) or {}
         out: list[Projection] = []
-        self.report: dict[str, Any] = {"policy": policy, "populations": {}, "projections": []}
+        self.report: dict[str, Any] = {"policy": str(self.extra.get("spinnaker.ring_buffer", "auto")),
+                                       "populations": {}, "projections": []}
         for post in pops:
             if post.is_source:
                 continue
+            policy, rate = self._policy(post)
             m = in_maps[post.name]
             fac = factors[post.name]
             # bias: a constant input. IF_curr_exp: the refsim filters it through the synapse, the core adds
@@ -385,7 +562,8 @@ class Lowering:
             if post.kind == "IF_curr_exp":
                 off = off * (post.raw["exc_init"] / 2.0 ** 32) / np.maximum(1.0 - post.raw["exc_decay"] / 2.0 ** 32,
                                                                              1e-9)
-            post.raw["i_offset"] = F.to_accum_array(np.clip(off, -65535, 65535))
+            comp = int(post.raw.pop("_offset_comp", 0))
+            post.raw["i_offset"] = F.to_accum_array(np.clip(off, -65535, 65535)) + comp
             post.pynn["i_offset"] = post.raw["i_offset"] / F.ONE
             parts: list[tuple[str, int, str, sp.coo_matrix]] = []
             bound = {"excitatory": np.zeros(post.size), "inhibitory": np.zeros(post.size)}
@@ -399,8 +577,12 @@ class Lowering:
                     sel.eliminate_zeros()
                     if sel.nnz == 0:
                         continue
-                    bound[rec] = bound[rec] + _bound(abs(sel), policy, rate)
+                    if policy != "calibration":
+                        bound[rec] = bound[rec] + _bound(abs(sel), policy, rate)
                     parts.append((pre, delay, rec, sel.tocoo()))
+            if policy == "calibration":  # observed raw sums x the per-neuron factor folded into the weights
+                for rec in bound:
+                    bound[rec] = self.calib[post.name][rec] * np.abs(fac)
             shifts = []
             for rec in ("excitatory", "inhibitory"):
                 pin = pins.get(post.node, pins.get(post.name)) if isinstance(pins, dict) else None
@@ -415,7 +597,7 @@ class Lowering:
                 shifts.append(s)
             post.shifts = (shifts[0], shifts[1])
             self.report["populations"][post.name] = {
-                "shift_exc": shifts[0], "shift_inh": shifts[1],
+                "policy": policy, "shift_exc": shifts[0], "shift_inh": shifts[1],
                 "bound_exc": float(bound["excitatory"].max(initial=0.0)),
                 "bound_inh": float(bound["inhibitory"].max(initial=0.0)),
             }
@@ -430,10 +612,26 @@ class Lowering:
                 self._report_projection(pr, s, post)
         return out
 
-    def _policy(self) -> tuple[str, float]:
-        policy = str(self.extra.get("spinnaker.ring_buffer", "worst"))
-        if policy not in ("worst", "statistical"):
-            raise UnsupportedError(f"extra 'spinnaker.ring_buffer' = {policy!r}; allowed: worst, statistical")
+    def _policy(self, pop: Population) -> tuple[str, float]:
+        """Ring-buffer bound policy of one population, and the spike probability per step it assumes.
+
+        `auto` (default): sPyNNaker's statistical bound (30 Hz, 5 sigma) for IF populations, whose leak and
+        voltage scale follow the bound (the worst case costs them a fast leak or a coarse voltage), and the
+        worst case (never saturates) for the others, whose gain does not depend on it.
+        """
+        policy = str(self.extra.get("spinnaker.ring_buffer", "auto"))
+        if policy not in ("auto", "worst", "statistical", "calibration"):
+            raise UnsupportedError(f"extra 'spinnaker.ring_buffer' = {policy!r}; allowed: auto, worst, statistical, "
+                                   "calibration")
+        if policy == "calibration" and not getattr(self, "calib", None):
+            raise UnsupportedError("ring_buffer=calibration needs calibration inputs",
+                                   field="spinnaker.calibration", hint="--set spinnaker.calibration=FILE.npz")
+        if policy == "auto":
+            node = self.g.nodes.get(pop.node)
+            if getattr(self, "calib", None):
+                policy = "calibration"
+            else:
+                policy = "statistical" if isinstance(node, nir.IF) else "worst"
         return policy, float(self.extra.get("spinnaker.rate_hz", 30.0)) * self.dt
 
     def _report_projection(self, pr: Projection, shift: int, post: Population) -> None:

@@ -32,6 +32,7 @@ class Population:
     pynn: dict[str, np.ndarray] = field(default_factory=dict)
     raw: dict[str, np.ndarray] = field(default_factory=dict)
     shifts: tuple[int, int] = (0, 0)  # ring-buffer -> input left shift per receptor (exc, inh)
+    v_scale: float = 1.0            # core voltage = model voltage x v_scale (IF populations, for s16.15 headroom)
 
     @property
     def is_source(self) -> bool:
@@ -95,7 +96,8 @@ class Program:
             "dt_ms": self.dt_ms,
             "populations": [
                 {"name": p.name, "node": p.node, "kind": p.kind, "size": p.size, "shape": list(p.shape),
-                 "spiking": p.spiking, "shifts": list(p.shifts)} for p in self.populations
+                 "spiking": p.spiking, "shifts": list(p.shifts),
+                 "v_scale": p.v_scale} for p in self.populations
             ],
             "projections": [
                 {"name": pr.name, "pre": pr.pre, "post": pr.post, "receptor": pr.receptor, "via": list(pr.via)}
@@ -115,7 +117,8 @@ class Program:
             raw = {k[len(pre) + 4:]: v for k, v in arrays.items() if k.startswith(pre + "raw/")}
             pyn = {k[len(pre) + 5:]: v for k, v in arrays.items() if k.startswith(pre + "pynn/")}
             pops.append(Population(d["name"], d["node"], d["kind"], int(d["size"]), tuple(d["shape"]),
-                                   bool(d["spiking"]), pyn, raw, tuple(d["shifts"])))
+                                   bool(d["spiking"]), pyn, raw, tuple(d["shifts"]),
+                                   float(d.get("v_scale", 1.0))))
         projs = []
         for i, d in enumerate(m["projections"]):
             a = {k: arrays[f"proj/{i:04d}/{k}"] for k in ("pre_idx", "post_idx", "weight", "delay", "w_int")}
