@@ -420,6 +420,12 @@ def from_brian2(network_or_path: Any, namespace: dict[str, Any] | None = None, d
 @register(".py")
 def load_brian2(path: str | os.PathLike, **options: Any) -> nir.NIRGraph:
     """A Python file that builds one brian2.Network (executed: trusted files only)."""
+    if not options.get("trust"):
+        raise SpikeforgeError(
+            "a Brian2 model file is Python code and loading it executes it; refusing without the trust flag",
+            file=str(path), hint="pass --trust (trust=True) if you wrote or reviewed this file",
+        )
+    options = {k: v for k, v in options.items() if k != "trust"}
     try:
         return from_brian2(Path(path), namespace={}, **options)
     except SpikeforgeError as exc:

@@ -160,3 +160,31 @@ def test_verify_gate_catches_aggressive_quantisation(tmp_path):
     assert results[50][0] == 1
     failed = [c["name"] for c in results[50][1]["checks"] if not c["passed"]]
     assert "accuracy" in failed
+
+
+def test_unanticipated_option_values_still_give_one_line_exit_2(tmp_path, model):
+    """A bad --set value reaching backend code (int('abc')) must not end in a traceback."""
+    proc = run_proc("compile", models.path("digits_snn.nir"), "--board", "sfq-rsfq", "-o", tmp_path / "o",
+                    "--set", "sfq.capacity=xyz")
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr and "bad input or option" in lines[0]
+    assert not (tmp_path / "o").exists()
+    assert run_proc("compile", model, "--board", "cpu-reference", "-o", tmp_path / "o2", "-T", "0").returncode == 2
+
+
+def test_empty_time_axis_and_directory_outputs_are_clear_errors(tmp_path, model):
+    run("compile", model, "--board", "cpu-reference", "-o", tmp_path / "art")
+    empty = tmp_path / "empty.npz"
+    save_npz(empty, {"input": np.zeros((0, 2, 4), np.float32)})
+    proc = run_proc("verify", tmp_path / "art", "--input", empty)
+    assert proc.returncode == 2 and "no time steps" in proc.stderr
+    (tmp_path / "adir").mkdir()
+    x = tmp_path / "x.npz"
+    save_npz(x, {"input": np.ones((5, 2, 4), np.float32)})
+    proc = run_proc("emulate", tmp_path / "art", "--input", x, "-o", tmp_path / "adir")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    proc = run_proc("compile", model, "--board", "cpu-reference", "-o", afile)
+    assert proc.returncode == 2 and "is a file" in proc.stderr

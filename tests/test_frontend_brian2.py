@@ -135,7 +135,9 @@ net = Network(P, G, S)
 def test_brian2_script_file_and_subtract_reset(tmp_path) -> None:
     path = tmp_path / "net.py"
     path.write_text(LIF_SCRIPT)
-    graph = load_model(path)
+    with pytest.raises(SpikeforgeError, match="trust"):
+        load_model(path)  # executing a .py needs the trust flag
+    graph = load_model(path, trust=True)
     lif = graph.nodes["lif"]
     assert lif.metadata["spikeforge.reset"] == "subtract"
     assert lif.metadata["spikeforge.reset_timing"] == "immediate"
@@ -157,14 +159,14 @@ def test_brian2_script_file_and_subtract_reset(tmp_path) -> None:
             v += 0.6
     assert np.nonzero(out[:, 0])[0].tolist() == expect
     with pytest.raises(SpikeforgeError, match="dt"):
-        load_model(path, dt=1e-3)
+        load_model(path, dt=1e-3, trust=True)
 
 
 def test_brian2_hodgkin_huxley_is_refused(tmp_path) -> None:
     path = tmp_path / "hh.py"
     path.write_text(HH_SCRIPT)
     with pytest.raises(UnsupportedError) as err:
-        load_model(path)
+        load_model(path, trust=True)
     msg = str(err.value)
     assert "hh" in msg and "Hodgkin-Huxley" in msg and "\n" not in msg
 

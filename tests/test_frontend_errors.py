@@ -53,6 +53,8 @@ def test_brian2_hodgkin_huxley(tmp_path) -> None:
     path = tmp_path / "hh.py"
     path.write_text(HH_SCRIPT)
     code, lines = _convert(path, "-o", tmp_path / "out.nir")
+    assert code == 2 and len(lines) == 1 and "trust" in lines[0]  # a .py runs code: refused by default
+    code, lines = _convert(path, "-o", tmp_path / "out.nir", "--trust")
     assert code == 2
     assert len(lines) == 1
     assert "'hh'" in lines[0] and "dh/dt" in lines[0] and "Hodgkin-Huxley" in lines[0]

@@ -82,6 +82,8 @@ class Artifact:
         """Write into a temporary sibling directory, then swap it into place: never half-written."""
         target = Path(directory).resolve()
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and not target.is_dir():
+            raise SpikeforgeError("output path exists and is a file, expected a directory", file=str(target))
         if target.exists() and not (target / "manifest.json").exists() and any(target.iterdir()):
             raise SpikeforgeError(
                 "output directory exists and is not a spikeforge artifact; refusing to overwrite",

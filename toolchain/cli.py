@@ -1,6 +1,7 @@
 """The `spikeforge` command line.
 
-Exit codes: 0 ok, 1 verification failed, 2 bad input or usage (one line on stderr, no traceback).
+Exit codes: 0 ok, 1 verification failed, 2 bad input or usage (one line on stderr, no traceback),
+3 internal error (one line; SPIKEFORGE_DEBUG=1 shows the traceback).
 Every command that prints results accepts --json for machine-readable output on stdout.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,9 +40,20 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except SpikeforgeError as exc:
-            _fail(str(exc).replace("[", "\\["), exc.exit_code)
+            _fail(escape(str(exc)), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except (OSError, ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
+            # An option value or file the code did not anticipate: still the user's input, still one line.
+            if os.environ.get("SPIKEFORGE_DEBUG"):
+                raise
+            _fail(escape(f"bad input or option ({type(exc).__name__}: {exc})") +
+                  " (set SPIKEFORGE_DEBUG=1 for a traceback)", 2)
+        except Exception as exc:  # a bug in spikeforge: say so in one line, distinct exit code
+            if os.environ.get("SPIKEFORGE_DEBUG"):
+                raise
+            _fail(escape(f"internal error ({type(exc).__name__}: {exc})") +
+                  " (please report it; SPIKEFORGE_DEBUG=1 shows the traceback)", 3)
 
     return wrapper
 
@@ -71,7 +84,8 @@ def main() -> None:
 @click.option("--bit-budget", type=float, default=None, help="Bit budget (weight bits x spike bits x time steps).")
 @click.option("--prune", type=float, default=None, help="Target sparsity in [0, 1).")
 @click.option("--prune-method", type=click.Choice(["magnitude", "structured"]), default="magnitude")
-@click.option("--timesteps", "-T", type=int, default=None, help="Time steps per inference (ANN-to-SNN, budget).")
+@click.option("--timesteps", "-T", type=click.IntRange(min=1), default=None,
+              help="Time steps per inference (ANN-to-SNN, budget).")
 @click.option("--dt", type=float, default=None, help="Time step in seconds (overrides what the model records).")
 @click.option("--delay-policy", type=click.Choice(["auto", "relay", "chain", "native"]), default="auto")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None, help=".npz of calibration inputs.")
@@ -208,15 +222,20 @@ def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, 
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    import os
     import tempfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise SpikeforgeError("is a directory, expected a file path", file=str(path))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 # ------------------------------------------------------------------------------------------------ profile
@@ -289,11 +308,19 @@ def _plot_profile(prof, path: Path) -> None:
     ax.set_xlabel("energy per inference (J)")
     ax.set_title(f"{prof.board}: energy by component")
     fig.tight_layout()
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 # ------------------------------------------------------------------------------------------------ boards
@@ -385,7 +412,7 @@ def inspect(model, as_json):
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path))
 @click.option("--dt", type=float, default=None)
-@click.option("--timesteps", "-T", type=int, default=None)
+@click.option("--timesteps", "-T", type=click.IntRange(min=1), default=None)
 @click.option("--calibration", type=click.Path(path_type=Path), default=None)
 @click.option("--trust", is_flag=True)
 @click.option("--model-class", default=None)
@@ -430,12 +457,15 @@ def demo(board_names, output, as_json):
               title="spikeforge demo: bundled models on every board")
     for r in rows:
         if r.get("error"):
-            t.add_row(r["model"], r["board"], "", "", "", "", "", f"[yellow]{escape(r['error'])}[/]")
+            reason = r["error"].split(": ", 1)[-1]
+            short = reason if len(reason) <= 60 else reason[:57] + "..."
+            t.add_row(r["model"], r["board"], "", "", "", "", "", f"[yellow]n/a: {escape(short)}[/]")
             continue
         t.add_row(r["model"], r["board"], f"{r['acc_float']:.2%}", f"{r['acc_board']:.2%}", f"{r['agreement']:.1%}",
                   _fmt(r["energy_J"], "J"), _fmt(r["latency_s"], "s") if r["latency_s"] is not None else "-",
                   "[green]pass[/]" if r["verified"] else "[red]FAIL[/]")
     out.print(t)
+    out.print("n/a: the board cannot run this model (full reasons with --json). Energy and latency are per inference.")
     # The demo shows what each board costs; a board that loses accuracy is a finding, printed, not a crash.
     for r in rows:
         if not r.get("error") and not r["verified"]:

@@ -29,7 +29,7 @@ def load_inputs(path: str | os.PathLike, graph: nir.NIRGraph) -> tuple[dict[str,
     try:
         arrays = load_npz(p)
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise InputError(f"not a readable .npz file ({exc})", file=str(p)) from None
+        raise InputError(f"not a readable .npz file of plain arrays ({type(exc).__name__})", file=str(p)) from None
     return check_inputs(arrays, graph, file=str(p))
 
 
@@ -59,6 +59,8 @@ def check_inputs(arrays: dict[str, np.ndarray], graph: nir.NIRGraph, *, file: st
                 f"array '{key}' has shape {x.shape}; expected (time, batch, {expect})", file=file,
                 hint="inputs are time-major: axis 0 is time, axis 1 is the batch",
             )
+        if x.shape[0] == 0:
+            raise InputError(f"array '{key}' has no time steps (shape {x.shape})", file=file)
         if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
             raise InputError(f"array '{key}' contains NaN or inf", file=file)
         inputs[name] = x.astype(np.float32) if x.dtype.kind in "biu" else x

@@ -21,6 +21,8 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     """Write arrays to `path` atomically and byte-reproducibly."""
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{p} is a directory, expected an .npz file path")
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     os.close(fd)

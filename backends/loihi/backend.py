@@ -70,11 +70,8 @@ class LoihiBackend(Backend):
         first = next(iter(inputs.values()))
         T = int(first.shape[0])
         n_neurons = sum(p.size for p in prog.pops.values())
-        if not lava_available():
-            checks.append(("lava_bit_exact", True, "skipped: lava-nc not installed"))
-            return checks
-        if n_neurons * (T + io["latency"]) > 2_000_000:
-            checks.append(("lava_bit_exact", True, "skipped: run too large for a Lava check"))
+        # A check that did not run is not listed: a skipped comparison must never read as a pass.
+        if not lava_available() or n_neurons * (T + io["latency"]) > 2_000_000:
             return checks
         from .network_template import run_lava
 
