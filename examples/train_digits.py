@@ -19,24 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+
+from spikeforge.models import digits_split, rate_code
 
 T_STEPS = 25
 DT = 1e-4  # snnTorch's exporter writes tau = dt / (1 - beta) with dt = 1e-4
 OUT = Path(__file__).resolve().parents[1] / "toolchain" / "models"
-
-
-def digits_split(seed: int = 0):
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32)
-    return train_test_split(x, y.astype(np.int64), test_size=0.2, random_state=seed, stratify=y)
-
-
-def rate_code(x: np.ndarray, steps: int, seed: int) -> np.ndarray:
-    """Bernoulli rate code: P(spike at t) = pixel intensity. Returns (T, B, 64) uint8."""
-    rng = np.random.default_rng(seed)
-    return (rng.random((steps, *x.shape)) < x[None]).astype(np.uint8)
 
 
 def train_snn(xtr, ytr, xte, yte, seed: int):

@@ -14,23 +14,16 @@ import numpy as np
 import pytest
 import torch
 
+from spikeforge.models import digits_split  # noqa: F401  (re-exported for the benchmark)
+from spikeforge.models import rate_code as _rate_code
+
 DT = 1e-4
 T_STEPS = 25
 BETA = 0.9
 
 
-def digits_split(seed: int = 0):
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32)
-    return train_test_split(x, y.astype(np.int64), test_size=0.2, random_state=seed, stratify=y)
-
-
 def rate_code(x: np.ndarray, steps: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (rng.random((steps, *x.shape)) < x[None]).astype(np.float32)
+    return _rate_code(x, steps, seed, dtype=np.float32)
 
 
 class _Spike(torch.autograd.Function):

@@ -222,20 +222,10 @@ def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, 
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    import tempfile
+    from .atomic import atomic_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir():
-        raise SpikeforgeError("is a directory, expected a file path", file=str(path))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(path) as tmp:
+        Path(tmp).write_text(text)
 
 
 # ------------------------------------------------------------------------------------------------ profile
@@ -308,19 +298,13 @@ def _plot_profile(prof, path: Path) -> None:
     ax.set_xlabel("energy per inference (J)")
     ax.set_title(f"{prof.board}: energy by component")
     fig.tight_layout()
-    import tempfile
+    from .atomic import atomic_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        with atomic_file(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ------------------------------------------------------------------------------------------------ boards

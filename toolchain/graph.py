@@ -7,13 +7,13 @@ Everything downstream (passes, backends, the reference simulator) works on a fla
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import nir
 import numpy as np
 
+from .atomic import atomic_file
 from .errors import GraphError
 
 #: NIR 1.0 primitives the toolchain understands.
@@ -65,17 +65,8 @@ def read(path: str | os.PathLike) -> nir.NIRGraph:
 
 def write(graph: nir.NIRGraph, path: str | os.PathLike) -> None:
     """Write an NIR file atomically (a temporary file renamed into place)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         nir.write(tmp, graph)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def node_shape(node: nir.NIRNode, port: str) -> tuple[int, ...] | None:

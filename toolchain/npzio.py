@@ -9,24 +9,18 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import zipfile
-from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_file
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     """Write arrays to `path` atomically and byte-reproducibly."""
-    p = Path(path)
-    if p.is_dir():
-        raise IsADirectoryError(f"{p} is a directory, expected an .npz file path")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for key in sorted(arrays):
                 buf = io.BytesIO()
@@ -35,11 +29,6 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, buf.getvalue())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
