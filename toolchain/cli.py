@@ -207,8 +207,6 @@ def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, 
         res = run_verify(art, inputs, labels, max_accuracy_drop=tolerance, min_agreement=min_agreement,
                          allow_silent=allow_silent)
     if junit is not None:
-        from .artifact import Artifact  # noqa: F401  (atomic write helper below)
-
         _atomic_text(junit, junit_xml(res))
     if as_json:
         _emit_json(res.to_dict())

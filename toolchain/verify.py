@@ -16,7 +16,6 @@ import numpy as np
 
 from .artifact import Artifact
 from .interfaces import Trace
-from .refsim import ReferenceSimulator, config_for_graph
 
 
 @dataclass
@@ -54,10 +53,10 @@ def scores(outputs: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def reference_trace(artifact: Artifact, inputs: dict[str, np.ndarray]) -> Trace:
-    g = artifact.reference
-    res = ReferenceSimulator(g, config_for_graph(g, artifact.meta.get("dt"))).run(inputs)
-    return Trace(outputs=res.outputs, counts={"synops": res.synops, "spikes": res.spikes,
-                                              "neuron_updates": res.neuron_updates})
+    """The float model's behaviour: what every board is compared against."""
+    from spikeforge.emulators.reference import simulate_trace
+
+    return simulate_trace(artifact.reference, artifact.meta.get("dt"), inputs)
 
 
 def verify(artifact: Artifact, inputs: dict[str, np.ndarray], labels: np.ndarray | None = None, *,
