@@ -15,27 +15,18 @@ import nir
 import numpy as np
 
 from spikeforge.backends.sfq import SFQBackend
+from spikeforge.backends.sfq.casestudy import XOR_PATTERNS
+from spikeforge.backends.sfq.casestudy import xor_graph as _xor_graph
 from spikeforge.boards import get_board
 from spikeforge.emulators.sfq import SFQEmulator
 from spikeforge.interfaces import CompileOptions
 
 DT = 1e-3
-PATTERNS = [(0, 0), (0, 1), (1, 0), (1, 1)]
+PATTERNS = XOR_PATTERNS
 
 
 def xor_graph() -> nir.NIRGraph:
-    """hidden = (OR, AND); outputs = (XOR = OR - AND, NOT XOR = 1 - OR + AND); tau = dt: one step memory."""
-    lif = dict(tau=np.full(2, DT), r=np.ones(2), v_leak=np.zeros(2))
-    nodes = {
-        "in": nir.Input(np.array([2])),
-        "fc1": nir.Linear(np.ones((2, 2))),
-        "hid": nir.LIF(v_threshold=np.array([0.5, 1.5]), **lif),
-        "fc2": nir.Affine(np.array([[1.0, -1.0], [-1.0, 1.0]]), np.array([0.0, 1.0])),
-        "cls": nir.LIF(v_threshold=np.array([0.5, 0.5]), **lif),
-        "out": nir.Output(np.array([2])),
-    }
-    edges = [("in", "fc1"), ("fc1", "hid"), ("hid", "fc2"), ("fc2", "cls"), ("cls", "out")]
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"spikeforge.dt": DT})
+    return _xor_graph(DT)
 
 
 def main() -> None:

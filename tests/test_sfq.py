@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from spikeforge import refsim
 from spikeforge.artifact import Artifact
 from spikeforge.backends.sfq import SFQBackend
+from spikeforge.backends.sfq.casestudy import XOR_PATTERNS
+from spikeforge.backends.sfq.casestudy import xor_graph as _xor_graph
 from spikeforge.backends.sfq.netlist import Netlist
 from spikeforge.backends.sfq.sta import analyse
 from spikeforge.boards import get_board
@@ -23,22 +25,11 @@ from spikeforge.interfaces import CompileOptions
 from spikeforge.verify import verify
 
 DT = 1e-3
-PATTERNS = [(0, 0), (0, 1), (1, 0), (1, 1)]
+PATTERNS = XOR_PATTERNS
 
 
 def xor_graph() -> nir.NIRGraph:
-    """Two-layer XOR: h = (OR, AND); out = (XOR = h1 - h2, NOT XOR = 1 - h1 + h2). tau = dt: memoryless."""
-    lif = dict(tau=np.full(2, DT), r=np.ones(2), v_leak=np.zeros(2))
-    nodes = {
-        "in": nir.Input(np.array([2])),
-        "fc1": nir.Linear(np.ones((2, 2))),
-        "hid": nir.LIF(v_threshold=np.array([0.5, 1.5]), **lif),
-        "fc2": nir.Affine(np.array([[1.0, -1.0], [-1.0, 1.0]]), np.array([0.0, 1.0])),
-        "cls": nir.LIF(v_threshold=np.array([0.5, 0.5]), **lif),
-        "out": nir.Output(np.array([2])),
-    }
-    edges = [("in", "fc1"), ("fc1", "hid"), ("hid", "fc2"), ("fc2", "cls"), ("cls", "out")]
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"spikeforge.dt": DT})
+    return _xor_graph(DT)
 
 
 def xor_inputs(T: int) -> np.ndarray:
