@@ -63,6 +63,17 @@ class Trace:
     states:  optional probes, 'node.var' -> array (T, B, *shape).
     layer_counts: optional 'node' -> {event -> total over the run} for per-layer reports.
     meta:    free-form run facts (batch size, dt, warnings) kept with the trace.
+
+    Conventions every emulator follows (verify relies on them):
+    * ``artifact.meta["latency_steps"]`` (int, default 0): steps by which the board's Output traces lag
+      the float reference (pipeline latency; Loihi adds one per hop). A per-output override may be given
+      as ``artifact.meta["latency_steps_by_output"] = {output_name: k}``. verify aligns by it.
+    * With ``probes=True``, hidden layers are reported under the NIR node names of ``artifact.reference``:
+      ``states["<node>.s"]`` spikes (T, B, *node_shape) for every spiking neuron node, and where the chip
+      has them ``"<node>.v"`` / ``"<node>.i"`` in the reference's float units (the emulator rescales its
+      fixed-point state). ``artifact.meta["layer_map"] = {nir_node: internal population name}`` records
+      how board populations map back to NIR nodes.
+    * Structured semantic warnings live in ``artifact.meta["semantic_warnings"]`` (see `semantics.py`).
     """
 
     outputs: dict[str, np.ndarray]
