@@ -112,12 +112,16 @@ class Program:
         prm = [c.params for c in nl.cells]
         self.p = [float(q.get("p", 1.0)) for q in prm]
         self.theta = [int(q.get("threshold", 1)) for q in prm]
-        self.cap = [int(q.get("capacity", 1 << 30)) for q in prm]
+        self.cap = [int(q.get("capacity", 1 << 30)) << int(q.get("frac_bits", 0)) for q in prm]
         self.subtract = [q.get("reset", "zero") == "subtract" for q in prm]
         self.sub = [int(q.get("reset_sub", q.get("threshold", 1))) for q in prm]
         self.v_reset = [int(q.get("v_reset", 0)) for q in prm]
         self.delayed = [q.get("reset_timing", "immediate") == "delayed" for q in prm]
-        self.leak = [float(q.get("leak_frac", 0.0)) if q.get("leak", "none") == "decay" else 0.0 for q in prm]
+        # exact leak (backends/sfq/leak.py): count x leak_num / 2^leak_bits per clock, remainder carried;
+        # a synaptic pulse is 2^frac_bits counter units
+        self.leak_num = [int(q.get("leak_num", 0)) if q.get("leak", "none") == "decay" else 0 for q in prm]
+        self.leak_bits = [int(q.get("leak_bits", 0)) for q in prm]
+        self.unit = [1 << int(q.get("frac_bits", 0)) for q in prm]
         self.clk_fs = [int(q.get("clk_fs", 0)) for q in prm]
         self.offset = [int(q.get("offset_fs", q.get("phase_fs", 0))) for q in prm]
         self.layer = [str(q.get("layer", "")) for q in prm]
@@ -144,7 +148,8 @@ class Program:
         outs = self.fast_outs if fast else self.outs
         emits = [0] * n
         prob, theta, cap, subtract, v_reset, sub = self.p, self.theta, self.cap, self.subtract, self.v_reset, self.sub
-        delayed, leak = self.delayed, self.leak
+        delayed, leak_num, leak_bits, unit = self.delayed, self.leak_num, self.leak_bits, self.unit
+        acc = [0] * n                 # NEURON leak accumulator (carried remainder)
         if ops is None:
             ops = [0] * n
         if violations is None:
@@ -260,9 +265,11 @@ class Program:
                             if not delayed[c]:
                                 v = v - sub[c] if subtract[c] else v_reset[c]
                         pending[c] = fired
-                        lf = leak[c]
-                        if lf and v:  # L-R decay: lose round(|v| x frac) fluxons toward zero
-                            v -= int(v * lf + 0.5) if v > 0 else -int(-v * lf + 0.5)
+                        if leak_num[c] and v:  # leak unit: carry-outs of acc += v x num are leak fluxons
+                            a = acc[c] + v * leak_num[c]
+                            lk = a >> leak_bits[c]
+                            acc[c] = a - (lk << leak_bits[c])
+                            v -= lk
                         count[c] = v + late
                         last_clk[c] = t
                     else:
@@ -278,7 +285,7 @@ class Program:
                                     f"{_ps(t - last_clk[c])} after the clock at {_ps(last_clk[c])} (hold {_ps(hold[c])}); "
                                     "it is lost", slack_fs=(t - last_clk[c]) - hold[c])
                             continue
-                        delta = 1 if port == 0 else -1
+                        delta = unit[c] if port == 0 else -unit[c]
                         v = count[c] + delta
                         if v > cap[c] or v < -cap[c]:
                             violate("storage-loop overflow", c, t,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import nir
 import numpy as np
@@ -11,29 +12,36 @@ from spikeforge.artifact import Artifact, dumps
 from spikeforge.backends.reference.backend import with_dt
 from spikeforge.boards import Board
 from spikeforge.interfaces import Backend, CompileOptions, CostModel, Emulator
+from spikeforge.options import validate_options
 
 from .cost import SFQCostModel
-from .emit import compile_figures, josim_deck, report_text
+from .emit import cells_file, compile_figures, josim_deck, report_text
 from .lower import lower_graph
 from .netlist import Netlist
+from .options import OPTIONS
 from .sta import analyse
 
 
 class SFQBackend(Backend):
     name = "sfq"
 
+    options = OPTIONS
+
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
         g, dt = with_dt(graph, options)
+        given = {k: v for k, v in (options.extra or {}).items() if k.startswith("sfq.")}
+        parsed = validate_options(self.name, OPTIONS, given)
+        options = replace(options, extra={**(options.extra or {}), **parsed})
         nl, arrays, info = lower_graph(g, dt, board, options)
         sta = analyse(nl)
-        extra = options.extra or {}
+        extra = options.extra
         steps = int(options.timesteps or 1)
         figs = compile_figures(nl, board, steps, extra.get("sfq.cooling_overhead"))
         files = {
             "code/netlist.json": nl.to_json(),
-            "code/top.cir": josim_deck(nl, library_dir=str(extra.get("sfq.cell_library", "RSFQlib")),
-                                       custom_lib=str(extra.get("sfq.custom_cells", "spikeforge_sfq_cells.cir")),
-                                       steps=max(1, min(steps, 8))),
+            "code/top.cir": josim_deck(nl, library=str(extra.get("sfq.cell_library", "spikeforge")),
+                                       custom_cells=extra.get("sfq.custom_cells"), steps=max(1, min(steps, 8))),
+            "code/cells.cir": cells_file(nl),
             "code/report.txt": report_text(nl, board, info, sta, figs),
             "code/sta.json": dumps({"summary": sta.summary(), "violations": sta.violations,
                                     "warnings": sta.warnings}),
@@ -42,7 +50,11 @@ class SFQBackend(Backend):
                 "cells": len(nl.cells), "jj": figs["jj"], "bias_A": figs["bias_A"],
                 "plumbing_fraction": figs["plumbing_fraction"], "static_power_W": figs["static_power_W"],
                 "sta": sta.summary(), "layers": info["layers"], "notes": info["notes"],
-                "neurons": int(sum(li["neurons"] for li in info["layers"].values()))}
+                "neurons": int(sum(li["neurons"] for li in info["layers"].values())),
+                # outputs are read per clock period: step k of the board is step k of the reference
+                "latency_steps": 0, "latency_periods": -(-nl.latency_fs // max(1, nl.period_fs)),
+                "layer_map": {name: name for name in info["layers"]},
+                "semantic_warnings": info["semantic_warnings"]}
         return Artifact(board=board.name, backend=self.name, reference=g, program=None, options=options,
                         arrays=arrays, meta=json.loads(dumps(meta)), files=files)
 

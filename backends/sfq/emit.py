@@ -1,12 +1,16 @@
-"""Emitted files: JSON netlist, JoSIM top-level deck including the user's cell library, and a text report."""
+"""Emitted files: JSON netlist, JoSIM top-level deck and its cell library, and a text report."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from spikeforge.boards import Board
+from spikeforge.emitsafe import spice_comment
+from spikeforge.errors import SpikeforgeError
 
+from .cells import cell_library, used_subcircuits
 from .netlist import PORTS, Netlist
+from .options import CELL_LIBRARIES, CellFile
 from .sta import StaReport
 
 
@@ -14,26 +18,30 @@ def _p(fs_: int) -> str:
     return f"{fs_ / 1000:.3f}p"
 
 
-def josim_deck(nl: Netlist, *, library_dir: str = "RSFQlib", custom_lib: str = "spikeforge_sfq_cells.cir",
+def josim_deck(nl: Netlist, *, library: str = "spikeforge", custom_cells: str | None = None,
                steps: int = 4, stimulus: dict[str, list[list[int]]] | None = None) -> str:
     """JoSIM top level: one subcircuit instance per cell, PTL (T) elements for wire delays.
 
-    RSFQlib cells are included from `library_dir`; the neuron (SF_NEURON) and comparator (SF_COMPARATOR)
-    cells are not in RSFQlib and come from `custom_lib`, which the user supplies. Input stimulus: for
-    each input node a list per element of step indices that carry a spike (default: a spike at step 0)."""
+    `library` 'spikeforge' includes the emitted `cells.cir` (cells.py); 'RSFQlib' includes the RSFQlib v3p0
+    originals from an `RSFQlib/` checkout beside the deck and `cells.cir` for the neuron and comparator only.
+    `custom_cells` (a validated relative path) replaces the emitted SF_NEURON/SF_COMPARATOR. User strings
+    (cell names) only reach comments, through `spice_comment`. Unwired input pins go to ground, unwired
+    outputs into a termination resistor, so every net is driven once and read. Stimulus: for each input
+    node a list per element of step indices that carry a spike (default: a spike at step 0); every
+    source is a monotone PWL."""
+    if library not in CELL_LIBRARIES:
+        raise SpikeforgeError(f"sfq.cell_library={library!r}: must be one of {list(CELL_LIBRARIES)}",
+                              field="sfq.cell_library")
     P = nl.period_fs
-    used = sorted({nl.library[c.type]["josim"] for c in nl.cells})
-    lines = ["* spikeforge SFQ top level (JoSIM). Generated; edit the .include paths to your cell library.",
+    used = used_subcircuits(nl.library, {c.type for c in nl.cells})
+    lines = ["* spikeforge SFQ top level (JoSIM). Generated.",
              f"* mode {nl.mode}, period {_p(P)}, {len(nl.cells)} cells, {len(nl.wires)} wires",
-             "* RSFQlib cells embed PTL drivers/receivers ('T' suffix); wire delays are PTL T-elements."]
-    for sub in used:
-        for part in sub.split("+"):
-            if part.startswith("SF_"):
-                continue
-            lines.append(f".include {library_dir}/{part}.cir")
-    if any(c.type in ("NEURON", "SYN") for c in nl.cells):
-        lines.append("* user cells (not in RSFQlib): SF_NEURON (exc inh clk q), SF_COMPARATOR (a q ctrl)")
-        lines.append(f".include {custom_lib}")
+             "* wire delays are PTL T-elements; cells come from the included library"]
+    if library == "RSFQlib":
+        lines += [f".include RSFQlib/{sub}.cir" for sub in used if not sub.startswith("SF_")]
+    if custom_cells is not None and any(sub.startswith("SF_") for sub in used):
+        lines.append(f".include {CellFile(custom_cells)}")
+    lines.append(".include cells.cir")
     node_out: dict[tuple[int, str], str] = {}
     node_in: dict[tuple[int, str], str] = {}
     tlines: list[str] = []
@@ -48,12 +56,25 @@ def josim_deck(nl: Netlist, *, library_dir: str = "RSFQlib", custom_lib: str = "
             node_in[(d, dp)] = a
     body: list[str] = []
     src: list[str] = []
+    term: list[str] = []
+
+    def pin_in(idx: int, p: str) -> str:
+        if p == "trig":
+            return node_in.get((idx, p), f"trig{idx}")
+        return node_in.get((idx, p), "0")
+
+    def pin_out(idx: int, p: str) -> str:
+        if (idx, p) in node_out:
+            return node_out[(idx, p)]
+        term.append(f"Rterm{idx}{p} u{idx}{p} 0 4")
+        return f"u{idx}{p}"
+
     for idx, c in enumerate(nl.cells):
         ins, outs = PORTS[c.type]
-        pins = [node_in.get((idx, p), f"nc{idx}_{p}") for p in ins] + \
-               [node_out.get((idx, p), f"nc{idx}_{p}") for p in outs]
+        pins = [pin_in(idx, p) for p in ins] + [pin_out(idx, p) for p in outs]
         sub = nl.library[c.type]["josim"]
         tag = f"X{idx}"
+        body.append(spice_comment(f"{c.name} ({c.type})"))
         if c.type == "JTL":
             stages = int(c.params.get("stages", 1))
             prev = pins[0]
@@ -67,45 +88,56 @@ def josim_deck(nl: Netlist, *, library_dir: str = "RSFQlib", custom_lib: str = "
                      f"T{tag} p{idx}a 0 p{idx}b 0 TD={_p(int(c.params['delay_fs']))} Z0=5",
                      f"{tag}rx p{idx}b {pins[1]} {rx}"]
         elif c.type == "SYN":
-            body += [f"* {c.name} p={c.params.get('p')}", f"{tag} {pins[0]} {pins[1]} ctl{idx} {sub}"]
+            body.append(f"{tag} {pins[0]} {pins[1]} ctl{idx} {sub}")
             src.append(f"Ictl{idx} 0 ctl{idx} pwl(0 0 5p {float(c.params.get('i_ctrl_uA', 0.0)):.4f}u)")
         elif c.type == "OUT":
-            body += [f"* {c.name}", f"{tag} {pins[0]} vout{idx} {sub}"]
-        elif c.type == "NEURON":
-            prm = " ".join(f"{k}={c.params[k]}" for k in ("threshold", "capacity", "reset", "leak") if k in c.params)
-            body += [f"* {c.name} {prm}", f"{tag} {' '.join(pins)} {sub}"]
+            body.append(f"{tag} {pins[0]} vout{idx} {sub}")
         else:
-            body += [f"* {c.name}", f"{tag} {' '.join(pins)} {sub}"]
+            body.append(f"{tag} {' '.join(pins)} {sub}")
     stimulus = stimulus or {}
     for node, ids in nl.inputs.items():
         pattern = stimulus.get(node)
         for i, c in enumerate(ids):
             steps_on = pattern[i] if pattern is not None else [0]
             off = int(nl.cells[c].params.get("phase_fs", 0))
-            src.append(f"Iin{c} 0 {node_in.get((c, 'trig'), f'nc{c}_trig')} {_pwl([k * P + off for k in steps_on], P)}")
+            src.append(f"Iin{c} 0 {pin_in(c, 'trig')} {_pwl([k * P + off for k in steps_on], P)}")
     if nl.clock_root >= 0:
         off = int(nl.cells[nl.clock_root].params.get("offset_fs", 0))
-        src.append(f"Iclk 0 {node_in.get((nl.clock_root, 'trig'), 'nc_clk')} "
-                   f"{_pwl([k * P + off for k in range(steps)], P)}")
+        src.append(f"Iclk 0 {pin_in(nl.clock_root, 'trig')} {_pwl([k * P + off for k in range(steps)], P)}")
     prints = []
     for ids in nl.outputs.values():
         for c in ids:
-            prints += [f"* {nl.cells[c].name} (SFQ/DC output voltage)", f".print V(vout{c})"]
-    tstop = steps * P + nl.latency_fs + 50_000
-    return "\n".join(lines + ["", "* cells"] + body + ["", "* wire delays"] + tlines + ["", "* sources"] + src
-                     + ["", f".tran 0.1p {_p(tstop)} 0 0.1p"] + prints + [".end", ""])
+            prints += [spice_comment(f"{nl.cells[c].name} (SFQ/DC output voltage)"), f".print V(vout{c})"]
+    tstop = steps * P + nl.latency_fs + 50_000 + _LEAD_FS
+    return "\n".join(lines + ["", "* cells"] + body + ["", "* wire delays"] + tlines + ["", "* terminations"] + term
+                     + ["", "* sources"] + src + ["", f".tran 0.1p {_p(tstop)} 0 0.1p"] + prints + [".end", ""])
+
+
+def cells_file(nl: Netlist) -> str:
+    """code/cells.cir: the subcircuits the deck instantiates, biased with the board's per-cell currents."""
+    used = used_subcircuits(nl.library, {c.type for c in nl.cells})
+    bias: dict[str, float] = {}
+    for t, e in nl.library.items():
+        parts = str(e["josim"]).split("+")
+        for sub in parts:
+            bias[sub] = float(e["bias_uA"]) / len(parts)
+    return cell_library(used, bias)
+
+
+_LEAD_FS = 10_000   # every stimulus starts at least 10 ps into the run: edges never need negative times
+_RISE_FS = 3_000
 
 
 def _pwl(times: list[int], period: int) -> str:
-    """Current steps into a DC/SFQ converter: one rising edge (one SFQ pulse) per time."""
-    pts = ["0 0"]
-    half = max(3000, period // 2)
-    last = 0
-    for t in sorted(times):
-        a = max(t - 3000, last + 1)
-        pts += [f"{_p(a)} 0", f"{_p(t)} 600u", f"{_p(t + half - 3000)} 600u", f"{_p(t + half)} 0"]
-        last = t + half
-    return "pwl(" + " ".join(pts) + ")"
+    """Current steps into a DC/SFQ converter: one rising edge (one SFQ pulse) per time, times strictly rising."""
+    pts = [(0, 0.0)]
+    half = max(2 * _RISE_FS, period // 2)
+    for t in sorted(set(times)):
+        t = t + _LEAD_FS
+        a = max(t - _RISE_FS, pts[-1][0] + 1)
+        t = max(t, a + 1)
+        pts += [(a, 0.0), (t, 600.0), (t + half - _RISE_FS, 600.0), (t + half, 0.0)]
+    return "pwl(" + " ".join(f"{_p(x) if x else '0'} {f'{y:g}u' if y else '0'}" for x, y in pts) + ")"
 
 
 def report_text(nl: Netlist, board: Board, info: dict[str, Any], sta: StaReport, figures: dict[str, Any]) -> str:

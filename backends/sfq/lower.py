@@ -31,6 +31,7 @@ from spikeforge.errors import GraphError, UnsupportedError
 from spikeforge.interfaces import CompileOptions
 from spikeforge.refsim import config_for_graph
 
+from .leak import leak_plan, record_leak
 from .netlist import Netlist, fs, library_from_board
 
 CODINGS = ("clocked", "stochastic")
@@ -281,6 +282,8 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
     if coding not in CODINGS:
         raise UnsupportedError(f"sfq.coding={coding!r}; allowed: {CODINGS}", field="sfq.coding")
     capacity = int(extra.get("sfq.capacity", board.value("parameters.neuron_capacity")))
+    frac_bits = int(extra.get("sfq.leak_frac_bits", 8))
+    leak_bits = int(extra.get("sfq.leak_bits", 16))
     max_w = int(extra.get("sfq.max_weight", board.value("parameters.max_weight")))
     sources, layers, delays, outputs, order = parse(g, dt)
     lib = library_from_board(board)
@@ -293,6 +296,7 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
     f_setup, f_hold, clkq = lib["DFF"]["setup_fs"], lib["DFF"]["hold_fs"], lib["DFF"]["delay_fs"]
     arrays: dict[str, np.ndarray] = {}
     notes: list[str] = []
+    sem: dict[str, Any] = {}       # semantic warnings (spikeforge.semantics) for artifact.meta
     period_needs: list[tuple[int, str]] = [(fs(board.value("timing.clock_target")), "clock target")]
     max_leaves = int(board.value("limits.max_fanin_leaves"))
 
@@ -334,15 +338,18 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
             th = (np.floor(L.threshold / wscale + 1e-9) + 1 if L.cmp == ">" else
                   np.ceil(L.threshold / wscale - 1e-9)).astype(np.int64)
             th = np.clip(th, 1, capacity)
+        lk = leak_plan(L, wscale, th, frac_bits, leak_bits)
+        th = lk.threshold
         arrays[f"{L.name}/threshold"] = th.astype(np.int64)
-        # subtract reset removes theta (in fluxons), not the integer firing level floor(theta s) + 1
-        sub = np.maximum(1, np.rint(L.threshold / wscale)).astype(np.int64)
-        leak = 1.0 - L.keep
+        if lk.fractional:
+            arrays[f"{L.name}/leak_num"] = lk.num
+            record_leak(sem, L, lk, leak_bits)
         for j in range(L.size):
-            vr = int(round(float(L.v_reset[j]) / wscale))
-            c = nl.add(f"{L.name}[{j}]", "NEURON", threshold=int(th[j]), reset_sub=int(sub[j]), capacity=capacity, reset=L.reset,
-                       reset_timing=L.reset_timing, v_reset=vr, leak="decay" if leak[j] > 0 else "none",
-                       leak_frac=float(leak[j]), layer=L.name, index=j)
+            c = nl.add(f"{L.name}[{j}]", "NEURON", threshold=int(th[j]), reset_sub=int(lk.sub[j]), capacity=capacity,
+                       reset=L.reset, reset_timing=L.reset_timing, v_reset=int(lk.v_reset[j]),
+                       leak="decay" if lk.num[j] > 0 else "none", leak_frac=float(1.0 - L.keep[j]),
+                       leak_num=int(lk.num[j]), leak_bits=leak_bits if lk.num[j] > 0 else 0,
+                       frac_bits=lk.frac_bits, layer=L.name, index=j)
             ids.append(c)
             per_neuron[c] = []
         neuron_ids[L.name] = ids
@@ -579,6 +586,6 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
     nl.validate()
     info = {"coding": coding, "period_fs": period, "period_binding": binding, "layers": layer_info,
             "layer_clock_fs": layer_phase, "notes": notes, "capacity": capacity, "max_weight": max_w,
-            "pipeline_latency_fs": nl.latency_fs}
+            "pipeline_latency_fs": nl.latency_fs, "semantic_warnings": sem.get("semantic_warnings", [])}
     nl.meta.update({"layer_clock_fs": layer_phase, "period_binding": binding})
     return nl, arrays, info

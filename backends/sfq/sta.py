@@ -118,10 +118,12 @@ def analyse(nl: Netlist) -> StaReport:
                         add("neuron input collision", c, f"NEURON '{name}': inputs at {_ps(t0)} and {_ps(t1)} ({pname[p1]}) "
                             f"are {_ps(t1 - t0)} apart (minimum {_ps(sep)})", separation_fs=t1 - t0, min_sep_fs=sep)
                 n_exc = sum(1 for _, p in data if p == 0)
-                worst = prog.theta[c] - 1 + n_exc
+                u = prog.unit[c]
+                worst = prog.theta[c] - 1 + n_exc * u
                 if worst > prog.cap[c]:
-                    rep.warnings.append(f"NEURON '{name}': up to {worst} fluxons per period (threshold "
-                                        f"{prog.theta[c]} - 1 + {n_exc} excitatory pulses) > capacity {prog.cap[c]}")
+                    rep.warnings.append(f"NEURON '{name}': up to {worst / u:g} fluxons per period (threshold "
+                                        f"{prog.theta[c] / u:g} - 1/{u} + {n_exc} excitatory pulses) > capacity "
+                                        f"{prog.cap[c] // u}")
             else:
                 lo, hi, pname = clk + hold, clk + P - setup, ("d",)
                 if len(data) > 1:
