@@ -117,7 +117,7 @@ def cells_file(nl: Netlist) -> str:
     """code/cells.cir: the subcircuits the deck instantiates, biased with the board's per-cell currents."""
     used = used_subcircuits(nl.library, {c.type for c in nl.cells})
     bias: dict[str, float] = {}
-    for t, e in nl.library.items():
+    for e in nl.library.values():
         parts = str(e["josim"]).split("+")
         for sub in parts:
             bias[sub] = float(e["bias_uA"]) / len(parts)
