@@ -125,6 +125,8 @@ class Program:
         self.clk_fs = [int(q.get("clk_fs", 0)) for q in prm]
         self.offset = [int(q.get("offset_fs", q.get("phase_fs", 0))) for q in prm]
         self.layer = [str(q.get("layer", "")) for q in prm]
+        self.index = [int(q.get("index", -1)) for q in prm]
+        self.v_unit = [float(q.get("v_unit", 0.0)) for q in prm]
         self.out_index: dict[int, tuple[str, int]] = {}
         for node, ids in nl.outputs.items():
             for i, c in enumerate(ids):
@@ -134,7 +136,8 @@ class Program:
     def simulate(self, triggers: list[tuple[int, int]], *, mode: str = "physical", seed: int = 0,
                  ops: list[int] | None = None, violations: list[dict[str, Any]] | None = None,
                  max_violations: int = 1000, fast: bool = True,
-                 kinds: dict[str, int] | None = None) -> tuple[list[tuple[int, int]], list[int],
+                 kinds: dict[str, int] | None = None,
+                 vlog: list[tuple[int, int, int]] | None = None) -> tuple[list[tuple[int, int]], list[int],
                                                        list[int], int]:
         """Run one sample. triggers: (time_fs, cell) pulses into IN/CLK cells.
 
@@ -265,6 +268,8 @@ class Program:
                             if not delayed[c]:
                                 v = v - sub[c] if subtract[c] else v_reset[c]
                         pending[c] = fired
+                        if vlog is not None:  # probes: post-reset state, before the leak (refsim's v)
+                            vlog.append((t, c, v))
                         if leak_num[c] and v:  # leak unit: carry-outs of acc += v x num are leak fluxons
                             a = acc[c] + v * leak_num[c]
                             lk = a >> leak_bits[c]
@@ -344,6 +349,28 @@ class Program:
         return out_pulses, fires, syn_in, events
 
 
+def _probe(prog: Program, states: dict[str, np.ndarray], fires: list[int], vlog: list[tuple[int, int, int]],
+           b: int, T: int, B: int) -> None:
+    """Hidden-layer probes under NIR node names: '<node>.s' spikes and '<node>.v' in float units."""
+    P, S = prog.nl.period_fs, prog.shift
+    sizes: dict[str, int] = {}
+    for c, name in enumerate(prog.layer):
+        if name and prog.types[c] == "NEURON":
+            sizes[name] = max(sizes.get(name, 0), prog.index[c] + 1)
+    for name, n in sizes.items():
+        states.setdefault(f"{name}.s", np.zeros((T, B, n), np.float32))
+        states.setdefault(f"{name}.v", np.zeros((T, B, n), np.float32))
+    for k in fires:
+        t, c = k >> S, (k >> 2) & ((1 << (S - 2)) - 1)
+        step = (t - prog.clk_fs[c] + P // 2) // P
+        if 0 <= step < T:
+            states[f"{prog.layer[c]}.s"][step, b, prog.index[c]] = 1.0
+    for t, c, v in vlog:
+        step = (t - prog.clk_fs[c] + P // 2) // P
+        if 0 <= step < T:
+            states[f"{prog.layer[c]}.v"][step, b, prog.index[c]] = v * prog.v_unit[c]
+
+
 _CACHE: dict[int, tuple[str, Program]] = {}
 
 
@@ -379,12 +406,12 @@ class SFQEmulator(Emulator):
     def run(self, artifact: Artifact, inputs: dict[str, np.ndarray], *, probes: bool = False) -> Trace:
         prog = program_for(artifact)
         tr = self.run_program(prog, inputs, mode=self.mode or str(artifact.options.extra.get("sfq.mode", "physical")),
-                              seed=artifact.options.seed if self.seed is None else self.seed)
+                              seed=artifact.options.seed if self.seed is None else self.seed, probes=probes)
         self.last_run, self.last_trace = (id(artifact), id(inputs)), tr
         return tr
 
     def run_program(self, prog: Program, inputs: dict[str, np.ndarray] | np.ndarray, *, mode: str = "physical",
-                    seed: int = 0) -> Trace:
+                    seed: int = 0, probes: bool = False) -> Trace:
         nl = prog.nl
         if isinstance(inputs, np.ndarray):
             if len(nl.inputs) != 1:
@@ -428,6 +455,7 @@ class SFQEmulator(Emulator):
         layer_syn: dict[str, float] = {}
         events = 0
         kinds: dict[str, int] = {}
+        states: dict[str, np.ndarray] = {}
         clk_triggers = []
         if nl.clock_root >= 0:
             off = prog.offset[nl.clock_root]
@@ -448,8 +476,11 @@ class SFQEmulator(Emulator):
                     c = ids[i]
                     trig.append((t * P + prog.offset[c], c))
             nviol = len(violations)
+            vlog: list[tuple[int, int, int]] | None = [] if probes else None
             out_p, fires, syn_in, ev = prog.simulate(trig, mode=mode, seed=seed * 1_000_003 + b, ops=ops,
-                                                     violations=violations, fast=self.fast, kinds=kinds)
+                                                     violations=violations, fast=self.fast, kinds=kinds, vlog=vlog)
+            if probes:
+                _probe(prog, states, fires, vlog or [], b, T, B)
             for v in violations[nviol:]:
                 v["sample"] = b
             events += ev
@@ -488,6 +519,7 @@ class SFQEmulator(Emulator):
             outputs=outs,
             counts={"spikes": spikes, "synops": synops},
             layer_counts=layer_counts,
+            states=states,
             meta={"batch": B, "timesteps": T, "mode": mode, "events": events, "period_fs": P,
                   "violation_count": sum(kinds.values()), "violations_by_kind": kinds,
                   "violations": violations[:50], "ops_by_type": ops_by_type, "bias_ops_uA": charge},

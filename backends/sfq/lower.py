@@ -349,7 +349,7 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
                        reset=L.reset, reset_timing=L.reset_timing, v_reset=int(lk.v_reset[j]),
                        leak="decay" if lk.num[j] > 0 else "none", leak_frac=float(1.0 - L.keep[j]),
                        leak_num=int(lk.num[j]), leak_bits=leak_bits if lk.num[j] > 0 else 0,
-                       frac_bits=lk.frac_bits, layer=L.name, index=j)
+                       frac_bits=lk.frac_bits, v_unit=float(wscale / (1 << lk.frac_bits)), layer=L.name, index=j)
             ids.append(c)
             per_neuron[c] = []
         neuron_ids[L.name] = ids
