@@ -31,7 +31,7 @@ from spikeforge.errors import GraphError, UnsupportedError
 from spikeforge.interfaces import CompileOptions
 from spikeforge.refsim import config_for_graph
 
-from .leak import leak_plan, record_leak
+from .leak import LeakPlan, leak_plan, record_leak
 from .netlist import Netlist, fs, library_from_board
 
 CODINGS = ("clocked", "stochastic")
@@ -230,6 +230,107 @@ def quantise_clocked(layer: Layer, max_w: int, capacity: int) -> tuple[float, di
     return s, q, np.rint(bias * s).astype(np.int64), th, notes
 
 
+@dataclass
+class QLayer:
+    """One layer's integer constants: what the netlist and the array program both use."""
+
+    wscale: float                       # float units per weight pulse
+    th: np.ndarray                      # firing level, counter units
+    lk: LeakPlan
+    q: dict[str, np.ndarray]            # clocked: integer weights per source
+    bq: np.ndarray | None               # clocked: integer bias pulses per step
+    notes: list[str]
+
+
+def quantise_layer(L: Layer, coding: str, max_w: int, capacity: int, extra: dict[str, Any], frac_bits: int,
+                   leak_bits: int) -> QLayer:
+    """Weights, thresholds and leak of one layer in the chip's integers (clocked or stochastic coding)."""
+    q: dict[str, np.ndarray] = {}
+    bq = None
+    qn: list[str] = []
+    if coding == "clocked":
+        # weights already quantised by the bit-budget pass keep their integer grid: 2^(bits-1) - 1 levels
+        lw = max(1, 2 ** (L.weight_bits - 1) - 1) if L.weight_bits and "sfq.max_weight" not in extra else max_w
+        s, q, bq, th, qn = quantise_clocked(L, lw, capacity)
+        wscale = 1.0 / s
+    else:
+        gmax = max((float(np.max(np.abs(W))) for _, W in L.projections), default=1.0) or 1.0
+        p_max = float(extra.get("sfq.p_max", 1.0))
+        if not 0 < p_max <= 1:
+            raise UnsupportedError(f"sfq.p_max must be in (0, 1], got {p_max}", field="sfq.p_max")
+        wscale = max(gmax / p_max, float(np.max(L.threshold)) / max(1, capacity - 1))
+        th = (np.floor(L.threshold / wscale + 1e-9) + 1 if L.cmp == ">" else
+              np.ceil(L.threshold / wscale - 1e-9)).astype(np.int64)
+        th = np.clip(th, 1, capacity)
+    lk = leak_plan(L, wscale, th, frac_bits, leak_bits)
+    return QLayer(wscale, lk.threshold, lk, q, bq, qn)
+
+
+def store_layer(arrays: dict[str, np.ndarray], sem: dict[str, Any], L: Layer, Q: QLayer, leak_bits: int) -> None:
+    """The array program of one layer (artifact arrays) and its semantic records."""
+    arrays[f"{L.name}/threshold"] = Q.th.astype(np.int64)
+    arrays[f"{L.name}/reset_sub"] = Q.lk.sub
+    arrays[f"{L.name}/v_reset"] = Q.lk.v_reset
+    arrays[f"{L.name}/leak_num"] = Q.lk.num
+    for src, qm in Q.q.items():
+        arrays[f"{L.name}/weight/{src}"] = qm
+    if Q.bq is not None and L.bias is not None:
+        arrays[f"{L.name}/bias"] = Q.bq
+    if Q.lk.fractional:
+        record_leak(sem, L, Q.lk, leak_bits)
+
+
+@dataclass
+class Plan:
+    """The array program: parsed topology, per-layer integers, artifact arrays (no per-synapse objects)."""
+
+    parsed: tuple[Any, ...]
+    q: dict[str, QLayer]
+    arrays: dict[str, np.ndarray]
+    program: dict[str, Any]
+    notes: list[str]
+    sem: dict[str, Any]
+
+
+def plan_program(g: nir.NIRGraph, dt: float, board: Board, options: CompileOptions) -> Plan:
+    """Parse and quantise every layer into arrays; what the array emulator runs and the netlist is built from."""
+    extra = options.extra or {}
+    coding = str(extra.get("sfq.coding", "clocked"))
+    if coding not in CODINGS:
+        raise UnsupportedError(f"sfq.coding={coding!r}; allowed: {CODINGS}", field="sfq.coding")
+    capacity = int(extra.get("sfq.capacity") or board.value("parameters.neuron_capacity"))
+    max_w = int(extra.get("sfq.max_weight") or board.value("parameters.max_weight"))
+    frac_bits = int(extra.get("sfq.leak_frac_bits", 8))
+    leak_bits = int(extra.get("sfq.leak_bits", 16))
+    parsed = parse(g, dt)
+    sources, layers, delays, outputs, order = parsed
+    arrays: dict[str, np.ndarray] = {}
+    sem: dict[str, Any] = {}
+    notes: list[str] = []
+    qs: dict[str, QLayer] = {}
+    prog_layers: dict[str, Any] = {}
+    for L in layers:
+        Q = quantise_layer(L, coding, max_w, capacity, extra, frac_bits, leak_bits)
+        qs[L.name] = Q
+        notes.extend(Q.notes)
+        store_layer(arrays, sem, L, Q, leak_bits)
+        prog_layers[L.name] = {"size": L.size, "sources": [s for s, _ in L.projections], "reset": L.reset,
+                               "reset_timing": L.reset_timing, "frac_bits": Q.lk.frac_bits,
+                               "leak_bits": leak_bits, "capacity": capacity, "wscale": Q.wscale,
+                               "bias": Q.bq is not None and L.bias is not None}
+    for name, (_src, steps) in delays.items():
+        arrays[f"{name}/delay_steps"] = steps
+    inputs = {}
+    for name, (kind, n) in sources.items():
+        if kind == "input":
+            enc = str((getattr(g.nodes[name], "metadata", None) or {}).get("spikeforge.encoding", "")) or \
+                str((g.metadata or {}).get("spikeforge.input_encoding", ""))
+            inputs[name] = {"size": n, "encoding": "sigma-delta" if enc.startswith("analog") else "spikes"}
+    program = {"coding": coding, "order": order, "inputs": inputs, "layers": prog_layers,
+               "delays": {name: src for name, (src, _) in delays.items()}, "outputs": outputs}
+    return Plan(parsed, qs, arrays, program, notes, sem)
+
+
 def comparator_probability(p: np.ndarray, board: Board) -> tuple[np.ndarray, np.ndarray]:
     """Target pass probability -> (quantised control current A, realised probability).
 
@@ -281,11 +382,16 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
     coding = str(extra.get("sfq.coding", "clocked"))
     if coding not in CODINGS:
         raise UnsupportedError(f"sfq.coding={coding!r}; allowed: {CODINGS}", field="sfq.coding")
-    capacity = int(extra.get("sfq.capacity", board.value("parameters.neuron_capacity")))
-    frac_bits = int(extra.get("sfq.leak_frac_bits", 8))
-    leak_bits = int(extra.get("sfq.leak_bits", 16))
-    max_w = int(extra.get("sfq.max_weight", board.value("parameters.max_weight")))
-    sources, layers, delays, outputs, order = parse(g, dt)
+    capacity = int(extra.get("sfq.capacity") or board.value("parameters.neuron_capacity"))
+    max_w = int(extra.get("sfq.max_weight") or board.value("parameters.max_weight"))
+    arrays: dict[str, np.ndarray] = {}
+    notes: list[str] = []
+    sem: dict[str, Any] = {}       # semantic warnings (spikeforge.semantics) for artifact.meta
+    plan = plan_program(g, dt, board, options)
+    sources, layers, delays, outputs, order = plan.parsed
+    arrays.update(plan.arrays)
+    notes.extend(plan.notes)
+    sem.update(plan.sem)
     lib = library_from_board(board)
     nl = Netlist(mode=coding, library=lib,
                  meta={"ptl_min_delay_stages": int(board.value("timing.ptl_min_delay_stages")), "dt": dt,
@@ -294,9 +400,6 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
     stagger = fs(board.value("timing.merge_stagger"))
     n_setup, n_hold = lib["NEURON"]["setup_fs"], lib["NEURON"]["hold_fs"]
     f_setup, f_hold, clkq = lib["DFF"]["setup_fs"], lib["DFF"]["hold_fs"], lib["DFF"]["delay_fs"]
-    arrays: dict[str, np.ndarray] = {}
-    notes: list[str] = []
-    sem: dict[str, Any] = {}       # semantic warnings (spikeforge.semantics) for artifact.meta
     period_needs: list[tuple[int, str]] = [(fs(board.value("timing.clock_target")), "clock target")]
     max_leaves = int(board.value("limits.max_fanin_leaves"))
 
@@ -323,32 +426,13 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
     layer_info: dict[str, dict[str, Any]] = {}
     for L in layers:
         ids = []
-        if coding == "clocked":
-            # weights already quantised by the bit-budget pass keep their integer grid: 2^(bits-1) - 1 levels
-            lw = max(1, 2 ** (L.weight_bits - 1) - 1) if L.weight_bits and "sfq.max_weight" not in extra else max_w
-            s, q, bq, th, qn = quantise_clocked(L, lw, capacity)
-            notes.extend(qn)
-            wscale = 1.0 / s
-        else:
-            gmax = max((float(np.max(np.abs(W))) for _, W in L.projections), default=1.0) or 1.0
-            p_max = float(extra.get("sfq.p_max", 1.0))
-            if not 0 < p_max <= 1:
-                raise UnsupportedError(f"sfq.p_max must be in (0, 1], got {p_max}", field="sfq.p_max")
-            wscale = max(gmax / p_max, float(np.max(L.threshold)) / max(1, capacity - 1))
-            th = (np.floor(L.threshold / wscale + 1e-9) + 1 if L.cmp == ">" else
-                  np.ceil(L.threshold / wscale - 1e-9)).astype(np.int64)
-            th = np.clip(th, 1, capacity)
-        lk = leak_plan(L, wscale, th, frac_bits, leak_bits)
-        th = lk.threshold
-        arrays[f"{L.name}/threshold"] = th.astype(np.int64)
-        if lk.fractional:
-            arrays[f"{L.name}/leak_num"] = lk.num
-            record_leak(sem, L, lk, leak_bits)
+        Q = plan.q[L.name]
+        wscale, th, lk, q, bq = Q.wscale, Q.th, Q.lk, Q.q, Q.bq
         for j in range(L.size):
             c = nl.add(f"{L.name}[{j}]", "NEURON", threshold=int(th[j]), reset_sub=int(lk.sub[j]), capacity=capacity,
                        reset=L.reset, reset_timing=L.reset_timing, v_reset=int(lk.v_reset[j]),
                        leak="decay" if lk.num[j] > 0 else "none", leak_frac=float(1.0 - L.keep[j]),
-                       leak_num=int(lk.num[j]), leak_bits=leak_bits if lk.num[j] > 0 else 0,
+                       leak_num=int(lk.num[j]), leak_bits=plan.program["layers"][L.name]["leak_bits"] if lk.num[j] > 0 else 0,
                        frac_bits=lk.frac_bits, v_unit=float(wscale / (1 << lk.frac_bits)), layer=L.name, index=j)
             ids.append(c)
             per_neuron[c] = []
@@ -359,7 +443,6 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
         for src, W in L.projections:
             if coding == "clocked":
                 qm = q[src]
-                arrays[f"{L.name}/weight/{src}"] = qm
                 for j, i in zip(*np.nonzero(qm)):
                     for _ in range(abs(int(qm[j, i]))):
                         lf = Leaf((src, int(i)), "syn", ids[j], 1 if qm[j, i] > 0 else -1)
@@ -383,7 +466,6 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
         if L.bias is not None:
             key = (f"{L.name}.bias", 0)
             if coding == "clocked":
-                arrays[f"{L.name}/bias"] = bq
                 for j in np.nonzero(bq)[0]:
                     for _ in range(abs(int(bq[j]))):
                         lf = Leaf(key, "syn", ids[j], 1 if bq[j] > 0 else -1)
@@ -586,6 +668,7 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
     nl.validate()
     info = {"coding": coding, "period_fs": period, "period_binding": binding, "layers": layer_info,
             "layer_clock_fs": layer_phase, "notes": notes, "capacity": capacity, "max_weight": max_w,
-            "pipeline_latency_fs": nl.latency_fs, "semantic_warnings": sem.get("semantic_warnings", [])}
+            "pipeline_latency_fs": nl.latency_fs, "semantic_warnings": sem.get("semantic_warnings", []),
+            "program": plan.program}
     nl.meta.update({"layer_clock_fs": layer_phase, "period_binding": binding})
     return nl, arrays, info
