@@ -34,6 +34,8 @@ from spikeforge.backends.sfq.netlist import PORTS, Netlist
 from spikeforge.errors import InputError, SpikeforgeError
 from spikeforge.interfaces import Emulator, Trace
 
+from .sfq_array import run_arrays
+
 PASS, MERGE, SYN, NEURON, DFF, OUT = range(6)
 _CODE = {"IN": PASS, "CLK": PASS, "JTL": PASS, "PTL": PASS, "SPLIT": PASS, "MERGE": MERGE, "SYN": SYN,
          "NEURON": NEURON, "DFF": DFF, "OUT": OUT}
@@ -371,6 +373,39 @@ def _probe(prog: Program, states: dict[str, np.ndarray], fires: list[int], vlog:
             states[f"{prog.layer[c]}.v"][step, b, prog.index[c]] = v * prog.v_unit[c]
 
 
+def prepare_inputs(sizes: dict[str, int], encoding: dict[str, str], inputs: dict[str, np.ndarray]
+                   ) -> dict[str, np.ndarray]:
+    """Check and flatten inputs to (T, B, n) 0/1 pulses; sigma-delta encode analog inputs."""
+    T = B = None
+    flat: dict[str, np.ndarray] = {}
+    for node, n in sizes.items():
+        if node not in inputs:
+            raise InputError(f"no data for input node '{node}'; got keys {sorted(inputs)}")
+        x = np.asarray(inputs[node])
+        if x.ndim < 2:
+            raise InputError(f"input '{node}' must be shaped (time, batch, ...), got {x.shape}")
+        x = x.reshape(x.shape[0], x.shape[1], -1)
+        if x.shape[2] != n:
+            raise InputError(f"input '{node}' has {x.shape[2]} elements per sample, the netlist has {n}")
+        if encoding.get(node) == "sigma-delta":
+            if x.size and (x.min() < 0 or x.max() > 1):
+                raise InputError(f"analog input '{node}' must lie in [0, 1] for the sigma-delta front end; "
+                                 f"found [{x.min():.3g}, {x.max():.3g}]")
+            # pulse whenever the running sum crosses the next integer: rate = value, at most 1 per step
+            acc = np.floor(np.cumsum(x.astype(np.float64), axis=0) + 1e-9)
+            x = np.diff(acc, axis=0, prepend=0.0) > 0
+        vals = np.unique(x)
+        if not np.all(np.isin(vals, (0, 1))):
+            raise InputError(f"input '{node}' must be spikes (0/1) for the SFQ fabric; found values {vals[:5]}",
+                             hint="rate-code graded inputs first")
+        if T is None:
+            T, B = x.shape[0], x.shape[1]
+        elif (x.shape[0], x.shape[1]) != (T, B):
+            raise InputError("all inputs must share time and batch sizes")
+        flat[node] = x
+    return flat
+
+
 _CACHE: dict[int, tuple[str, Program]] = {}
 
 
@@ -392,8 +427,12 @@ def program_for(artifact: Artifact) -> Program:
 class SFQEmulator(Emulator):
     """Runs the artifact's netlist sample by sample; mode 'error' or 'physical'."""
 
-    def __init__(self, mode: str | None = None, seed: int | None = None, fast: bool = True):
+    def __init__(self, mode: str | None = None, seed: int | None = None, fast: bool = True,
+                 engine: str | None = None):
         self.fast = fast
+        if engine not in (None, "auto", "pulse", "array"):
+            raise SpikeforgeError(f"unknown SFQ emulator engine {engine!r}; allowed: auto, pulse, array")
+        self.engine = engine
         if mode is not None and mode not in MODES:
             raise SpikeforgeError(f"unknown emulator mode {mode!r}; allowed: {MODES}")
         self.mode = mode
@@ -404,6 +443,17 @@ class SFQEmulator(Emulator):
         self.last_trace: Trace | None = None
 
     def run(self, artifact: Artifact, inputs: dict[str, np.ndarray], *, probes: bool = False) -> Trace:
+        program = artifact.meta.get("program")
+        engine = self.engine or str(artifact.options.extra.get("sfq.emulator", "auto"))
+        if engine == "array" or (engine == "auto" and "code/netlist.json" not in artifact.files):
+            if program is None or program.get("coding") != "clocked" or not artifact.meta.get("timing_clean", True):
+                raise SpikeforgeError("the array emulator needs a timing-clean clocked program; use the pulse engine",
+                                      field="sfq.emulator")
+            flat = prepare_inputs({k: int(v["size"]) for k, v in program["inputs"].items()},
+                                  {k: v["encoding"] for k, v in program["inputs"].items()}, inputs)
+            tr = run_arrays(program, artifact.arrays, flat, probes=probes)
+            self.last_run, self.last_trace = (id(artifact), id(inputs)), tr
+            return tr
         prog = program_for(artifact)
         tr = self.run_program(prog, inputs, mode=self.mode or str(artifact.options.extra.get("sfq.mode", "physical")),
                               seed=artifact.options.seed if self.seed is None else self.seed, probes=probes)
@@ -417,33 +467,9 @@ class SFQEmulator(Emulator):
             if len(nl.inputs) != 1:
                 raise InputError(f"netlist has {len(nl.inputs)} inputs; pass a dict")
             inputs = {next(iter(nl.inputs)): inputs}
-        T = B = None
-        flat: dict[str, np.ndarray] = {}
-        for node, ids in nl.inputs.items():
-            if node not in inputs:
-                raise InputError(f"no data for input node '{node}'; got keys {sorted(inputs)}")
-            x = np.asarray(inputs[node])
-            if x.ndim < 2:
-                raise InputError(f"input '{node}' must be shaped (time, batch, ...), got {x.shape}")
-            x = x.reshape(x.shape[0], x.shape[1], -1)
-            if x.shape[2] != len(ids):
-                raise InputError(f"input '{node}' has {x.shape[2]} elements per sample, the netlist has {len(ids)}")
-            if nl.meta.get("input_encoding", {}).get(node) == "sigma-delta":
-                if x.size and (x.min() < 0 or x.max() > 1):
-                    raise InputError(f"analog input '{node}' must lie in [0, 1] for the sigma-delta front end; "
-                                     f"found [{x.min():.3g}, {x.max():.3g}]")
-                # pulse whenever the running sum crosses the next integer: rate = value, at most 1 per step
-                acc = np.floor(np.cumsum(x.astype(np.float64), axis=0) + 1e-9)
-                x = np.diff(acc, axis=0, prepend=0.0) > 0
-            vals = np.unique(x)
-            if not np.all(np.isin(vals, (0, 1))):
-                raise InputError(f"input '{node}' must be spikes (0/1) for the SFQ fabric; found values {vals[:5]}",
-                                 hint="rate-code graded inputs first")
-            if T is None:
-                T, B = x.shape[0], x.shape[1]
-            elif (x.shape[0], x.shape[1]) != (T, B):
-                raise InputError("all inputs must share time and batch sizes")
-            flat[node] = x
+        flat = prepare_inputs({k: len(v) for k, v in nl.inputs.items()}, nl.meta.get("input_encoding", {}), inputs)
+        first = next(iter(flat.values()))
+        T, B = first.shape[0], first.shape[1]
         assert T is not None and B is not None
         P = nl.period_fs
         ops = [0] * prog.n

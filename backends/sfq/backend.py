@@ -52,7 +52,7 @@ class SFQBackend(Backend):
                 "sta": sta.summary(), "layers": info["layers"], "notes": info["notes"],
                 "neurons": int(sum(li["neurons"] for li in info["layers"].values())),
                 # outputs are read per clock period: step k of the board is step k of the reference
-                "latency_steps": 0, "latency_periods": -(-nl.latency_fs // max(1, nl.period_fs)),
+                "latency_steps": 0, "timing_clean": sta.ok, "program": info["program"], "latency_periods": -(-nl.latency_fs // max(1, nl.period_fs)),
                 "layer_map": {name: name for name in info["layers"]},
                 "semantic_warnings": info["semantic_warnings"]}
         return Artifact(board=board.name, backend=self.name, reference=g, program=None, options=options,

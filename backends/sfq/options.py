@@ -36,6 +36,9 @@ OPTIONS: dict[str, Opt] = {
                          min=4, max=32),
     "sfq.mode": Opt(str, "physical", "emulator: 'physical' counts timing violations, 'error' stops at the first",
                     choices=("error", "physical")),
+    "sfq.emulator": Opt(str, "auto", "emulator engine: 'pulse' (event level, every timing rule), 'array' (whole "
+                        "layers per step, timing-clean clocked programs), 'auto' (pulse when a netlist was built)",
+                        choices=("auto", "pulse", "array")),
     "sfq.cooling_overhead": Opt(float, None, "wall-plug W per W at 4.2 K; default: the board's", min=0.0, max=1e5),
     "sfq.cell_library": Opt(str, "spikeforge", "cells the JoSIM deck includes: 'spikeforge' (emitted "
                             "code/cells.cir) or 'RSFQlib' (an RSFQlib v3p0 checkout beside the deck)",
