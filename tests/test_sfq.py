@@ -236,7 +236,8 @@ def test_bundled_digits_model_compiles_and_verifies_honestly() -> None:
     be = SFQBackend()
     art = be.lower(g, get_board("sfq-rsfq"), CompileOptions(timesteps=x.shape[0]))
     assert art.meta["sta"]["violations"] == 0 and art.meta["jj"] > 10_000
-    assert art.meta["plumbing_fraction"] > 0.5                    # merger/splitter/delay plumbing dominates
+    # merger/splitter/delay plumbing and the exact-leak units (24 bit slices x 30 JJ per LIF neuron) dominate
+    assert art.meta["plumbing_fraction"] > 0.3 and art.meta["jj"] > art.meta["neurons"] * 24 * 30
     res = verify(art, {"input": x}, data["labels"][:3], backend=be)
     names = {c.name: c for c in res.checks}
     assert names["sfq static timing"].passed

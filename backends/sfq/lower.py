@@ -18,7 +18,7 @@ its inputs settle; a clock tree of splitters and delay lines delivers every phas
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import nir
@@ -80,6 +80,29 @@ def _size(node: nir.NIRNode, port: str) -> int:
     return int(np.prod(shp))
 
 
+def unroll_linear(node: nir.NIRNode, cfg: Any, name: str, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Conv2d / SumPool2d / Flatten as a dense (out x in) matrix and bias: the op applied to unit inputs.
+
+    Why: on SFQ every synapse is a pulse path, so a convolution is unrolled onto cells anyway; the matrix
+    lets the clocked quantiser and the netlist treat it like any projection."""
+    from spikeforge.refsim import make_kernel
+
+    shp = G.node_shape(node, "input")
+    if shp is None:
+        raise GraphError("cannot infer the input shape", node=name)
+    n_in = int(np.prod(shp))
+    k = make_kernel(node, replace(cfg, dtype="float64"))
+    zero = np.asarray(k.step(np.zeros((1, *shp)), None)[0], dtype=np.float64).reshape(1, -1)
+    cols = []
+    for a in range(0, n_in, chunk):
+        m = min(chunk, n_in - a)
+        eye = np.zeros((m, n_in))
+        eye[np.arange(m), a + np.arange(m)] = 1.0
+        y = np.asarray(k.step(eye.reshape(m, *shp), None)[0], dtype=np.float64).reshape(m, -1)
+        cols.append((y - zero).T)
+    return np.concatenate(cols, axis=1), zero.ravel()
+
+
 def parse(graph: nir.NIRGraph, dt: float) -> tuple[dict[str, tuple[str, int]], list[Layer],
                                                    dict[str, tuple[str, np.ndarray]], dict[str, str], list[str]]:
     """Split the graph into spike sources, neuron layers, delay lines and outputs, or say what cannot map."""
@@ -101,17 +124,37 @@ def parse(graph: nir.NIRGraph, dt: float) -> tuple[dict[str, tuple[str, int]], l
         if isinstance(node, nir.Input):
             sources[name] = ("input", _size(node, "output"))
             order.append(name)
-        elif isinstance(node, (nir.Affine, nir.Linear)):
-            W = np.asarray(node.weight, dtype=np.float64)
-            if W.ndim != 2:
-                raise UnsupportedError(f"weight must be 2-D, got shape {W.shape}", node=name, field="weight")
-            b = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) else np.zeros(W.shape[0])
+        elif isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d, nir.Flatten)):
+            # synapses: a chain of linear maps between spiking nodes is one (unrolled) integer matrix
+            if isinstance(node, (nir.Affine, nir.Linear)):
+                W = np.asarray(node.weight, dtype=np.float64)
+                if W.ndim != 2:
+                    raise UnsupportedError(f"weight must be 2-D, got shape {W.shape}", node=name, field="weight")
+                b = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) else np.zeros(W.shape[0])
+                b = _vec(b, W.shape[0])
+            else:
+                W, b = unroll_linear(node, cfg, name)
+            if len(preds[name]) != 1 and not isinstance(node, (nir.Affine, nir.Linear)):
+                raise UnsupportedError(f"{type(node).__name__} must have exactly one input", node=name)
             for p in preds[name]:
-                if p not in sources:
+                if p not in sources and p not in affines:
                     raise UnsupportedError(
-                        f"{type(node).__name__} must be fed by spikes (Input, IF, LIF or Delay), not by "
+                        f"{type(node).__name__} must be fed by spikes (Input, IF, LIF or Delay) or synapses, not by "
                         f"{type(graph.nodes[p]).__name__} '{p}'", node=name)
-            affines[name] = (W, _vec(b, W.shape[0]), preds[name])
+            if len(preds[name]) == 1 and preds[name][0] in affines:
+                W0, b0, aps = affines[preds[name][0]]
+                if W.shape[1] != W0.shape[0]:
+                    raise GraphError(f"{name} expects {W.shape[1]} inputs, {preds[name][0]} gives {W0.shape[0]}",
+                                     node=name)
+                affines[name] = (W @ W0, W @ b0 + b, aps)
+            elif any(p in affines for p in preds[name]):
+                raise UnsupportedError("synapse nodes fed by several synapse nodes are not supported", node=name)
+            else:
+                affines[name] = (W, b, preds[name])
+            sizes_checked = {p: sources[p][1] for p in preds[name] if p in sources}
+            for p, n_src in sizes_checked.items():
+                if W.shape[1] != n_src:
+                    raise GraphError(f"{name} expects {W.shape[1]} inputs, {p} gives {n_src}", node=name)
         elif isinstance(node, nir.CubaLIF):
             raise UnsupportedError(
                 "CubaLIF has a synaptic current state that a storage-loop SFQ neuron does not have",

@@ -19,6 +19,8 @@ from typing import Any
 
 from spikeforge.errors import SpikeforgeError
 
+from .leak import leak_cost_bits
+
 SCHEMA = "spikeforge.sfq.netlist/1"
 
 #: type -> (input ports, output ports). Port order is the port index used by the emulator.
@@ -140,11 +142,17 @@ class Netlist:
 
     # ---- numbers -----------------------------------------------------------------------------
     def cell_jj(self, c: Cell) -> int:
-        base = int(self.library[c.type]["jj"])
+        lib = self.library[c.type]
+        base = int(lib["jj"])
+        if c.type == "NEURON":   # exact-leak unit (leak.py): counter + accumulator bit slices
+            return base + leak_cost_bits(c.params) * int(lib.get("leak_bit_jj", 0))
         return base * int(c.params.get("stages", 1)) if c.type == "JTL" else base
 
     def cell_bias_uA(self, c: Cell) -> float:
-        base = float(self.library[c.type]["bias_uA"])
+        lib = self.library[c.type]
+        base = float(lib["bias_uA"])
+        if c.type == "NEURON":
+            return base + leak_cost_bits(c.params) * float(lib.get("leak_bit_bias_uA", 0.0))
         return base * int(c.params.get("stages", 1)) if c.type == "JTL" else base
 
     def totals(self) -> dict[str, Any]:
@@ -228,9 +236,10 @@ def library_from_board(board: Any) -> dict[str, dict[str, Any]]:
                      min_sep_fs="timing.merge_min_separation"),
         "DFF": ent("timing.dff_clk_to_q", "parameters.dff_jj", "physics.dff_bias", "LSmitll_DFFT",
                    setup_fs="timing.dff_setup", hold_fs="timing.dff_hold"),
-        "NEURON": ent("timing.neuron_delay", "parameters.neuron_jj", "physics.neuron_bias", "SF_NEURON",
-                      setup_fs="timing.neuron_setup", hold_fs="timing.neuron_hold",
-                      min_sep_fs="timing.neuron_min_separation"),
+        "NEURON": {**ent("timing.neuron_delay", "parameters.neuron_jj", "physics.neuron_bias", "SF_NEURON",
+                         setup_fs="timing.neuron_setup", hold_fs="timing.neuron_hold",
+                         min_sep_fs="timing.neuron_min_separation"),
+                   "leak_bit_jj": int(v("parameters.leak_bit_jj")), "leak_bit_bias_uA": float(v("physics.leak_bit_bias")) * 1e6},
         "SYN": ent("timing.synapse_delay", "parameters.synapse_jj", "physics.synapse_bias", "SF_COMPARATOR"),
         "OUT": ent("timing.out_delay", "parameters.out_jj", "physics.out_bias", "LSmitll_SFQDC"),
     }
