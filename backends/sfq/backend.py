@@ -13,11 +13,13 @@ from spikeforge.backends.reference.backend import with_dt
 from spikeforge.boards import Board
 from spikeforge.interfaces import Backend, CompileOptions, CostModel, Emulator
 from spikeforge.options import validate_options
+from spikeforge.semantics import record
 
 from .cost import SFQCostModel
-from .emit import cells_file, compile_figures, josim_deck, report_text
-from .lower import lower_graph
-from .netlist import Netlist
+from .emit import cells_file, compile_figures, estimate_report, figures, josim_deck, report_text
+from .estimate import check_budget, estimate
+from .lower import lower_graph, plan_program
+from .netlist import Netlist, library_from_board
 from .options import OPTIONS
 from .sta import analyse
 
@@ -32,10 +34,32 @@ class SFQBackend(Backend):
         given = {k: v for k, v in (options.extra or {}).items() if k.startswith("sfq.")}
         parsed = validate_options(self.name, OPTIONS, given)
         options = replace(options, extra={**(options.extra or {}), **parsed})
-        nl, arrays, info = lower_graph(g, dt, board, options)
-        sta = analyse(nl)
         extra = options.extra
         steps = int(options.timesteps or 1)
+        plan = plan_program(g, dt, board, options)
+        est = estimate(plan, library_from_board(board), board, int(extra.get("sfq.leak_bits", 16)))
+        budget = check_budget(est, board, extra.get("sfq.junction_budget"))
+        mode = str(extra.get("sfq.netlist", "auto"))
+        build = mode == "always" or plan.program["coding"] == "stochastic" or (
+            mode == "auto" and est["pulses_per_step"] <= int(extra.get("sfq.netlist_max_pulses", 200_000)))
+        common = {"dt": dt, "coding": plan.program["coding"], "program": plan.program, "estimate": est,
+                  "budget": budget, "notes": plan.notes,
+                  "neurons": int(sum(li["size"] for li in plan.program["layers"].values())),
+                  # outputs are read per clock period: step k of the board is step k of the reference
+                  "latency_steps": 0, "layer_map": {name: name for name in plan.program["layers"]},
+                  "semantic_warnings": plan.sem.get("semantic_warnings", [])}
+        if not build:
+            figs = figures(est["jj"], est["bias_uA"], 0.0, est["period_fs"], est["latency_fs"], board, steps,
+                           extra.get("sfq.cooling_overhead"))
+            meta = {**common, "period_fs": est["period_fs"], "latency_fs": est["latency_fs"], "cells": est["cells"],
+                    "jj": est["jj"], "bias_A": figs["bias_A"], "static_power_W": figs["static_power_W"],
+                    "netlist": "not built", "timing_clean": True,
+                    "latency_periods": -(-est["latency_fs"] // max(1, est["period_fs"]))}
+            files = {"code/report.txt": estimate_report(est, budget, board, figs)}
+            return Artifact(board=board.name, backend=self.name, reference=g, program=None, options=options,
+                            arrays=plan.arrays, meta=json.loads(dumps(meta)), files=files)
+        nl, arrays, info = lower_graph(g, dt, board, options, plan=plan)
+        sta = analyse(nl)
         figs = compile_figures(nl, board, steps, extra.get("sfq.cooling_overhead"))
         files = {
             "code/netlist.json": nl.to_json(),
@@ -46,15 +70,20 @@ class SFQBackend(Backend):
             "code/sta.json": dumps({"summary": sta.summary(), "violations": sta.violations,
                                     "warnings": sta.warnings}),
         }
-        meta = {"dt": dt, "coding": info["coding"], "period_fs": nl.period_fs, "latency_fs": nl.latency_fs,
+        meta = {**common, "period_fs": nl.period_fs, "latency_fs": nl.latency_fs,
                 "cells": len(nl.cells), "jj": figs["jj"], "bias_A": figs["bias_A"],
                 "plumbing_fraction": figs["plumbing_fraction"], "static_power_W": figs["static_power_W"],
-                "sta": sta.summary(), "layers": info["layers"], "notes": info["notes"],
-                "neurons": int(sum(li["neurons"] for li in info["layers"].values())),
-                # outputs are read per clock period: step k of the board is step k of the reference
-                "latency_steps": 0, "timing_clean": sta.ok, "program": info["program"], "latency_periods": -(-nl.latency_fs // max(1, nl.period_fs)),
-                "layer_map": {name: name for name in info["layers"]},
-                "semantic_warnings": info["semantic_warnings"]}
+                "sta": sta.summary(), "layers": info["layers"], "notes": info["notes"], "netlist": "built",
+                "timing_clean": sta.ok, "latency_periods": -(-nl.latency_fs // max(1, nl.period_fs))}
+        worst: dict[str, float] = {}   # storage-loop capacity the static worst case can exceed, per layer
+        for w in sta.warnings:
+            if "capacity" in w:
+                layer = w.split("'")[1].rsplit("[", 1)[0]
+                worst[layer] = max(worst.get(layer, 0.0), _ratio(w))
+        for layer, r in worst.items():
+            record(meta, layer, "saturation", "storage loop can pass its capacity in the static worst case "
+                   "(threshold - 1 + excitatory pulses per period) and then loses fluxons; magnitude = worst / "
+                   "capacity; verify counts the overflows it sees", r)
         return Artifact(board=board.name, backend=self.name, reference=g, program=None, options=options,
                         arrays=arrays, meta=json.loads(dumps(meta)), files=files)
 
@@ -71,6 +100,13 @@ class SFQBackend(Backend):
         """Static timing must be clean, and the physical emulation must see no violations on these inputs."""
         from spikeforge.emulators.sfq import SFQEmulator
 
+        if "code/netlist.json" not in artifact.files:   # analytic mode: the array emulator counts overflows
+            from spikeforge.emulators.sfq_array import run_arrays
+
+            tr = run_arrays(artifact.meta["program"], artifact.arrays, inputs)
+            n = int(tr.meta["possible_overflow"])
+            return [("sfq storage-loop capacity", n == 0, f"{n} (step, sample, neuron) where a loop may pass its "
+                     f"capacity mid-step (array emulator); first: {tr.meta['first_overflow']}")]
         nl = Netlist.from_json(artifact.files["code/netlist.json"])
         sta = analyse(nl)
         checks = [("sfq static timing", sta.ok, f"{len(sta.violations)} violation(s) at period "
@@ -86,3 +122,11 @@ class SFQBackend(Backend):
         checks.append(("sfq emulated timing", n == 0, f"{n} violation(s) by kind {tr.meta['violations_by_kind']}"
                        + (f"; first: {first}" if first else "")))
         return checks
+
+
+def _ratio(warning: str) -> float:
+    """worst / capacity from an STA capacity warning ('up to W fluxons ... > capacity C')."""
+    import re
+
+    m = re.search(r"up to ([0-9.]+) fluxons.*capacity ([0-9]+)", warning)
+    return float(m.group(1)) / float(m.group(2)) if m else 0.0

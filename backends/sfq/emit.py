@@ -178,17 +178,41 @@ def report_text(nl: Netlist, board: Board, info: dict[str, Any], sta: StaReport,
 def compile_figures(nl: Netlist, board: Board, timesteps: int, cooling: float | None = None) -> dict[str, Any]:
     """Compile-time energy and latency (no activity yet): static power, worst-case dynamic energy."""
     tot = nl.totals()
+    return figures(tot["jj"], tot["bias_uA"], tot["plumbing_fraction"], nl.period_fs, nl.latency_fs, board,
+                   timesteps, cooling)
+
+
+def figures(jj: int, bias_uA: float, plumbing: float, period_fs: int, latency_fs: int, board: Board, timesteps: int,
+            cooling: float | None = None) -> dict[str, Any]:
+    """Static power, worst-case dynamic energy and latency from totals (netlist or estimate)."""
     phi0 = board.value("physics.phi0")
     vb = board.value("physics.bias_voltage")
     sf = board.value("physics.static_power_factor")
     df = board.value("physics.dynamic_energy_factor")
     eta = float(board.value("physics.cooling_overhead") if cooling is None else cooling)
-    p_static = vb * tot["bias_uA"] * 1e-6 * sf
-    latency = ((timesteps - 1) * nl.period_fs + nl.latency_fs) * 1e-15
-    dyn = tot["bias_uA"] * 1e-6 * phi0 * df * timesteps
+    p_static = vb * bias_uA * 1e-6 * sf
+    latency = ((timesteps - 1) * period_fs + latency_fs) * 1e-15
+    dyn = bias_uA * 1e-6 * phi0 * df * timesteps
     chip = dyn + p_static * latency
-    p_dyn = tot["bias_uA"] * 1e-6 * phi0 * df / (nl.period_fs * 1e-15) if nl.period_fs else 0.0
-    return {"timesteps": timesteps, "static_power_W": p_static, "dynamic_power_W": p_dyn, "dynamic_factor": df, "v_bias": vb, "static_factor": sf,
-            "latency_s": latency, "dynamic_J": dyn, "static_J": p_static * latency, "chip_J": chip,
-            "cooling": eta, "wall_J": chip * (1 + eta), "jj": tot["jj"], "bias_A": tot["bias_uA"] * 1e-6,
-            "plumbing_fraction": tot["plumbing_fraction"]}
+    p_dyn = bias_uA * 1e-6 * phi0 * df / (period_fs * 1e-15) if period_fs else 0.0
+    return {"timesteps": timesteps, "static_power_W": p_static, "dynamic_power_W": p_dyn, "dynamic_factor": df,
+            "v_bias": vb, "static_factor": sf, "latency_s": latency, "dynamic_J": dyn, "static_J": p_static * latency,
+            "chip_J": chip, "cooling": eta, "wall_J": chip * (1 + eta), "jj": jj, "bias_A": bias_uA * 1e-6,
+            "plumbing_fraction": plumbing}
+
+
+def estimate_report(est: dict[str, Any], budget: dict[str, Any], board: Board, figs: dict[str, Any]) -> str:
+    """code/report.txt when no netlist was built: the analytic counts and what they cost."""
+    L = [f"spikeforge SFQ report: board {board.name} ({est['method']}; netlist and JoSIM deck not built: "
+         "above sfq.netlist_max_pulses, use --set sfq.netlist=always)",
+         f"  synapses {est['synapses']:,}, pulse paths per step {est['pulses_per_step']:,}",
+         f"  cells {est['cells']:,}, Josephson junctions {est['jj']:,} ({budget['chips']} chip(s) of "
+         f"{budget['jj_per_chip']:,} JJ, board allows {budget['max_chips']})"]
+    L += [f"    {t:<7s} {n:>12,}" for t, n in sorted(est["cells_by_type"].items()) if n]
+    L.append(f"  exact-leak bit slices {est['leak_slices']:,}; JTL stages {est['jtl_stages']:,}")
+    L.append(f"  clock period {est['period_fs'] / 1000:.1f} ps (bound by {est['period_binding']}), pipeline latency "
+             f"{est['latency_fs'] / 1000:.1f} ps")
+    L.append(f"  total bias current {figs['bias_A']:.6g} A, static power {figs['static_power_W']:.6g} W")
+    L.append(f"  per inference ({figs['timesteps']} steps): latency {figs['latency_s']:.6g} s, chip energy "
+             f"{figs['chip_J']:.6g} J, with cooling {figs['wall_J']:.6g} J")
+    return "\n".join(L) + "\n"

@@ -418,7 +418,7 @@ def _interleave(items: list[tuple[int, Leaf, tuple[int, str, int]]]) -> list[tup
     return out
 
 
-def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOptions
+def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOptions, plan: Plan | None = None
                 ) -> tuple[Netlist, dict[str, np.ndarray], dict[str, Any]]:
     """Flat graph with dt -> (netlist, arrays for the artifact, facts for the report)."""
     extra = options.extra or {}
@@ -430,7 +430,7 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
     arrays: dict[str, np.ndarray] = {}
     notes: list[str] = []
     sem: dict[str, Any] = {}       # semantic warnings (spikeforge.semantics) for artifact.meta
-    plan = plan_program(g, dt, board, options)
+    plan = plan or plan_program(g, dt, board, options)
     sources, layers, delays, outputs, order = plan.parsed
     arrays.update(plan.arrays)
     notes.extend(plan.notes)
