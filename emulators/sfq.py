@@ -373,6 +373,18 @@ def _probe(prog: Program, states: dict[str, np.ndarray], fires: list[int], vlog:
             states[f"{prog.layer[c]}.v"][step, b, prog.index[c]] = v * prog.v_unit[c]
 
 
+def _shaped(tr: Trace, program: dict[str, Any] | None) -> Trace:
+    """Probes in the NIR node's own shape (T, B, *node_shape), as the Trace contract says."""
+    if program:
+        for key in list(tr.states):
+            node = key.rsplit(".", 1)[0]
+            shape = program["layers"].get(node, {}).get("shape")
+            if shape:
+                a = tr.states[key]
+                tr.states[key] = a.reshape(a.shape[0], a.shape[1], *shape)
+    return tr
+
+
 def prepare_inputs(sizes: dict[str, int], encoding: dict[str, str], inputs: dict[str, np.ndarray]
                    ) -> dict[str, np.ndarray]:
     """Check and flatten inputs to (T, B, n) 0/1 pulses; sigma-delta encode analog inputs."""
@@ -453,12 +465,12 @@ class SFQEmulator(Emulator):
                                   {k: v["encoding"] for k, v in program["inputs"].items()}, inputs)
             tr = run_arrays(program, artifact.arrays, flat, probes=probes)
             self.last_run, self.last_trace = (id(artifact), id(inputs)), tr
-            return tr
+            return _shaped(tr, program)
         prog = program_for(artifact)
         tr = self.run_program(prog, inputs, mode=self.mode or str(artifact.options.extra.get("sfq.mode", "physical")),
                               seed=artifact.options.seed if self.seed is None else self.seed, probes=probes)
         self.last_run, self.last_trace = (id(artifact), id(inputs)), tr
-        return tr
+        return _shaped(tr, program)
 
     def run_program(self, prog: Program, inputs: dict[str, np.ndarray] | np.ndarray, *, mode: str = "physical",
                     seed: int = 0, probes: bool = False) -> Trace:

@@ -360,7 +360,8 @@ def plan_program(g: nir.NIRGraph, dt: float, board: Board, options: CompileOptio
         prog_layers[L.name] = {"size": L.size, "sources": [s for s, _ in L.projections], "reset": L.reset,
                                "reset_timing": L.reset_timing, "frac_bits": Q.lk.frac_bits,
                                "leak_bits": leak_bits, "capacity": capacity, "wscale": Q.wscale,
-                               "bias": Q.bq is not None and L.bias is not None}
+                               "bias": Q.bq is not None and L.bias is not None,
+                               "shape": [int(d) for d in (G.node_shape(g.nodes[L.name], "input") or (L.size,))]}
     for name, (_src, steps) in delays.items():
         arrays[f"{name}/delay_steps"] = steps
     inputs = {}
