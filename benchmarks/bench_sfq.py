@@ -8,9 +8,12 @@ every JTL/PTL/SPLIT pulse scheduled as its own event. Both produce the same outp
 counts on the same netlist (checked below), so the ratio compares only the implementation.
 The PyLSE paper reports about 56k-117k events/s; that figure is quoted, not measured here.
 
-Times are process CPU seconds (time.process_time), so a busy shared machine slows both loops alike.
+Scale (issue 15): an n-n-10 IF MLP (ternary weights, density 0.5; n = 1414 is about 1 M synapses) is compiled
+for sfq-rsfq in a fresh process (wall seconds, peak RSS, bytes per synapse at three sizes), then the array
+emulator runs it against a float32 GEMM floor of the same network; both outputs must be equal.
+Timings are wall-clock medians of repeats after a warm-up (benchmarks/_common.py).
 
-Run: python benchmarks/bench_sfq.py [--quick]
+Run: python benchmarks/bench_sfq.py [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from __future__ import annotations
 import argparse
 import heapq
 import random
-import time
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import nir
 import numpy as np
@@ -29,6 +34,9 @@ from spikeforge.backends.sfq.netlist import PORTS, Netlist
 from spikeforge.boards import get_board
 from spikeforge.emulators.sfq import Program, SFQEmulator
 from spikeforge.interfaces import CompileOptions
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Report, timeit  # noqa: E402
 
 DT = 1e-3
 
@@ -166,52 +174,171 @@ def triggers_for(nl: Netlist, prog: Program, x: np.ndarray, b: int) -> list[tupl
     return trig
 
 
+# ---------------------------------------------------------------------------------------------------
+# Scale: compile time and peak memory per synapse, array emulator against the float GEMM floor
+# ---------------------------------------------------------------------------------------------------
+
+_CHILD = """
+import resource, sys, time
+import numpy as np
+sys.argv = ['x']
+sys.path.insert(0, 'benchmarks')
+from bench_sfq import mlp_graph
+from spikeforge.backends.sfq import SFQBackend
+from spikeforge.boards import get_board
+from spikeforge.interfaces import CompileOptions
+n, compile_it = int({n}), {compile_it}
+g = mlp_graph(n)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+if compile_it:
+    art = SFQBackend().lower(g, get_board('sfq-rsfq'), CompileOptions(timesteps=20, extra={{'sfq.capacity': 4096, 'sfq.netlist': 'never'}}))
+    syn = art.meta['estimate']['synapses']
+else:
+    syn = 0
+print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, base, syn)
+"""
+
+
+def mlp_graph(n: int, seed: int = 0) -> nir.NIRGraph:
+    """n-n-10 IF MLP, balanced ternary weights at density 0.5 (n^2 / 2 + 5 n synapses; n = 1414: about 1 M),
+    thresholds near two standard deviations of the drive so that layers fire sparsely, not every step."""
+    rng = np.random.default_rng(seed)
+    nodes: dict[str, nir.NIRNode] = {"in": nir.Input(np.array([n]))}
+    edges, prev = [], "in"
+    for k, (a, b, th) in enumerate(((n, n, 2.0 * np.sqrt(0.1 * n)), (n, 10, 2.0 * np.sqrt(0.05 * n)))):
+        W = rng.choice([-1.0, 0.0, 1.0], size=(b, a), p=[0.25, 0.5, 0.25])
+        nodes[f"fc{k}"] = nir.Linear(W)
+        nodes[f"n{k}"] = nir.IF(r=np.ones(b), v_threshold=np.full(b, float(np.floor(th)) + 0.5))
+        edges += [(prev, f"fc{k}"), (f"fc{k}", f"n{k}")]
+        prev = f"n{k}"
+    nodes["out"] = nir.Output(np.array([10]))
+    edges.append((prev, "out"))
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"spikeforge.dt": DT})
+
+
+def child_compile(n: int, compile_it: bool = True) -> tuple[float, float, float, int]:
+    """Compile in a fresh process: (seconds, peak RSS MB, RSS MB before compiling, synapses)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", _CHILD.format(n=n, compile_it=compile_it)], cwd=root, check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[0]), float(out[1]) / 1024, float(out[2]) / 1024, int(out[3])
+
+
+def gemm_floor(g: nir.NIRGraph, x: np.ndarray) -> np.ndarray:
+    """The same IF network in float32 numpy: one GEMM per layer and step, threshold, zero reset."""
+    Ws = [np.asarray(g.nodes[k].weight, np.float32).T.copy() for k in ("fc0", "fc1")]
+    ths = [np.asarray(g.nodes[k].v_threshold, np.float32) for k in ("n0", "n1")]
+    T, B = x.shape[:2]
+    v = [np.zeros((B, W.shape[1]), np.float32) for W in Ws]
+    out = np.zeros((T, B, Ws[-1].shape[1]), np.float32)
+    hidden = 0.0
+    for t in range(T):
+        s = x[t]
+        for k, W in enumerate(Ws):
+            v[k] += s @ W
+            s = (v[k] > ths[k]).astype(np.float32)
+            v[k][s > 0] = 0.0
+            if k == 0:
+                hidden += float(s.sum())
+        out[t] = s
+    return out, hidden
+
+
+def scale(rep: Report, quick: bool) -> None:
+    sizes = [354, 500, 707] if quick else [707, 1000, 1414]
+    _, _, rss0, _ = child_compile(sizes[0], compile_it=False)
+    per_syn = []
+    for n in sizes:
+        secs, peak, before, syn = child_compile(n)
+        per_syn.append((peak - before) * 1e6 / syn)
+        rep.rows.append({"what": "compile sfq-rsfq", "synapses": syn, "seconds": secs, "peak_rss_MB": peak,
+                         "rss_before_compile_MB": before, "bytes_per_synapse": per_syn[-1]})
+        print(f"compile {syn:>9,d} synapses: {secs:.2f} s, peak RSS {peak:.0f} MB (process before compile "
+              f"{before:.0f} MB, imports only {rss0:.0f} MB), {per_syn[-1]:.0f} B/synapse", flush=True)
+    if not quick:
+        rep.target("compile 1 M synapses (s)", rep.rows[-1]["seconds"], 10.0, higher_is_better=False, unit=" s")
+        rep.target("compile 1 M synapses peak RSS (MB)", rep.rows[-1]["peak_rss_MB"], 1024.0, higher_is_better=False,
+                   unit=" MB")
+    rep.target("memory per synapse, largest / smallest design (linear = 1)", per_syn[-1] / per_syn[0], 1.5,
+               higher_is_better=False)
+    n = sizes[-1]
+    g = mlp_graph(n)
+    art = SFQBackend().lower(g, get_board("sfq-rsfq"), CompileOptions(timesteps=20, extra={"sfq.capacity": 4096,
+                                                                                             "sfq.netlist": "never"}))
+    T, B = (10, 8) if quick else (20, 16)
+    x = (np.random.default_rng(1).random((T, B, n)) < 0.2).astype(np.float32)
+    em = SFQEmulator(engine="array")
+    t_arr, tr = timeit(lambda: em.run(art, {"in": x}), repeats=3, warmup=1)
+    t_floor, (ref, hidden) = timeit(lambda: gemm_floor(g, x), repeats=5, warmup=1)
+    same = bool(np.array_equal(tr.outputs["out"], ref)) and tr.meta["possible_overflow"] == 0 \
+        and tr.layer_counts["n0"]["spikes"] == hidden
+    print(f"array emulator: {t_arr.fmt()}; float GEMM floor: {t_floor.fmt()}; outputs and hidden spike counts "
+          f"equal: {same} ({int(ref.sum())} of {ref.size} output and {int(hidden)} of {T * B * n} hidden "
+          "neuron-steps spiking)", flush=True)
+    rep.rows.append({"what": "emulate", "synapses": art.meta["estimate"]["synapses"], "T": T, "B": B,
+                     "array_s": t_arr.to_dict(), "gemm_floor_s": t_floor.to_dict(), "outputs_equal": same})
+    rep.target("array emulator / float GEMM floor (median)", t_arr.median / t_floor.median, 50.0,
+               higher_is_better=False, unit="x")
+    rep.target("array emulator outputs equal the float GEMM floor", float(same), 1.0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="smaller netlist (CI smoke run)")
+    ap.add_argument("--quick", action="store_true", help="smaller designs (smoke run)")
+    ap.add_argument("--out", default=None, help="results directory (see benchmarks/_common.py)")
+    ap.add_argument("--part", choices=("all", "scale", "pulse"), default="all")
     args = ap.parse_args()
+    rep = Report("bench_sfq")
+    if args.part in ("all", "scale"):
+        scale(rep, args.quick)
+    if args.part == "scale":
+        rep.save()
+        return
     sizes, T, B = ([64, 48, 10], 10, 2) if args.quick else ([256, 128, 64, 10], 20, 3)
     g = generated_graph(sizes, density=0.25, seed=0)
-    t0 = time.process_time()
     art = SFQBackend().lower(g, get_board("sfq-rsfq"), CompileOptions(timesteps=T, extra={"sfq.capacity": 64}))
-    t_lower = time.process_time() - t0
     nl = Netlist.from_json(art.files["code/netlist.json"])
     prog = Program(nl)
-    print(f"netlist: layers {sizes}, {len(nl.cells)} cells, {len(nl.wires)} wires, {art.meta['jj']} JJ, "
-          f"period {nl.period_fs / 1000:.0f} ps; lowered in {t_lower:.2f} s")
-    rng = np.random.default_rng(1)
-    x = (rng.random((T, B, sizes[0])) < 0.3).astype(np.float32)
+    print(f"pulse-level netlist: layers {sizes}, {len(nl.cells)} cells, {len(nl.wires)} wires, {art.meta['jj']} JJ, "
+          f"period {nl.period_fs / 1000:.0f} ps", flush=True)
+    x = (np.random.default_rng(1).random((T, B, sizes[0])) < 0.3).astype(np.float32)
 
     results = {}
     for label, fast in (("spikeforge (compiled fan-out)", True), ("spikeforge (every cell an event)", False)):
         em = SFQEmulator(mode="physical", seed=0, fast=fast)
-        t0 = time.process_time()
-        tr = em.run_program(prog, {"in": x}, mode="physical", seed=0)
-        dt = time.process_time() - t0
-        results[label] = (tr.meta["events"], dt, tr, em.last_cell_ops)
 
-    naive_ops = np.zeros(len(nl.cells), dtype=np.int64)
-    t0 = time.process_time()
-    for b in range(B):
-        sim = NaiveSim(nl, seed=0 * 1_000_003 + b)
-        sim.run(triggers_for(nl, prog, x, b))
-        naive_ops += np.asarray(sim.ops)
-    dt_naive = time.process_time() - t0
-    ev_naive = int(naive_ops.sum())
+        def run(em: SFQEmulator = em) -> tuple[Any, np.ndarray]:
+            tr = em.run_program(prog, {"in": x}, mode="physical", seed=0)
+            return tr, em.last_cell_ops
+        t, (tr, ops) = timeit(run, repeats=3, warmup=1)
+        results[label] = (tr.meta["events"], t, ops)
 
-    ref_ops = results["spikeforge (compiled fan-out)"][3]
-    same = bool(np.array_equal(ref_ops, naive_ops)) and \
-        all(np.array_equal(v[3], ref_ops) for v in results.values())
+    def naive() -> np.ndarray:
+        ops = np.zeros(len(nl.cells), dtype=np.int64)
+        for b in range(B):
+            sim = NaiveSim(nl, seed=b)
+            sim.run(triggers_for(nl, prog, x, b))
+            ops += np.asarray(sim.ops)
+        return ops
+    t_naive, naive_ops = timeit(naive, repeats=3, warmup=1)
+    ref_ops = results["spikeforge (compiled fan-out)"][2]
+    same = bool(np.array_equal(ref_ops, naive_ops)) and all(np.array_equal(v[2], ref_ops) for v in results.values())
     print(f"same per-cell operation counts in all three loops: {same}")
-    print(f"{'loop':<36s} {'cell events':>12s} {'cpu s':>9s} {'events/s':>12s} {'vs naive':>9s}")
-    rate_naive = ev_naive / dt_naive
-    for label, (ev, dt, _, _) in results.items():
-        print(f"{label:<36s} {ev:>12d} {dt:>9.2f} {ev / dt:>12.0f} {ev / dt / rate_naive:>8.1f}x")
-    print(f"{'naive object-per-cell loop (peer)':<36s} {ev_naive:>12d} {dt_naive:>9.2f} {rate_naive:>12.0f} {1:>8.1f}x")
-    best = results["spikeforge (compiled fan-out)"]
-    print(f"PyLSE: not installable from PyPI (empty placeholder package), not run. Its paper reports about "
-          f"56k-117k events/s; spikeforge here: {best[0] / best[1]:.0f} events/s "
-          f"({best[0] / best[1] / 117e3:.1f}x-{best[0] / best[1] / 56e3:.1f}x that figure, different machine).")
+    ev_naive = int(naive_ops.sum())
+    rate_naive = ev_naive / t_naive.median
+    for label, (ev, t, _) in results.items():
+        print(f"{label:<36s} {ev:>10d} events, {t.fmt()}, {ev / t.median:,.0f} events/s, "
+              f"{ev / t.median / rate_naive:.1f}x naive")
+        rep.rows.append({"what": label, "events": ev, "seconds": t.to_dict(), "events_per_s": ev / t.median})
+    print(f"{'naive object-per-cell loop (peer)':<36s} {ev_naive:>10d} events, {t_naive.fmt()}, {rate_naive:,.0f} events/s")
+    rep.rows.append({"what": "naive loop", "events": ev_naive, "seconds": t_naive.to_dict()})
+    rep.target("pulse emulator results equal the naive loop (per-cell operations)", float(same), 1.0)
+    rep.notes.append("PyLSE is not installable from PyPI (empty placeholder package) and is not run; its paper "
+                     "reports about 56k-117k events/s.")
+    rep.save()
 
 
 if __name__ == "__main__":

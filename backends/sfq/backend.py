@@ -41,7 +41,7 @@ class SFQBackend(Backend):
         budget = check_budget(est, board, extra.get("sfq.junction_budget"))
         mode = str(extra.get("sfq.netlist", "auto"))
         build = mode == "always" or plan.program["coding"] == "stochastic" or (
-            mode == "auto" and est["pulses_per_step"] <= int(extra.get("sfq.netlist_max_pulses", 200_000)))
+            mode == "auto" and est["pulses_per_step"] <= int(extra.get("sfq.netlist_max_pulses", 50_000)))
         common = {"dt": dt, "coding": plan.program["coding"], "program": plan.program, "estimate": est,
                   "budget": budget, "notes": plan.notes,
                   "neurons": int(sum(li["size"] for li in plan.program["layers"].values())),

@@ -315,8 +315,8 @@ def store_layer(arrays: dict[str, np.ndarray], sem: dict[str, Any], L: Layer, Q:
     arrays[f"{L.name}/reset_sub"] = Q.lk.sub
     arrays[f"{L.name}/v_reset"] = Q.lk.v_reset
     arrays[f"{L.name}/leak_num"] = Q.lk.num
-    for src, qm in Q.q.items():
-        arrays[f"{L.name}/weight/{src}"] = qm
+    for src, qm in Q.q.items():   # compact: one byte per synapse when the weights fit
+        arrays[f"{L.name}/weight/{src}"] = qm.astype(np.int8) if np.abs(qm).max(initial=0) < 128 else qm
     if Q.bq is not None and L.bias is not None:
         arrays[f"{L.name}/bias"] = Q.bq
     if Q.lk.fractional:

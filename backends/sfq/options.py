@@ -48,7 +48,7 @@ OPTIONS: dict[str, Opt] = {
     "sfq.netlist": Opt(str, "auto", "build the cell netlist and JoSIM deck: 'auto' (up to sfq.netlist_max_pulses "
                        "pulse paths), 'always', 'never' (array program and analytic counts only)",
                        choices=("auto", "always", "never")),
-    "sfq.netlist_max_pulses": Opt(int, 200_000, "largest pulse-path count for which 'auto' builds the netlist",
+    "sfq.netlist_max_pulses": Opt(int, 50_000, "largest pulse-path count for which 'auto' builds the netlist",
                                   min=0, max=1 << 40),
     "sfq.junction_budget": Opt(int, None, "largest junction count one chip may hold; default: the board's",
                                min=1, max=1 << 40),
