@@ -13,7 +13,6 @@ from spikeforge.backends.reference.backend import with_dt
 from spikeforge.boards import Board
 from spikeforge.interfaces import Backend, CompileOptions, CostModel, Emulator
 from spikeforge.options import validate_options
-from spikeforge.semantics import record
 
 from .cost import SFQCostModel
 from .emit import cells_file, compile_figures, estimate_report, figures, josim_deck, report_text
@@ -74,16 +73,8 @@ class SFQBackend(Backend):
                 "cells": len(nl.cells), "jj": figs["jj"], "bias_A": figs["bias_A"],
                 "plumbing_fraction": figs["plumbing_fraction"], "static_power_W": figs["static_power_W"],
                 "sta": sta.summary(), "layers": info["layers"], "notes": info["notes"], "netlist": "built",
-                "timing_clean": sta.ok, "latency_periods": -(-nl.latency_fs // max(1, nl.period_fs))}
-        worst: dict[str, float] = {}   # storage-loop capacity the static worst case can exceed, per layer
-        for w in sta.warnings:
-            if "capacity" in w:
-                layer = w.split("'")[1].rsplit("[", 1)[0]
-                worst[layer] = max(worst.get(layer, 0.0), _ratio(w))
-        for layer, r in worst.items():
-            record(meta, layer, "saturation", "storage loop can pass its capacity in the static worst case "
-                   "(threshold - 1 + excitatory pulses per period) and then loses fluxons; magnitude = worst / "
-                   "capacity; verify counts the overflows it sees", r)
+                "timing_clean": sta.ok, "latency_periods": -(-nl.latency_fs // max(1, nl.period_fs)),
+                "semantic_warnings": info["semantic_warnings"]}
         return Artifact(board=board.name, backend=self.name, reference=g, program=None, options=options,
                         arrays=arrays, meta=json.loads(dumps(meta)), files=files)
 
@@ -123,10 +114,3 @@ class SFQBackend(Backend):
                        + (f"; first: {first}" if first else "")))
         return checks
 
-
-def _ratio(warning: str) -> float:
-    """worst / capacity from an STA capacity warning ('up to W fluxons ... > capacity C')."""
-    import re
-
-    m = re.search(r"up to ([0-9.]+) fluxons.*capacity ([0-9]+)", warning)
-    return float(m.group(1)) / float(m.group(2)) if m else 0.0

@@ -30,6 +30,7 @@ from spikeforge.boards import Board
 from spikeforge.errors import GraphError, UnsupportedError
 from spikeforge.interfaces import CompileOptions
 from spikeforge.refsim import config_for_graph
+from spikeforge.semantics import record
 
 from .leak import LeakPlan, leak_plan, record_leak
 from .netlist import Netlist, fs, library_from_board
@@ -309,8 +310,26 @@ def quantise_layer(L: Layer, coding: str, max_w: int, capacity: int, extra: dict
     return QLayer(wscale, lk.threshold, lk, q, bq, qn)
 
 
-def store_layer(arrays: dict[str, np.ndarray], sem: dict[str, Any], L: Layer, Q: QLayer, leak_bits: int) -> None:
-    """The array program of one layer (artifact arrays) and its semantic records."""
+def store_layer(arrays: dict[str, np.ndarray], sem: dict[str, Any], L: Layer, Q: QLayer, leak_bits: int,
+                capacity: int) -> None:
+    """The array program of one layer (artifact arrays) and its semantic records (with measured sizes)."""
+    if Q.q:
+        s = 1.0 / Q.wscale
+        err = max(float(np.max(np.abs(W * s - Q.q[src]), initial=0.0)) for src, W in L.projections)
+        if err > 1e-6:
+            top = max(1, max(int(np.abs(qm).max(initial=0)) for qm in Q.q.values()))
+            record(sem, L.name, "quantisation", f"weights rounded to integer pulse counts |q| <= {top}; largest "
+                   "rounding error relative to the largest weight", err / top)
+        exc = sum(np.maximum(qm, 0).sum(1) for qm in Q.q.values())
+        if Q.bq is not None and L.bias is not None:
+            exc = exc + np.maximum(Q.bq, 0)
+        u = 1 << Q.lk.frac_bits
+        worst = float(np.max((Q.th - 1) / u + exc, initial=0.0))
+        if worst > capacity:
+            record(sem, L.name, "saturation", f"storage loop of capacity {capacity} can receive up to {worst:g} "
+                   "fluxons in a step (threshold - 1 + excitatory pulses; inhibition can also push it below "
+                   f"-{capacity}); an overflowing fluxon escapes; magnitude = worst / capacity. The emulators count "
+                   "overflows and verify fails on them", worst / capacity)
     arrays[f"{L.name}/threshold"] = Q.th.astype(np.int64)
     arrays[f"{L.name}/reset_sub"] = Q.lk.sub
     arrays[f"{L.name}/v_reset"] = Q.lk.v_reset
@@ -356,7 +375,7 @@ def plan_program(g: nir.NIRGraph, dt: float, board: Board, options: CompileOptio
         Q = quantise_layer(L, coding, max_w, capacity, extra, frac_bits, leak_bits)
         qs[L.name] = Q
         notes.extend(Q.notes)
-        store_layer(arrays, sem, L, Q, leak_bits)
+        store_layer(arrays, sem, L, Q, leak_bits, capacity)
         prog_layers[L.name] = {"size": L.size, "sources": [s for s, _ in L.projections], "reset": L.reset,
                                "reset_timing": L.reset_timing, "frac_bits": Q.lk.frac_bits,
                                "leak_bits": leak_bits, "capacity": capacity, "wscale": Q.wscale,
@@ -435,7 +454,7 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
     sources, layers, delays, outputs, order = plan.parsed
     arrays.update(plan.arrays)
     notes.extend(plan.notes)
-    sem.update(plan.sem)
+    sem["semantic_warnings"] = list(plan.sem.get("semantic_warnings", []))
     lib = library_from_board(board)
     nl = Netlist(mode=coding, library=lib,
                  meta={"ptl_min_delay_stages": int(board.value("timing.ptl_min_delay_stages")), "dt": dt,
@@ -497,6 +516,9 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
                 copies = np.ceil(np.abs(W) / wscale - 1e-9).astype(np.int64)
                 ptarget = np.where(copies > 0, np.abs(W) / (np.maximum(copies, 1) * wscale), 0.0)
                 cur, preal = comparator_probability(ptarget, board)
+                perr = float(np.max(np.abs(preal - ptarget), initial=0.0))
+                record(sem, L.name, "quantisation", "stochastic coding: each weight is a comparator pass probability "
+                       "set by a quantised control current (outputs are rates); largest |p realised - p target|", perr)
                 arrays[f"{L.name}/p_target/{src}"] = ptarget
                 arrays[f"{L.name}/p/{src}"] = preal
                 arrays[f"{L.name}/i_ctrl_uA/{src}"] = cur * 1e6
