@@ -17,6 +17,7 @@ import numpy as np
 from spikeforge.backends.sfq import SFQBackend
 from spikeforge.backends.sfq.casestudy import XOR_PATTERNS
 from spikeforge.backends.sfq.casestudy import xor_graph as _xor_graph
+from spikeforge.backends.sfq.deckcheck import check_deck
 from spikeforge.boards import get_board
 from spikeforge.emulators.sfq import SFQEmulator
 from spikeforge.interfaces import CompileOptions
@@ -49,6 +50,8 @@ def main() -> None:
             pred = int(rates[b, 0] > rates[b, 1])
             print(f"  {a} xor {c} = {a ^ c}: rate(XOR) {rates[b, 0]:.3f}  rate(not XOR) {rates[b, 1]:.3f}  -> {pred} "
                   f"{'ok' if pred == a ^ c else 'WRONG'}")
+        problems = check_deck(art.files["code/top.cir"], art.files["code/cells.cir"])
+        print(f"  JoSIM deck parser-level check (deckcheck.py): {'clean' if not problems else problems[:3]}")
         if coding == "clocked":
             print(art.files["code/report.txt"])
             if args.out:
