@@ -32,7 +32,8 @@ class SFQCostModel(CostModel):
         sf, df = board.value("physics.static_power_factor"), board.value("physics.dynamic_energy_factor")
         eta = self.cooling_overhead
         if eta is None:
-            eta = float(artifact.options.extra.get("sfq.cooling_overhead", board.value("physics.cooling_overhead")))
+            eta = artifact.options.extra.get("sfq.cooling_overhead")
+            eta = float(board.value("physics.cooling_overhead") if eta is None else eta)
         charge_uA = sum(trace.meta.get("bias_ops_uA", {}).values())
         dyn_formula = "sum(cell operations x cell bias x Phi0) x dynamic_energy_factor / batch"
         if trace.meta.get("mode") == "array":

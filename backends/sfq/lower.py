@@ -294,7 +294,7 @@ def quantise_layer(L: Layer, coding: str, max_w: int, capacity: int, extra: dict
     qn: list[str] = []
     if coding == "clocked":
         # weights already quantised by the bit-budget pass keep their integer grid: 2^(bits-1) - 1 levels
-        lw = max(1, 2 ** (L.weight_bits - 1) - 1) if L.weight_bits and "sfq.max_weight" not in extra else max_w
+        lw = max(1, 2 ** (L.weight_bits - 1) - 1) if L.weight_bits and extra.get("sfq.max_weight") is None else max_w
         s, q, bq, th, qn = quantise_clocked(L, lw, capacity)
         wscale = 1.0 / s
     else:

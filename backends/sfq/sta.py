@@ -122,7 +122,7 @@ def analyse(nl: Netlist) -> StaReport:
                 worst = prog.theta[c] - 1 + n_exc * u
                 if worst > prog.cap[c]:
                     rep.warnings.append(f"NEURON '{name}': up to {worst / u:g} fluxons per period (threshold "
-                                        f"{prog.theta[c] / u:g} - 1/{u} + {n_exc} excitatory pulses) > capacity "
+                                        f"{prog.theta[c] / u:g} - {1 / u:g} + {n_exc} excitatory pulses) > capacity "
                                         f"{prog.cap[c] // u}")
             else:
                 lo, hi, pname = clk + hold, clk + P - setup, ("d",)
