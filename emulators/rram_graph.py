@@ -34,12 +34,12 @@ class XbarKernel:
 
     stateful = False
 
-    def __init__(self, inner: Any, layer: dict[str, Any], tiles: list[X.Tile], fx: X.Effects, gain: np.ndarray | None,
+    def __init__(self, inner: Any, layer: dict[str, Any], tiles: list[list[X.Tile]], fx: X.Effects, gain: np.ndarray | None,
                  rng: np.random.Generator, ideal: bool):
         self.inner = inner
         self.in_shape = inner.in_shape
         self.layer = layer
-        self.tiles = tiles
+        self.tiles = tiles                  # per tile: its replicas
         self.fx = fx
         self.gain = gain
         self.rng = rng
@@ -79,8 +79,10 @@ class XbarKernel:
     def step(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         P, geo = self.patches(x)
         self.counts["reads"] += float(np.count_nonzero(P))
-        for tl in self.tiles:
-            live = float(np.any(P[:, tl.r0:tl.r1] != 0, axis=1).sum())
+        r = self.layer.get("replicas", 1)
+        for reps in self.tiles:
+            tl = reps[0]
+            live = float(np.any(P[:, tl.r0:tl.r1] != 0, axis=1).sum()) * r
             self.counts["tile_reads"] += live
             self.counts["adc_conversions"] += live * (tl.c1 - tl.c0)
             self.counts["digital_adds"] += live * (tl.c1 - tl.c0)
@@ -89,9 +91,13 @@ class XbarKernel:
         lay = self.layer
         Pq = X.dac(P, lay["dac_lsb"], lay["dac_top"], lay["dac_signed"], self.fx.dac_bits)
         Y = np.zeros((P.shape[0], lay["out"]), np.float64)
-        for k, tl in enumerate(self.tiles):
+        for k, reps in enumerate(self.tiles):
+            tl = reps[0]
             xr = Pq[:, tl.r0:tl.r1]
             y = X.read(tl, xr, self.fx, lay["dac_top"], self.rng)
+            for extra in reps[1:]:                  # replicas hold the same weights: their digitised sums are averaged
+                y = y + X.read(extra, xr, self.fx, lay["dac_top"], self.rng)
+            y = y / len(reps)
             if self.record is not None:
                 self._calibrate(k, tl, xr, y)
             Y[:, tl.c0:tl.c1] += y
@@ -110,20 +116,25 @@ class XbarKernel:
         rec = self.record
         assert rec is not None
         ideal = xr @ rec["w"][k]
-        rec["peak"][k] = max(rec["peak"][k], float(np.abs(ideal).max(initial=0.0)) / tl.ws)
+        rec["peak"][k] = max(rec["peak"][k], float(np.abs(ideal / tl.ws).max(initial=0.0)))
         rec["yy"][tl.c0:tl.c1] += (y * y).sum(axis=0)
         rec["yr"][tl.c0:tl.c1] += (y * ideal).sum(axis=0)
 
 
-def chip_tiles(art: Artifact, li: int, fx: X.Effects, rng: np.random.Generator, dtype: np.dtype) -> list[X.Tile]:
-    """One chip instance's tiles of weight layer `li` (static effects drawn from rng)."""
+def chip_tiles(art: Artifact, li: int, fx: X.Effects, rng: np.random.Generator, dtype: np.dtype) -> list[list[X.Tile]]:
+    """One chip instance's tiles of weight layer `li`, each with its replicas (static effects drawn from rng).
+
+    Replicas differ only in random effects; without programming or read noise one copy stands for all."""
     lay = art.meta["layers"][li]
+    n_rep = int(lay.get("replicas", 1)) if (fx.static or fx.read_noise) else 1
     out = []
     for k, t in enumerate(lay["tiles"]):
         key = f"xbar{li:03d}.t{k:03d}"
-        out.append(X.chip_tile((t["rows"][0], t["rows"][1], t["cols"][0], t["cols"][1]), t["ws"], t["adc_fs"],
+        out.append([X.chip_tile((t["rows"][0], t["rows"][1], t["cols"][0], t["cols"][1]),
+                               np.asarray(art.arrays[f"{key}.ws"], np.float64), t["adc_fs"],
                                np.asarray(art.arrays[f"{key}.w"]), np.asarray(art.arrays[f"{key}.g_pos"], np.float64),
-                               np.asarray(art.arrays[f"{key}.g_neg"], np.float64), fx, rng, dtype))
+                               np.asarray(art.arrays[f"{key}.g_neg"], np.float64), fx, rng, dtype)
+                    for _ in range(n_rep)])
     return out
 
 
@@ -134,7 +145,7 @@ class GraphEmulator:
         self.effects = effects
         self.seed = seed
         self.calibrated = calibrated
-        self._cache: tuple[Any, Any, dict[int, list[X.Tile]]] | None = None
+        self._cache: tuple[Any, Any, dict[int, list[list[X.Tile]]]] | None = None
 
     def effects_for(self, art: Artifact) -> X.Effects:
         e = self.effects

@@ -117,7 +117,7 @@ def programming_map_programmed(art: Artifact, board: Any) -> dict[str, Any]:
         tiles = [{"macro": k, "word_lines": t["rows"], "pairs": t["cols"], "utilisation": t["utilisation"],
                   "targets": {"g_pos": f"arrays.npz:xbar{i:03d}.t{k:03d}.g_pos",
                               "g_neg": f"arrays.npz:xbar{i:03d}.t{k:03d}.g_neg"},
-                  "digital_gain_w_per_g": t["ws"], "adc": {"bits": fx["adc_bits"], "full_scale_g": t["adc_fs"],
+                  "digital_gain_w_per_g": f"arrays.npz:xbar{i:03d}.t{k:03d}.ws", "adc": {"bits": fx["adc_bits"], "full_scale_g": t["adc_fs"],
                                                             "from": t["adc_fs_from"]}}
                  for k, t in enumerate(lay["tiles"])]
         layers.append({"node": lay["node"], "kind": lay["kind"], "matrix": [lay["in"], lay["out"]],

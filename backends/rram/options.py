@@ -52,5 +52,7 @@ OPTIONS: dict[str, Opt] = {
     "rram.adc_bits": Opt(int, None, "column ADC resolution in bits (0 = ideal readout)", min=0, max=16),
     "rram.dac_bits": Opt(int, None, "input DAC resolution in bits for graded inputs (0 = ideal; spikes are "
                          "1-bit and exact)", min=0, max=16),
+    "rram.replicas": Opt(int, 0, "copies of every weight matrix on separate macros, their reads averaged "
+                         "(0 = auto: as many as free macros allow, at most 4)", min=0, max=64),
     "rram.calibrate": Opt(bool, True, "per-column gain calibration from --calibration data (programmed mode)"),
 }

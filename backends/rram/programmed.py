@@ -32,6 +32,7 @@ SPIKING = (nir.LIF, nir.CubaLIF, nir.IF, nir.Threshold)
 PERIPHERY = (nir.Input, nir.Output, nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.I, nir.SumPool2d,
              nir.AvgPool2d, nir.Flatten, nir.Delay, nir.Scale, nir.Threshold)
 CALIB_SAMPLES = 64
+REPLICAS_AUTO_MAX = 4
 
 
 def supports(g: nir.NIRGraph) -> tuple[bool, str]:
@@ -151,9 +152,10 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
                 arrays[f"{key}.w"] = wt.astype(np.float32)
                 arrays[f"{key}.g_pos"] = gp.astype(np.float32)
                 arrays[f"{key}.g_neg"] = gn.astype(np.float32)
+                arrays[f"{key}.ws"] = ws.astype(np.float64)
                 d = gp - gn
                 fs = code["dac_top"] * _adc_full_scale(d, activity, k_sigma)
-                tiles.append({"rows": [r0, r1], "cols": [c0, c1], "ws": ws, "adc_fs": fs,
+                tiles.append({"rows": [r0, r1], "cols": [c0, c1], "adc_fs": fs,
                               "utilisation": (r1 - r0) * (c1 - c0) / (rows_max * pairs_max), "adc_fs_from": "statistics"})
         Wq = Wq.astype(np.float32)                               # what the tiles store (float32 targets)
         if bias is not None:
@@ -178,12 +180,15 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
         raise FitError(f"the model needs {n_tiles} macros of {rows_max} rows x {pairs_max} differential pairs "
                        f"({parts}); board '{board.name}' has {max_macros}: the binding limit is limits.max_macros",
                        hint="prune the model or choose a board with more macros")
+    replicas = _replicas(options, n_tiles, max_macros)
+    for lay in layers:
+        lay["replicas"] = replicas
     spiking = [n for n, v in g.nodes.items() if isinstance(v, SPIKING)]
     used = sum(t["utilisation"] for lay in layers for t in lay["tiles"])
     meta.update({
         "dt": dt, "mode": "programmed", "engine": "graph", "effects": fx.to_dict(), "seed": int(options.seed),
-        "layers": layers, "macros": n_tiles, "cell_utilisation": used / max(1, n_tiles),
-        "cells_used": int(sum(2 * (t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0])
+        "layers": layers, "macros": n_tiles * replicas, "replicas": replicas, "cell_utilisation": used / max(1, n_tiles),
+        "cells_used": int(replicas * sum(2 * (t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0])
                               for lay in layers for t in lay["tiles"])),
         "g_off": g_off, "spiking_nodes": spiking, "latency_steps": 0,
         "layer_map": {**{lay["node"]: f"xbar{i:03d} ({len(lay['tiles'])} macros)" for i, lay in enumerate(layers)},
@@ -201,6 +206,19 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
         calibrate(art, calib, gains=bool(options.extra.get("rram.calibrate", True)))
     _record_noise(art, fx)
     return art
+
+
+def _replicas(options: CompileOptions, n_tiles: int, max_macros: int) -> int:
+    """Copies of every matrix whose reads are averaged (random programming / read error / sqrt(copies)).
+
+    auto (0): as many as the free macros allow, at most REPLICAS_AUTO_MAX; an explicit count must fit."""
+    asked = int(options.extra.get("rram.replicas", 0) or 0)
+    if asked == 0:
+        return max(1, min(REPLICAS_AUTO_MAX, max_macros // max(1, n_tiles)))
+    if asked * n_tiles > max_macros:
+        raise FitError(f"rram.replicas={asked} needs {asked * n_tiles} macros ({n_tiles} per copy); "
+                       f"the board has {max_macros}: the binding limit is limits.max_macros", field="rram.replicas")
+    return asked
 
 
 def _with_weight(node: nir.NIRNode, w: np.ndarray) -> nir.NIRNode:

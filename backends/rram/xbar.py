@@ -118,10 +118,13 @@ def program(g_pos: np.ndarray, g_neg: np.ndarray, fx: Effects, rng: np.random.Ge
     return out[0], out[1]
 
 
-def targets(w: np.ndarray, g_off: float, levels: int | None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Differential targets of a (rows, pairs) weight block: g+ - g- = w / ws, rounded to `levels`."""
-    peak = float(np.abs(w).max()) if w.size else 0.0
-    ws = peak / (1.0 - g_off) if peak > 0 else 1.0
+def targets(w: np.ndarray, g_off: float, levels: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Differential targets of a (rows, pairs) weight block: g+ - g- = w / ws, rounded to `levels`.
+
+    ws is per column (a digital gain after each column's ADC): every column uses the whole conductance
+    window, so the absolute write-verify error is smallest relative to its weights."""
+    peak = np.abs(w).max(axis=0) if w.size else np.zeros(w.shape[1])
+    ws = np.where(peak > 0, peak / (1.0 - g_off), 1.0)
     gp = g_off + np.maximum(w, 0) / ws
     gn = g_off + np.maximum(-w, 0) / ws
     return D.quantise(gp, levels, g_off), D.quantise(gn, levels, g_off), ws
@@ -145,7 +148,7 @@ class Tile:
     r1: int
     c0: int
     c1: int
-    ws: float
+    ws: np.ndarray                  # (pairs,) weight per unit of differential conductance
     fs: float                       # ADC full scale (conductance units x input units)
     w: np.ndarray                   # (rows, pairs) effective weights at full row voltage
     load: np.ndarray | None         # IR-drop bit-line load (weight units) or None
@@ -165,7 +168,7 @@ def read(tl: Tile, x: np.ndarray, fx: Effects, x_top: float, rng: np.random.Gene
     return y
 
 
-def chip_tile(index: tuple[int, int, int, int], ws: float, fs: float, w: np.ndarray, gp: np.ndarray,
+def chip_tile(index: tuple[int, int, int, int], ws: np.ndarray, fs: float, w: np.ndarray, gp: np.ndarray,
               gn: np.ndarray, fx: Effects, rng: np.random.Generator, dtype: np.dtype) -> Tile:
     """Draw one chip instance's static effects for a tile and pre-combine them for reads."""
     w = w.astype(np.float64)
