@@ -140,6 +140,7 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
         code = input_code(g, name)
         Wq = np.zeros_like(M)
         tiles = []
+        clipped = 0
         for r0 in range(0, M.shape[0], rows_max):
             r1 = min(r0 + rows_max, M.shape[0])
             for c0 in range(0, M.shape[1], pairs_max):
@@ -147,6 +148,7 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
                 gp, gn, ws = X.targets(M[r0:r1, c0:c1], g_off, fx.levels)
                 k = len(tiles)
                 wt = ws * (gp - gn)
+                clipped += int((np.abs(M[r0:r1, c0:c1]) > ws * (1.0 - g_off) * (1 + 1e-9)).sum())
                 Wq[r0:r1, c0:c1] = wt
                 key = f"xbar{li:03d}.t{k:03d}"
                 arrays[f"{key}.w"] = wt.astype(np.float32)
@@ -167,6 +169,11 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
             semantics.record(meta, name, "quantisation",
                              f"weights rounded to {fx.levels} conductance levels per cell (differential pair, "
                              f"per-tile scale): relative weight error {rel:.3g}; verify gates the effect", rel)
+        if clipped:
+            semantics.record(meta, name, "saturation",
+                             f"{clipped} of {M.size} weights clipped to the per-column level range chosen for the "
+                             f"least squared rounding + clipping error (fraction {clipped / M.size:.3g}); "
+                             "verify gates the effect", clipped / M.size)
         positions = None
         if kind == "conv":
             shp = G.node_shape(g.nodes[name], "output")

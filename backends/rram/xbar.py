@@ -124,10 +124,26 @@ def targets(w: np.ndarray, g_off: float, levels: int | None) -> tuple[np.ndarray
     ws is per column (a digital gain after each column's ADC): every column uses the whole conductance
     window, so the absolute write-verify error is smallest relative to its weights."""
     peak = np.abs(w).max(axis=0) if w.size else np.zeros(w.shape[1])
+    if levels is not None and w.size:
+        peak = mse_clip(w, peak, levels)
     ws = np.where(peak > 0, peak / (1.0 - g_off), 1.0)
-    gp = g_off + np.maximum(w, 0) / ws
-    gn = g_off + np.maximum(-w, 0) / ws
+    gp = g_off + np.clip(w, 0, peak) / ws
+    gn = g_off + np.clip(-w, 0, peak) / ws
     return D.quantise(gp, levels, g_off), D.quantise(gn, levels, g_off), ws
+
+
+def mse_clip(w: np.ndarray, peak: np.ndarray, levels: int) -> np.ndarray:
+    """Per column, the clip value in [0.3, 1] x peak that minimises the squared error of `levels`-level
+    rounding plus clipping: a few outliers should not cost every other weight its resolution."""
+    best, err = peak.copy(), np.full(peak.shape, np.inf)
+    for f in np.linspace(0.3, 1.0, 15):
+        c = np.where(peak > 0, f * peak, 1.0)
+        step = c / (levels - 1)
+        q = np.clip(np.rint(w / step), -(levels - 1), levels - 1) * step
+        e = ((q - w) ** 2).sum(axis=0)
+        better = e < err
+        best, err = np.where(better, np.where(peak > 0, c, 0.0), best), np.where(better, e, err)
+    return best
 
 
 def dac(x: np.ndarray, lsb: float, top: float, signed: bool, bits: int | None) -> np.ndarray:
