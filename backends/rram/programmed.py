@@ -265,12 +265,15 @@ def calibrate(art: Artifact, inputs: dict[str, np.ndarray], gains: bool = True) 
             P, _ = k.patches(x)
             k.stat["max"] = max(k.stat["max"], float(P.max(initial=0.0)))
             k.stat["min"] = min(k.stat["min"], float(P.min(initial=0.0)))
+            k.stat["int"] = k.stat["int"] and bool(np.all(P == np.rint(P)))
             return orig(x, state)
-        k.stat = {"max": 0.0, "min": 0.0}
+        k.stat = {"max": 0.0, "min": 0.0, "int": True}
         k.step = step
         stats.append(k.stat)
     sim.run(inputs)
     for lay, rec, st in zip(layers, recs, stats):
+        if lay["encoding"].startswith("input") and not st["int"]:
+            lay.update(graded=True, dac_lsb=0.0, encoding="input (graded, from calibration data)")
         if lay["graded"]:
             lay["dac_top"] = max(abs(st["max"]), abs(st["min"]), 1e-12)
             lay["dac_signed"] = st["min"] < 0
