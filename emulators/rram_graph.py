@@ -117,7 +117,7 @@ class XbarKernel:
         assert rec is not None
         ideal = xr @ rec["w"][k]
         rec["peak"][k] = max(rec["peak"][k], float(np.abs(ideal / tl.ws).max(initial=0.0)))
-        rec["yy"][tl.c0:tl.c1] += (y * y).sum(axis=0)
+        rec["rr"][tl.c0:tl.c1] += (ideal * ideal).sum(axis=0)
         rec["yr"][tl.c0:tl.c1] += (y * ideal).sum(axis=0)
 
 

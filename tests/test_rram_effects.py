@@ -88,7 +88,7 @@ def test_gain_calibration_recovers_systematic_error(setup):
     """Per-column gains fitted on calibration data undo most of a strong IR drop (a systematic loss)."""
     _, xs = setup
     x = xs["spikes"]
-    opts = {"rram.mode": "programmed", "rram.noise": "off", "rram.levels": 16, "rram.r_wire": 20.0}
+    opts = {"rram.mode": "programmed", "rram.noise": "off", "rram.levels": 16, "rram.r_wire": 0.5}
     art = compile_model(_integrator(), "rram-neurram-48x256", CompileOptions(extra=opts), calibration={"input": x})
     ideal = GraphEmulator(effects=dict(OFF)).run(art, {"input": x}, probes=True).states["acc.v"]
     err = {}

@@ -247,8 +247,8 @@ def calibrate(art: Artifact, inputs: dict[str, np.ndarray], gains: bool = True) 
 
     1. ideal crossbar run: each layer's input range (DAC full scale of graded inputs) and each tile's
        largest |partial sum| (ADC full scale, so calibration data never clips);
-    2. this chip instance (seed) with every effect on: per output column the least-squares gain that maps
-       the chip's digitised sums onto the ideal sums of the same inputs, applied in the periphery.
+    2. this chip instance (seed) with every effect on: per output column the gain that maps the chip's
+       digitised sums onto the ideal sums of the same inputs (in the mean), applied in the periphery.
     """
     from spikeforge.emulators.rram_graph import GraphEmulator
 
@@ -289,8 +289,11 @@ def calibrate(art: Artifact, inputs: dict[str, np.ndarray], gains: bool = True) 
     recs = _attach(art, sim)
     sim.run(inputs)
     for i, rec in enumerate(recs):
-        g = np.where(rec["yy"] > 0, rec["yr"] / np.where(rec["yy"] > 0, rec["yy"], 1.0), 1.0)
-        art.arrays[f"xbar{i:03d}.gain"] = g.astype(np.float64)
+        # gain = <ideal, ideal> / <chip, ideal>: for chip = a ideal + independent noise this is 1/a, unbiased by
+        # the noise (a least-squares fit of ideal on chip would shrink every column towards 0)
+        ok = rec["yr"] > 1e-12 * np.maximum(rec["rr"], 1e-300)
+        g = np.where(ok, rec["rr"] / np.where(ok, rec["yr"], 1.0), 1.0)
+        art.arrays[f"xbar{i:03d}.gain"] = np.clip(g, 0.5, 2.0).astype(np.float64)
     art.meta["calibrated_seed"] = int(art.meta["seed"])
 
 
@@ -299,7 +302,7 @@ def _attach(art: Artifact, sim: Any) -> list[dict[str, Any]]:
     for i, lay in enumerate(art.meta["layers"]):
         k = sim.kernels[lay["node"]]
         w = [np.asarray(art.arrays[f"xbar{i:03d}.t{j:03d}.w"], np.float64) for j in range(len(lay["tiles"]))]
-        k.record = {"w": w, "peak": [0.0] * len(w), "yy": np.zeros(lay["out"]), "yr": np.zeros(lay["out"])}
+        k.record = {"w": w, "peak": [0.0] * len(w), "rr": np.zeros(lay["out"]), "yr": np.zeros(lay["out"])}
         recs.append(k.record)
     return recs
 
