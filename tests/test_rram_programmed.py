@@ -184,3 +184,34 @@ def test_profile_reports_programming_once_and_cites_sources():
     assert names["mvm"].value == pytest.approx(tr.total("tile_reads") / 16 * 2.0e-9)
     assert names["programming_energy"].value == pytest.approx(art.meta["cells_used"] * 10 * 20e-12)
     assert any("energy.mvm_core" in s for s in names["mvm"].sources)
+
+
+def test_programmed_artifact_is_byte_reproducible_and_round_trips(tmp_path):
+    from spikeforge.artifact import Artifact
+
+    trees = []
+    for name in ("a", "b"):
+        art, inputs, _ = _digits("digits_mlp.onnx", "rram-neurram-48x256")
+        d = art.save(tmp_path / name)
+        trees.append({p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()})
+    assert trees[0] == trees[1] and "code/programming_map.json" in trees[0]
+    back = Artifact.load(tmp_path / "a")
+    x = {k: v[:, :32] for k, v in inputs.items()}
+    np.testing.assert_array_equal(RRAMEmulator().run(back, x).outputs["output"],
+                                  RRAMEmulator().run(art, x).outputs["output"])
+
+
+def test_cli_prints_the_mode_and_refuses_bad_values(tmp_path):
+    from click.testing import CliRunner
+
+    from spikeforge.cli import main
+
+    r = CliRunner()
+    model, data = str(models.path("digits_snn.nir")), str(models.path("digits_inputs.npz"))
+    res = r.invoke(main, ["compile", model, "--board", "rram-neurram-48x256", "-o", str(tmp_path / "a"),
+                          "--calibration", data, "--set", "rram.adc_bits=6"])
+    assert res.exit_code == 0, res.output
+    assert "rram.mode=programmed (auto" in res.output
+    res = r.invoke(main, ["compile", model, "--board", "rram-neurram-48x256", "-o", str(tmp_path / "b"),
+                          "--set", "rram.mode=reservoir"])
+    assert res.exit_code == 2 and "one reservoir population" in res.output and "Traceback" not in res.output
