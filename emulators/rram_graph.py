@@ -46,7 +46,7 @@ class XbarKernel:
         self.ideal = ideal
         self.conv = layer["kind"] == "conv"
         self.bias = None if layer.get("bias") is None else np.asarray(layer["bias"], np.float64)
-        self.counts = {k: 0.0 for k in ("reads", "adc_conversions", "tile_reads", "digital_adds", "macs")}
+        self.counts: dict[str, list[float]] = {k: [] for k in ("reads", "adc_conversions", "tile_reads", "digital_adds")}
         self.record: dict[str, Any] | None = None       # calibration hooks (lowering only)
 
     def init(self, batch: int) -> Any:
@@ -77,15 +77,18 @@ class XbarKernel:
         return cols.transpose(1, 2).reshape(-1, cols.shape[1]).numpy(), (t.shape[0], ho, wo)
 
     def step(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        P, geo = self.patches(x)
-        self.counts["reads"] += float(np.count_nonzero(P))
+        P, geo = self.patches(x)                       # one call per time step: counts are per step
         r = self.layer.get("replicas", 1)
+        step = {"reads": float(np.count_nonzero(P)) * r, "tile_reads": 0.0, "adc_conversions": 0.0,
+                "digital_adds": 0.0}
         for reps in self.tiles:
             tl = reps[0]
             live = float(np.any(P[:, tl.r0:tl.r1] != 0, axis=1).sum()) * r
-            self.counts["tile_reads"] += live
-            self.counts["adc_conversions"] += live * (tl.c1 - tl.c0)
-            self.counts["digital_adds"] += live * (tl.c1 - tl.c0)
+            step["tile_reads"] += live
+            step["adc_conversions"] += live * (tl.c1 - tl.c0)
+            step["digital_adds"] += live * (tl.c1 - tl.c0)
+        for key, v in step.items():
+            self.counts[key].append(v)
         if self.ideal and self.record is None:
             return self.inner.step(x, state)
         lay = self.layer
@@ -191,9 +194,10 @@ class GraphEmulator:
         for lay in art.meta["layers"]:
             k = sim.kernels[lay["node"]]
             for key, v in k.counts.items():
-                counts[key][:] += v / T                   # totals spread evenly: per-step detail is not needed
-            mvms += k.counts["tile_reads"]
-            layer_counts[lay["node"]] = {"tile_reads": k.counts["tile_reads"], "synops": res.layer_synops[lay["node"]]}
+                counts[key] += np.asarray(v, np.float64)
+            mvms += float(np.sum(k.counts["tile_reads"]))
+            layer_counts[lay["node"]] = {"tile_reads": float(np.sum(k.counts["tile_reads"])),
+                                         "synops": res.layer_synops[lay["node"]]}
         states: dict[str, np.ndarray] = {}
         if probes:
             spiking = set(art.meta.get("spiking_nodes", []))

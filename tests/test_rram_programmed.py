@@ -182,6 +182,9 @@ def test_profile_reports_programming_once_and_cites_sources():
     assert "programming_energy" not in {i.component for i in p.energy}      # once per deployment, not per inference
     assert all(i.sources for i in p.energy)
     assert names["mvm"].value == pytest.approx(tr.total("tile_reads") / 16 * 2.0e-9)
+    assert tr.counts["tile_reads"].shape == (25,) and tr.counts["adc_conversions"][5] > 0     # per time step
+    assert tr.meta["mvms"] == pytest.approx(tr.total("tile_reads"))
+    assert any(w["kind"] == "other" and "calibration samples" in w["detail"] for w in art.meta["semantic_warnings"])
     assert names["programming_energy"].value == pytest.approx(art.meta["cells_used"] * 10 * 20e-12)
     assert any("energy.mvm_core" in s for s in names["mvm"].sources)
 

@@ -211,7 +211,7 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
     calib = _calibration_inputs(options, g)
     if calib is not None:
         calibrate(art, calib, gains=bool(options.extra.get("rram.calibrate", True)))
-    _record_noise(art, fx)
+    _record_noise(art, fx, calib)
     return art
 
 
@@ -307,12 +307,25 @@ def _attach(art: Artifact, sim: Any) -> list[dict[str, Any]]:
     return recs
 
 
-def _record_noise(art: Artifact, fx: X.Effects) -> None:
-    """Analog effects change every read: recorded once per layer; verify measures and gates them."""
+def _record_noise(art: Artifact, fx: X.Effects, calib: dict[str, np.ndarray] | None) -> None:
+    """Analog effects change every read: recorded per layer, with the output effect measured on the
+    calibration data when there is some (1 - prediction agreement with the float model); verify gates it."""
     on = [f"{k}={v}" for k, v in fx.to_dict().items() if v and k not in ("levels", "drift_nu")]
     if not on:
         return
+    measured, magnitude = "no calibration data to measure the output effect on", 0.0
+    if calib is not None:
+        from spikeforge.emulators.rram_graph import GraphEmulator
+        from spikeforge.refsim import simulate
+        from spikeforge.verify import scores
+
+        s_chip = scores(GraphEmulator().run(art, calib).outputs)
+        s_ref = scores(simulate(art.reference, calib, art.meta["dt"]).outputs)
+        agree = float((s_chip.argmax(1) == s_ref.argmax(1)).mean())
+        magnitude = 1.0 - agree
+        measured = (f"measured on {s_ref.shape[0]} calibration samples: prediction agreement with the float model "
+                    f"{agree:.1%}, mean |output difference| {np.abs(s_chip - s_ref).mean():.3g} per output")
     for lay in art.meta["layers"]:
         semantics.record(art.meta, lay["node"], "other",
                          "analog crossbar non-idealities (" + ", ".join(on) + ") perturb this layer's sums; "
-                         "verify gates the output effect", 0.0)
+                         + measured + "; verify gates the output effect", magnitude)
