@@ -138,6 +138,10 @@ def test_cnn_sinabs_compiles_with_kernel_stationary_tiling():
     x = (np.random.default_rng(0).random((6, 2, 2, 34, 34)) < 0.3).astype(np.float32)
     checks = RRAMBackend().verify_extra(art, {"input": x})
     assert checks[0][1], checks
+    # at default noise the full 128 x 256 layer leaves the first-order IR-drop regime: compile says so
+    art = compile_model(g_path, "rram-neurram-48x256", CompileOptions(dt=1e-3))
+    ir = [w for w in art.meta["semantic_warnings"] if "IR drop" in w["detail"]]
+    assert [w["node"] for w in ir] == ["9"] and ir[0]["magnitude"] > 0.1
 
 
 def test_refusal_names_the_binding_limit():

@@ -169,6 +169,8 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
             semantics.record(meta, name, "quantisation",
                              f"weights rounded to {fx.levels} conductance levels per cell (differential pair, "
                              f"per-tile scale): relative weight error {rel:.3g}; verify gates the effect", rel)
+        if fx.ir_drop:
+            _check_ir_drop(meta, name, arrays, li, len(tiles), fx.ir_drop)
         if clipped:
             semantics.record(meta, name, "saturation",
                              f"{clipped} of {M.size} weights clipped to the per-column level range chosen for the "
@@ -213,6 +215,26 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
         calibrate(art, calib, gains=bool(options.extra.get("rram.calibrate", True)))
     _record_noise(art, fx, calib)
     return art
+
+
+IR_FIRST_ORDER_LIMIT = 0.1
+
+
+def _check_ir_drop(meta: dict[str, Any], name: str, arrays: dict[str, np.ndarray], li: int, n: int, ir: float) -> None:
+    """The IR-drop model is first order in r_wire: say so when a tile's worst attenuation leaves that regime."""
+    worst = 0.0
+    for k in range(n):
+        gp = np.asarray(arrays[f"xbar{li:03d}.t{k:03d}.g_pos"], np.float64)
+        gn = np.asarray(arrays[f"xbar{li:03d}.t{k:03d}.g_neg"], np.float64)
+        phys = np.empty((gp.shape[0], 2 * gp.shape[1]))
+        phys[:, 0::2], phys[:, 1::2] = gp, gn                  # G+ on bit line 2j, G- on 2j+1, as read
+        beyond = np.cumsum(phys[:, ::-1], axis=1)[:, ::-1]
+        worst = max(worst, float(ir * np.cumsum(beyond, axis=1).max(initial=0.0)))
+    if worst > IR_FIRST_ORDER_LIMIT:
+        semantics.record(meta, name, "other",
+                         f"word-line IR drop reaches {min(worst, 1.0):.0%} of the read voltage in the worst cell; the "
+                         f"first-order IR model is only trusted below {IR_FIRST_ORDER_LIMIT:.0%} (lower rram.r_wire, or "
+                         "treat this layer's IR effect as an estimate); verify gates the output effect", worst)
 
 
 def _replicas(options: CompileOptions, n_tiles: int, max_macros: int) -> int:
