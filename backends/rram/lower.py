@@ -1,4 +1,7 @@
-"""Lowering an LSM onto 512 x 512 RRAM macros (differential pairs), and training its readout.
+"""The RRAM backend's entry point, and the reservoir (LSM) mode: an LSM onto RRAM macros plus its readout.
+
+`RRAMBackend.lower` picks the mode (`rram.mode`: auto / programmed / reservoir): any trained graph goes
+to programmed.py (write-verify its weights); a single-reservoir LSM stays here.
 
 Crossbar rows (word lines) are presynaptic: the input channels and the reservoir's own spikes of the
 previous step; a differential column pair (G+, G-) is one reservoir neuron's input current. Input
