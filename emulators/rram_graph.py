@@ -22,6 +22,7 @@ import numpy as np
 
 from spikeforge.artifact import Artifact
 from spikeforge.backends.rram import xbar as X
+from spikeforge.errors import InputError
 from spikeforge.interfaces import Trace
 from spikeforge.refsim import ReferenceSimulator, config_for_graph
 
@@ -92,6 +93,11 @@ class XbarKernel:
         if self.ideal and self.record is None:
             return self.inner.step(x, state)
         lay = self.layer
+        if self.fx.dac_bits is not None and lay["dac_lsb"] > 0 and not np.all(P == np.rint(P / lay["dac_lsb"]) *
+                                                                           lay["dac_lsb"]):
+            raise InputError(f"layer '{lay['node']}' was compiled for {lay['encoding']} (DAC step {lay['dac_lsb']:g}) "
+                             "but receives graded values; the DAC would round them",
+                             node=lay["node"], hint="compile with --calibration data that holds such inputs")
         Pq = X.dac(P, lay["dac_lsb"], lay["dac_top"], lay["dac_signed"], self.fx.dac_bits)
         Y = np.zeros((P.shape[0], lay["out"]), np.float64)
         for k, reps in enumerate(self.tiles):

@@ -96,3 +96,12 @@ def test_gain_calibration_recovers_systematic_error(setup):
         v = GraphEmulator(calibrated=cal).run(art, {"input": x}, probes=True).states["acc.v"]
         err[cal] = float(np.linalg.norm(v - ideal) / np.linalg.norm(ideal))
     assert err[False] > 0.02 and err[True] < 0.5 * err[False]
+
+
+def test_graded_input_on_a_layer_compiled_for_spikes_is_refused():
+    from spikeforge.errors import InputError
+
+    art = compile_model(_integrator(), "rram-neurram-48x256", CompileOptions(extra={"rram.mode": "programmed"}))
+    x = np.full((2, 1, N_IN), 0.5, np.float32)
+    with pytest.raises(InputError, match="compiled for input .assumed spikes.* graded values"):
+        GraphEmulator().run(art, {"input": x})
