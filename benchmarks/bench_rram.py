@@ -11,32 +11,37 @@
 3. Accuracy on sklearn digits as spike trains (zero-shot 200-neuron reservoir): float software vs
    zero-shot with typical non-idealities, and accuracy vs read noise and vs ADC bits.
 
-usage: python benchmarks/bench_rram.py [--quick] [--plot docs/rram_curves.png]
+Timings: warm-up, then 5 samples (min / median / max via benchmarks/_common.py); results JSON outside
+the tree (--out DIR or $SPIKEFORGE_BENCH_OUT); a MISSED line when spikeforge is not faster than aihwkit.
+The programmed-weight mode (any trained graph) has its own benchmark, bench_rram_programmed.py.
+
+usage: python benchmarks/bench_rram.py [--quick] [--plot docs/rram_curves.png] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Report, Timing, timeit  # noqa: E402
 
-def _timeit(fn: Callable[[], object], min_time: float = 0.5, repeat: int = 3) -> float:
-    """Best-of-`repeat` seconds per call."""
+REPORT = Report("bench_rram")
+
+
+def _timeit(fn: Callable[[], object], min_time: float = 0.5, repeat: int = 5) -> Timing:
+    """Seconds per call over `repeat` timed samples (after a warm-up); each sample runs enough calls to
+    last about min_time / repeat, so sub-millisecond calls are not dominated by timer overhead."""
+    t0 = time.perf_counter()
     fn()
-    best = float("inf")
-    for _ in range(repeat):
-        n, t0 = 0, time.perf_counter()
-        while True:
-            fn()
-            n += 1
-            el = time.perf_counter() - t0
-            if el >= min_time:
-                break
-        best = min(best, el / n)
-    return best
+    n = max(1, int(min_time / repeat / max(time.perf_counter() - t0, 1e-9)))
+    t, _ = timeit(lambda: [fn() for _ in range(n)], repeats=repeat, warmup=1)
+    return Timing([x / n for x in t.samples])
 
 
 def bench_emulator(quick: bool) -> None:
@@ -58,8 +63,12 @@ def bench_emulator(quick: bool) -> None:
         for ni in ("typical", "off"):
             for dtype in ("float64", "float32"):
                 emu = RRAMEmulator(nonideal=ni, dtype=dtype)
-                sec = _timeit(lambda emu=emu, x=x: emu.run(art, {"input": x}), min_time=0.3, repeat=2)
-                print(f"| {B} | {ni} | {dtype} | {T / sec:,.0f} | {T * B / sec:,.0f} |")
+                tm = _timeit(lambda emu=emu, x=x: emu.run(art, {"input": x}), min_time=0.3, repeat=3)
+                sec = tm.median
+                print(f"| {B} | {ni} | {dtype} | {T / sec:,.0f} (min-max {T / tm.max:,.0f}-{T / tm.min:,.0f}) | "
+                      f"{T * B / sec:,.0f} |")
+                REPORT.rows.append({"part": "emulator", "batch": B, "nonideal": ni, "dtype": dtype,
+                                    "seconds_per_run": tm.to_dict(), "steps": T})
 
 
 def bench_tile(quick: bool) -> None:
@@ -103,18 +112,25 @@ def bench_tile(quick: bool) -> None:
         xt = torch.from_numpy(x32)
         wf = tile32.w
         r = np.random.default_rng(3)
-        t_sf = _timeit(lambda x=x64, r=r: read_tile(tile, x, ni.adc_bits, r))
-        t_sf32 = _timeit(lambda x=x32, r=r: read_tile(tile32, x, ni.adc_bits, r))
-        t_mm = _timeit(lambda x=x32, wf=wf: x @ wf)
+        tms = {"sf64": _timeit(lambda x=x64, r=r: read_tile(tile, x, ni.adc_bits, r)),
+               "sf32": _timeit(lambda x=x32, r=r: read_tile(tile32, x, ni.adc_bits, r)),
+               "matmul": _timeit(lambda x=x32, wf=wf: x @ wf)}
         with torch.no_grad():
-            t_tl = _timeit(lambda x=xt: lin(x))
+            tms["torch"] = _timeit(lambda x=xt: lin(x))
+        t_sf, t_sf32, t_mm, t_tl = (tms[k].median for k in ("sf64", "sf32", "matmul", "torch"))
         ideal = x64 @ w.T.astype(np.float64)
         errs[B] = _rel_err(read_tile(tile, x64, ni.adc_bits, np.random.default_rng(4)), ideal)
         cell = ["n/a", "n/a", "n/a"]
         ratio = "n/a"
+        row = {"part": "tile", "batch": B, **{k: v.to_dict() for k, v in tms.items()}, "spikeforge_err": errs[B]}
         if aih is not None:
             cell = [f"{aih[c]['ms'][str(B)]:.3f}" for c in ("same", "default", "ideal")]
             ratio = f"{aih['same']['ms'][str(B)] / (t_sf32 * 1e3):.1f}x"
+            row.update(aihwkit={c: {"ms": aih[c]["ms"][str(B)], "err": aih[c]["err"][str(B)]}
+                                for c in ("same", "default", "ideal")})
+            REPORT.target(f"tile forward batch {B}: aihwkit (same effects) / spikeforge f32 time",
+                          aih["same"]["ms"][str(B)] / (t_sf32 * 1e3), 1.0)
+        REPORT.rows.append(row)
         print(f"| {B} | {t_sf * 1e3:.3f} | {t_sf32 * 1e3:.3f} | {t_mm * 1e3:.3f} | {t_tl * 1e3:.3f} | "
               f"{' | '.join(cell)} | {ratio} | {t_sf32 / t_mm:.1f}x |")
     print("\nrelative output error ||y - x W|| / ||x W|| (shows the non-idealities are on): "
@@ -231,7 +247,7 @@ def aihwkit_worker(d: str) -> None:
         ms, err = {}, {}
         with torch.no_grad():
             for B, x in xs.items():
-                ms[str(B)] = _timeit(lambda m=m, x=x: m(x), min_time=cfg["min_time"]) * 1e3
+                ms[str(B)] = _timeit(lambda m=m, x=x: m(x), min_time=cfg["min_time"]).median * 1e3
                 err[str(B)] = _rel_err(m(x).double().numpy(), ideal[B])
         out[name] = {"ms": ms, "err": err}
     print(json.dumps(out))
@@ -322,6 +338,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller runs (a smoke test of the benchmark)")
     ap.add_argument("--plot", default=None, help="write the accuracy curves as a PNG")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: emulator,tile,accuracy")
+    ap.add_argument("--out", default=None, help="results directory (see _common.out_dir)")
     ap.add_argument("--aihwkit-worker", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.aihwkit_worker:
@@ -335,6 +352,7 @@ def main() -> None:
         bench_tile(a.quick)
     if "accuracy" not in skip:
         bench_accuracy(a.quick, a.plot)
+    REPORT.save()
 
 
 if __name__ == "__main__":

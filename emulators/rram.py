@@ -171,6 +171,11 @@ class RRAMEmulator(Emulator):
     def run(self, artifact: Artifact, inputs: dict[str, np.ndarray] | np.ndarray, *,
             probes: bool = False) -> Trace:
         art = artifact
+        if art.meta.get("engine") == "graph":
+            from .rram_graph import GraphEmulator
+
+            fx = None if self.nonideal is None else ("off" if self.nonideal == "off" else self.nonideal)
+            return GraphEmulator(effects=fx, seed=self.seed).run(art, inputs, probes=probes)
         st = art.meta["structure"]
         ni = D.NonIdeal.parse(self.nonideal if self.nonideal is not None else art.meta["nonideal"])
         seed = int(art.meta.get("seed", 0) if self.seed is None else self.seed)
@@ -252,6 +257,7 @@ class RRAMEmulator(Emulator):
         states = {}
         if probes:
             states = {f"{st['pop']}.v": np.stack(v_probe), f"{st['pop']}.spikes": np.stack(s_probe),
+                      f"{st['pop']}.s": np.stack(s_probe),
                       f"{st['pop']}.current": np.stack(i_probe)}
         return Trace(
             outputs={st["output"]: np.stack(outs)},

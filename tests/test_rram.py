@@ -42,11 +42,11 @@ def test_generated_reservoir_matches_spec():
     assert res.states["lif.v"].shape == (3, 1, 120)
 
 
-@pytest.mark.parametrize("mode", ["programmed", "zero_shot"])
-def test_ideal_crossbar_equals_reference_simulator(mode):
+@pytest.mark.parametrize("weights", ["programmed", "zero_shot"])
+def test_ideal_crossbar_equals_reference_simulator(weights):
     # 300 neurons + 64 inputs: 2 row blocks x 2 column blocks = 4 tiles, partial sums added digitally
     g = generate(size=300, inputs=64, p_connect=0.1, spectral_radius=1.0, seed=1)
-    art = _lower(g, mode=mode)
+    art = _lower(g, mode="reservoir", reservoir_weights=weights)
     assert art.meta["macros"] == 4
     x = _spikes(25, 6, 64)
     tr = RRAMEmulator(nonideal="off").run(art, {"input": x}, probes=True)
@@ -156,7 +156,10 @@ def test_errors_name_the_problem():
                                  nir.Affine(np.ones((3, 3), np.float32), np.zeros(3, np.float32)),
                                  nir.LIF(tau=np.ones(3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3)))
     with pytest.raises(UnsupportedError, match="one reservoir population"):
-        RRAMBackend().lower(two, BOARD, CompileOptions(dt=1e-3))
+        RRAMBackend().lower(two, BOARD, CompileOptions(dt=1e-3, extra={"rram.mode": "reservoir"}))
+    # auto mode compiles the same two-layer graph with programmed weights instead, and says why
+    art = RRAMBackend().lower(two, BOARD, CompileOptions(dt=1e-3))
+    assert art.meta["mode"] == "programmed" and "not a single-reservoir LSM" in art.meta["warnings"][0]
 
 
 def test_nonideal_parse():

@@ -1,8 +1,9 @@
-"""`rram-40nm-512x512`: liquid state machines on resistive-memory in-memory-computing macros.
+"""RRAM in-memory-computing boards (`rram-40nm-512x512`, `rram-neurram-48x256`).
 
-Zero-shot (formed random conductances) or programmed weights on 512 x 512 differential crossbar
-tiles, a read-by-read emulator with switchable non-idealities (emulators/rram.py), a digital readout
-trained on emulated states, and an energy / latency model from the board spec.
+Programmed-weight mode: any trained graph's weights write-verified into differential crossbar tiles
+(programmed.py, xbar.py, emulators/rram_graph.py). Reservoir mode: zero-shot liquid state machines on
+formed random conductances with a digital readout trained on emulated states (lower.py, reservoir.py,
+emulators/rram.py). Both have switchable non-idealities and a cited energy / latency model.
 """
 
 from .lower import RRAMBackend, analyse, fit_readout

@@ -21,6 +21,10 @@ from .device import load_board
 
 class RRAMCostModel(CostModel):
     def profile(self, artifact: Artifact, trace: Trace) -> Profile:
+        if artifact.meta.get("engine") == "graph":
+            from .cost_programmed import profile_programmed
+
+            return profile_programmed(artifact, trace)
         b = load_board(artifact.board)
         batch = max(1, trace.batch)
         T = max(1, trace.timesteps)

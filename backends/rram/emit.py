@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge.artifact import Artifact
+from spikeforge.emitsafe import one_line
 
 
 def programming_map(art: Artifact, board: Any) -> dict[str, Any]:
@@ -76,6 +77,7 @@ DATA.npz holds 'input' (T, B, n_in) binary spikes and 'labels' (B,).
 import argparse
 
 from spikeforge.artifact import Artifact
+from spikeforge.emitsafe import one_line
 from spikeforge.backends.rram import fit_readout
 from spikeforge.npzio import load_npz
 
@@ -104,4 +106,46 @@ def emit(art: Artifact, board: Any) -> dict[str, str]:
         "code/programming_map.json": json.dumps(programming_map(art, board), indent=2, sort_keys=True) + "\n",
         "code/train_readout.py": TRAIN_SCRIPT,
         "code/report.md": report(art),
+    }
+
+
+def programming_map_programmed(art: Artifact, board: Any) -> dict[str, Any]:
+    """Per weight layer and tile: the word lines / pairs it holds, its targets, ADC and DAC settings."""
+    fx = art.meta["effects"]
+    layers = []
+    for i, lay in enumerate(art.meta["layers"]):
+        tiles = [{"macro": k, "word_lines": t["rows"], "pairs": t["cols"], "utilisation": t["utilisation"],
+                  "targets": {"g_pos": f"arrays.npz:xbar{i:03d}.t{k:03d}.g_pos",
+                              "g_neg": f"arrays.npz:xbar{i:03d}.t{k:03d}.g_neg"},
+                  "digital_gain_w_per_g": f"arrays.npz:xbar{i:03d}.t{k:03d}.ws", "adc": {"bits": fx["adc_bits"], "full_scale_g": t["adc_fs"],
+                                                            "from": t["adc_fs_from"]}}
+                 for k, t in enumerate(lay["tiles"])]
+        layers.append({"node": lay["node"], "kind": lay["kind"], "matrix": [lay["in"], lay["out"]],
+                       "mapping": "im2col, kernel-stationary" if lay["kind"] == "conv" else "dense",
+                       "mvms_per_step": lay["positions"] or 1, "input": lay["encoding"],
+                       "dac": {"bits": fx["dac_bits"], "lsb": lay["dac_lsb"], "full_scale": lay["dac_top"]},
+                       "write_verify": {"levels": fx["levels"]}, "tiles": tiles})
+    return {"board": art.board, "mode": "programmed", "macros": art.meta["macros"], "layers": layers}
+
+
+def report_programmed(art: Artifact) -> str:
+    m = art.meta
+    rows = "\n".join(
+        f"| {one_line(lay['node'], 60)} | {lay['kind']} | {lay['in']} x {lay['out']} | {len(lay['tiles'])} | "
+        f"{np.mean([t['utilisation'] for t in lay['tiles']]):.1%} | {lay['positions'] or 1} | "
+        f"{lay['weight_rel_error']:.3g} | {one_line(lay['encoding'], 60)} |"
+        for lay in m["layers"])
+    fx = ", ".join(f"{k}={v}" for k, v in m["effects"].items())
+    return (f"# RRAM programmed-weight compile report\n\n* board: {one_line(art.board)}, mode: **programmed**, "
+            f"time step {m['dt']:g} s\n* macros: **{m['macros']}**, mean tile utilisation {m['cell_utilisation']:.1%}\n"
+            f"* effects: {fx}\n* per-column gain calibration: "
+            f"{'seed ' + str(m['calibrated_seed']) if 'calibrated_seed' in m else 'no'}\n\n"
+            "| layer | kind | rows x pairs | macros | utilisation | MVMs/step | weight error (levels) | input |\n"
+            "|---|---|---|---|---|---|---|---|\n" + rows + "\n")
+
+
+def emit_programmed(art: Artifact, board: Any) -> dict[str, str]:
+    return {
+        "code/programming_map.json": json.dumps(programming_map_programmed(art, board), indent=2, sort_keys=True) + "\n",
+        "code/report.md": report_programmed(art),
     }

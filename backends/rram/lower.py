@@ -1,4 +1,7 @@
-"""Lowering an LSM onto 512 x 512 RRAM macros (differential pairs), and training its readout.
+"""The RRAM backend's entry point, and the reservoir (LSM) mode: an LSM onto RRAM macros plus its readout.
+
+`RRAMBackend.lower` picks the mode (`rram.mode`: auto / programmed / reservoir): any trained graph goes
+to programmed.py (write-verify its weights); a single-reservoir LSM stays here.
 
 Crossbar rows (word lines) are presynaptic: the input channels and the reservoir's own spikes of the
 previous step; a differential column pair (G+, G-) is one reservoir neuron's input current. Input
@@ -32,6 +35,7 @@ from spikeforge.interfaces import Backend, CompileOptions, CostModel, Emulator
 
 from . import device as D
 from . import readout as R
+from .options import OPTIONS
 from .reservoir import spectral_radius
 
 MODES = ("programmed", "zero_shot")
@@ -163,6 +167,25 @@ def _opt(options: CompileOptions, key: str, default: Any) -> Any:
     return options.extra.get(f"rram.{key}", default)
 
 
+MODE_CHOICES = ("auto", "programmed", "reservoir", "zero_shot")
+
+
+def choose_mode(g: nir.NIRGraph, dt: float, options: CompileOptions) -> tuple[str, str]:
+    """'programmed' or 'reservoir', and why: asked for, or (auto) whether the graph is an LSM."""
+    req = str(_opt(options, "mode", "auto")).replace("-", "_")
+    if req not in MODE_CHOICES:
+        raise InputError(f"rram.mode={req!r}; choose one of {MODE_CHOICES}", field="rram.mode")
+    if req == "programmed":
+        return "programmed", "asked for"
+    if req in ("reservoir", "zero_shot"):
+        return "reservoir", "asked for"
+    try:
+        analyse(g, dt)
+    except (UnsupportedError, GraphError) as exc:
+        return "programmed", f"auto: not a single-reservoir LSM ({exc.reason})"
+    return "reservoir", "auto: one recurrent LIF/CubaLIF population with a linear readout, an LSM"
+
+
 def _zero_shot(w: np.ndarray, board: Board, rng: np.random.Generator, sparsity: float | None,
                recurrent: bool) -> dict[str, np.ndarray | float]:
     """Form cells so their random conductances stand in for the (post, pre) weight matrix `w`."""
@@ -262,17 +285,29 @@ def _replace_weight(g: nir.NIRGraph, name: str, w: np.ndarray, b: np.ndarray | N
 
 
 class RRAMBackend(Backend):
-    """Liquid state machine on RRAM in-memory-computing macros (zero-shot or programmed weights)."""
+    """RRAM in-memory-computing macros: any trained graph (programmed mode) or an LSM (reservoir mode)."""
 
     name = "rram"
+    options = OPTIONS
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
         g, dt = with_dt(graph, options)
         g = copy.deepcopy(g)
+        chosen, why = choose_mode(g, dt, options)
+        note = f"rram.mode={chosen} ({why})"
+        if chosen == "programmed":
+            from .emit import emit_programmed
+            from .programmed import lower_programmed
+
+            art = lower_programmed(g, board, options, dt, self.name)
+            art.meta["warnings"] = [note]
+            art.files.update(emit_programmed(art, board))
+            return art
         st = analyse(g, dt)
-        mode = str(_opt(options, "mode", "programmed")).replace("-", "_")
+        mode = "zero_shot" if str(_opt(options, "mode", "auto")) == "zero_shot" else \
+            str(_opt(options, "reservoir_weights", "programmed"))
         if mode not in MODES:
-            raise InputError(f"rram.mode={mode!r}; choose one of {MODES}", field="rram.mode")
+            raise InputError(f"rram.reservoir_weights={mode!r}; choose one of {MODES}", field="rram.reservoir_weights")
         ni = D.NonIdeal.parse(_opt(options, "nonideal", "off"), board)
         rng = np.random.default_rng(options.seed)
         w_in, b_in = _weight(g.nodes[st.w_in])
@@ -318,7 +353,8 @@ class RRAMBackend(Backend):
             "cell_utilisation": float(sum(t["cells_used"] for t in tiles) / max(1, len(tiles) * rows_max * cols_max)),
             "g_off": float((board.value("physics.g_pristine") if mode == "zero_shot" else board.value("physics.g_hrs"))
                            / board.value("physics.g_max")),
-            "zero_shot": zero_info, "readout": None,
+            "zero_shot": zero_info, "readout": None, "engine": "reservoir", "warnings": [note],
+            "latency_steps": 0, "layer_map": {st.pop: "reservoir neurons (digital LIF)"},
         }
         art = Artifact(board=board.name, backend=self.name, reference=g, program=program, arrays=arrays,
                        meta=meta, options=options)
@@ -351,6 +387,8 @@ class RRAMBackend(Backend):
         from spikeforge.emulators.rram import RRAMEmulator
         from spikeforge.refsim import ReferenceSimulator, config_for_graph
 
+        if artifact.meta.get("engine") == "graph":
+            return _verify_programmed(artifact, inputs)
         st = artifact.meta["structure"]
         ideal = RRAMEmulator(nonideal=D.NonIdeal.off()).run(artifact, inputs, probes=True)
         ref = ReferenceSimulator(artifact.program, config_for_graph(artifact.program, dtype="float64")).run(
@@ -360,6 +398,20 @@ class RRAMBackend(Backend):
         same = bool(np.array_equal(a, b))
         return [("rram ideal crossbar == reference spikes (program weights, float64)", same,
                  f"{int((a != b).sum())} of {a.size} spike bits differ")]
+
+
+def _verify_programmed(artifact: Artifact, inputs: dict[str, np.ndarray]) -> list[tuple[str, bool, str]]:
+    """With every analog effect off the crossbar must equal the float reference of the programmed weights."""
+    from spikeforge.emulators.rram_graph import GraphEmulator
+    from spikeforge.refsim import ReferenceSimulator, config_for_graph
+
+    ideal = GraphEmulator(effects="off").run(artifact, inputs)
+    prog = artifact.program
+    ref = ReferenceSimulator(prog, config_for_graph(prog, artifact.meta.get("dt"), dtype="float64")).run(inputs)
+    bad = sum(int((np.asarray(ideal.outputs[k]) != np.asarray(v)).sum()) for k, v in ref.outputs.items())
+    total = sum(int(np.asarray(v).size) for v in ref.outputs.values())
+    return [("rram ideal crossbar == reference of the programmed (level-quantised) weights, float64", bad == 0,
+             f"{bad} of {total} output values differ")]
 
 
 def fit_readout(art: Artifact, inputs: np.ndarray, labels: np.ndarray, method: str = "ridge",
