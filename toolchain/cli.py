@@ -21,7 +21,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
+from .display import decisions, si
 from .errors import SpikeforgeError
+from .progress import activity
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -101,45 +103,30 @@ def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps
 
     A Brian2 .py model is executed to build its network: only pass files you trust.
     """
-    from .pipeline import compile_model
+    from . import api
 
-    extras: dict[str, Any] = {"prune_method": prune_method}
-    for item in extra:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SpikeforgeError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            extras[key] = json.loads(value)
-        except json.JSONDecodeError:
-            extras[key] = value
-    if prune is not None and not (0 <= prune < 1):
-        raise SpikeforgeError(f"--prune must be in [0, 1), got {prune}")
-    if bit_budget is not None and bit_budget <= 0:
-        raise SpikeforgeError(f"--bit-budget must be > 0, got {bit_budget}")
-    calib = None
-    if calibration is not None:
-        from .npzio import load_npz
-
-        if not calibration.exists():
-            raise SpikeforgeError("calibration file not found", file=str(calibration))
-        calib = load_npz(calibration)
-    opts = _options(dt=dt, timesteps=timesteps, bit_budget=bit_budget, prune=prune, delay_policy=delay_policy,
-                    seed=seed, extra=extras)
-    with err.status(f"compiling {model} for {board} ..."):
-        artifact = compile_model(model, board, opts, calibration=calib, trust=trust or None,
-                                 model_class=model_class)
-        path = artifact.save(output)
+    extras = api.parse_set(extra)
+    with activity(f"compiling {model} for {board}"):
+        artifact = api.compile(model, board, output=output, bit_budget=bit_budget, prune=prune,
+                               prune_method=prune_method, timesteps=timesteps, dt=dt, delay_policy=delay_policy,
+                               calibration=calibration, seed=seed, trust=trust, model_class=model_class,
+                               options=extras, warn=False)
+    path = artifact.path
     summary = {"artifact": str(path), "board": artifact.board, "backend": artifact.backend,
                "dt": artifact.meta.get("dt"), "files": sorted(artifact.files)}
     for key in ("warnings", "mapping", "summary"):
         if key in artifact.meta:
             summary[key] = artifact.meta[key]
+    summary["decisions"] = decisions(artifact.meta)
+    summary["warnings"] = artifact.warnings
     if as_json:
         _emit_json(summary)
         return
     out.print("[green]compiled[/] " + escape(f"{model} -> {path}  (board {artifact.board}, dt {artifact.meta.get('dt')} s)"))
-    for w in artifact.meta.get("warnings", []) or []:
-        err.print(f"[yellow]warning:[/] {escape(str(w))}")
+    for line in summary["decisions"]:
+        out.print("  " + escape(line))
+    for w in artifact.warnings:  # each once, without Python's source-line form
+        err.print(f"[yellow]warning:[/] {escape(w)}")
 
 
 # ------------------------------------------------------------------------------------------------ emulate
@@ -246,12 +233,7 @@ def profile_artifact(art, input_path: Path | None):
 
 
 def _fmt(value: float, unit: str) -> str:
-    if unit in ("J", "s", "W") and value != 0:
-        for scale, prefix in ((1, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"), (1e-18, "a")):
-            if abs(value) >= scale:
-                return f"{value / scale:.4g} {prefix}{unit}"
-        return f"{value:.3e} {unit}"
-    return f"{value:,.6g} {unit}"
+    return si(value, unit)
 
 
 @main.command()
