@@ -25,8 +25,21 @@ from .display import decisions, si
 from .errors import SpikeforgeError
 from .progress import activity
 
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+# On a terminal rich uses its width; piped, $COLUMNS or 100, so logs stay readable and diffable.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 100))
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _table(*headers: str, title: str | None = None, keys: int = 1) -> Table:
+    """A table that fits the width: the first `keys` columns (names) never wrap or shrink to '...';
+    the others wrap, folding long words instead of truncating them."""
+    t = Table(title=title, title_justify="left")
+    for i, h in enumerate(headers):
+        if i < keys:
+            t.add_column(h, no_wrap=True, overflow="fold")
+        else:
+            t.add_column(h, overflow="fold")
+    return t
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -75,7 +88,15 @@ def _options(**kw: Any):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spikeforge")
 def main() -> None:
-    """Compile trained spiking/ANN models to neuromorphic chips; emulate, verify and profile them."""
+    """Compile trained spiking/ANN models to neuromorphic chips; emulate, verify and profile them.
+
+    \b
+    Example:
+      spikeforge compile model.nir --board loihi2 -o out/art
+      spikeforge verify out/art --input inputs.npz
+    """
+    if not sys.stdout.isatty():  # piped: $COLUMNS (read per invocation) or 100 columns
+        out.width = int(os.environ.get("COLUMNS") or 100)
 
 
 # ------------------------------------------------------------------------------------------------ compile
@@ -338,38 +359,64 @@ def boards_show(name, as_json):
 
 
 # ------------------------------------------------------------------------------------------------ inspect / convert
-@main.command()
+@main.command(epilog="Example: spikeforge inspect toolchain/models/digits_snn.nir   (or an artifact directory)")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--full", is_flag=True, help="Print every array's values and every table instead of summaries.")
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON on stdout.")
 @handle_errors
-def inspect(model, as_json):
-    """Show a model's (or an artifact's) nodes, shapes, parameter ranges and recorded conventions."""
+def inspect(model, full, as_json):
+    """Show a model's (or an artifact's) nodes, shapes, parameter ranges and recorded conventions.
+
+    Arrays are summarised as dtype, shape, range and fraction of nonzeros; --full prints the values.
+    """
     from .inspect import describe_artifact, describe_graph
 
     if model.is_dir():
-        info = describe_artifact(_load_artifact(model))
+        info = describe_artifact(_load_artifact(model), full=full)
         graph_info = info["graph"]
     else:
         from .pipeline import load
 
-        graph_info = describe_graph(load(model))
+        graph_info = describe_graph(load(model), full=full)
         info = {"graph": graph_info}
     if as_json:
         _emit_json(info)
         return
-    t = Table("node", "type", "in", "out", "parameters", "conventions", title=str(model))
+    t = _table("node", "type", "shape in -> out", "parameters", "conventions", title=str(model), keys=2)
     for n in graph_info["nodes"]:
         params = "\n".join(f"{k}: {v}" for k, v in n["params"].items())
         conv = "\n".join(f"{k}={v}" for k, v in n["conventions"].items())
-        t.add_row(n["name"], n["type"], str(n["input"]), str(n["output"]), escape(params), escape(conv))
+        t.add_row(n["name"], n["type"], f"{_shape(n['input'])} -> {_shape(n['output'])}", escape(params),
+                  escape(conv))
     out.print(t)
-    out.print(escape(f"edges: {graph_info['edges']}"))
+    out.print(escape("edges: " + ", ".join(f"{a}->{b}" for a, b in graph_info["edges"])))
     if graph_info["recurrent"]:
-        out.print(escape(f"recurrent edges (one step latency): {graph_info['recurrent']}"))
-    out.print(escape(f"graph metadata: {graph_info['metadata']}"))
-    for key in ("board", "backend", "summary", "layers", "mapping", "warnings"):
-        if key in info:
-            out.print(f"[bold]{key}[/]: " + escape(json.dumps(info[key], indent=1, default=str)))
+        out.print(escape("recurrent edges (one step latency): " +
+                         ", ".join(f"{a}->{b}" for a, b in graph_info["recurrent"])))
+    out.print(escape("graph metadata: " + ", ".join(f"{k}={v}" for k, v in graph_info["metadata"].items())))
+    if "board" not in info:
+        return
+    out.print(f"[bold]board[/] {escape(info['board'])} (backend {escape(info['backend'])})")
+    for line in info["decisions"]:
+        out.print("  " + escape(line))
+    arrays = info["arrays"]
+    if full:
+        for key, value in info.items():
+            if key not in ("graph", "decisions", "warnings", "board", "backend"):
+                out.print(f"[bold]{key}[/]: " + escape(json.dumps(value, indent=1, default=str)))
+    else:
+        out.print(f"[bold]arrays[/] ({len(arrays)}; --full prints values):")
+        for k, v in list(arrays.items())[:8]:
+            out.print(escape(f"  {k}: {v}"))
+        if len(arrays) > 8:
+            out.print(f"  ... {len(arrays) - 8} more")
+        out.print(escape(f"files: {', '.join(info['files']) or 'none'}"))
+    for w in info["warnings"]:
+        out.print("[yellow]warning:[/] " + escape(w))
+
+
+def _shape(shape) -> str:
+    return "x".join(map(str, shape)) if shape else "?"
 
 
 @main.command()

@@ -1,0 +1,56 @@
+"""Readable CLI output (issue 16): summarised arrays, tables that keep names whole, help with examples."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import spikeforge as sf
+from spikeforge.cli import main
+
+
+def run(*args, columns: int = 80):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, env={"COLUMNS": str(columns)})
+
+
+@pytest.mark.parametrize("board", ["cpu-reference", "loihi2", "spinn3"])
+def test_inspect_of_the_bundled_digits_artifact_is_short(tmp_path, board):
+    sf.compile(sf.bundled("digits_snn.nir"), board, output=tmp_path / "art", warn=False)
+    r = run("inspect", tmp_path / "art")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert 10 < len(lines) < 60, r.output
+    assert all(len(line) <= 80 for line in lines)
+    assert "weight: float32 (64, 64)" in r.output  # summarised: dtype and shape, then the range
+    js = run("inspect", tmp_path / "art", "--json")
+    weight = __import__("json").loads(js.output)["graph"]["nodes"][1]["params"]["weight"]
+    assert re.fullmatch(r"float32 \(64, 64\) \[-?[\d.]+, -?[\d.]+\](, nonzero \d+%)?", weight), weight
+    assert not re.search(r"(-?\d+\.\d+,\s+){8}", r.output)  # no dumped value runs
+    full = run("inspect", tmp_path / "art", "--full")
+    assert full.exit_code == 0 and len(full.output.splitlines()) > 2 * len(lines)
+    js = run("inspect", tmp_path / "art", "--json", "--full")
+    weight = __import__("json").loads(js.output)["graph"]["nodes"][1]["params"]["weight"]
+    assert np.asarray(weight).shape == (64, 64)  # --full keeps the values
+
+
+def test_compile_prints_decisions_and_each_warning_once(tmp_path):
+    r = CliRunner().invoke(main, ["compile", str(sf.bundled("digits_snn.nir")), "--board", "loihi2",
+                                  "--bit-budget", "50", "-o", str(tmp_path / "a")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "fc1 w2/a1" in r.output and "T 25" in r.output and "cores_used 2" in r.output
+    warns = [line for line in r.output.splitlines() if line.startswith("warning:")]
+    assert warns and len(warns) == len(set(warns))
+    assert "UserWarning" not in r.output and "warnings.warn" not in r.output
+
+
+def test_npy_input_is_a_clean_error(tmp_path):
+    sf.compile(sf.bundled("digits_snn.nir"), "cpu-reference", output=tmp_path / "art", warn=False)
+    np.save(tmp_path / "x.npy", np.zeros((5, 2, 64), np.float32))
+    for cmd in ("verify", "emulate", "profile"):
+        extra = ["-o", str(tmp_path / "t.npz")] if cmd == "emulate" else []
+        r = run(cmd, tmp_path / "art", "--input", tmp_path / "x.npy", *extra)
+        assert r.exit_code == 2, (cmd, r.output)
+        assert "single .npy array" in r.output and "Traceback" not in r.output and "TypeError" not in r.output
