@@ -54,3 +54,24 @@ def test_npy_input_is_a_clean_error(tmp_path):
         r = run(cmd, tmp_path / "art", "--input", tmp_path / "x.npy", *extra)
         assert r.exit_code == 2, (cmd, r.output)
         assert "single .npy array" in r.output and "Traceback" not in r.output and "TypeError" not in r.output
+
+
+def test_demo_exit_code_follows_unexpected_failures(monkeypatch):
+    """A FAIL row that is not a listed finding makes `demo` exit 1; a listed finding or n/a does not."""
+    import spikeforge.demo as demo_mod
+
+    base = {"acc_float": 0.97, "acc_board": 0.8, "agreement": 0.8, "energy_J": 1e-6, "latency_s": 1e-3,
+            "checks": ["accuracy drop"], "warnings": []}
+    rows = [{"model": "digits_snn.nir", "board": "loihi2", **base, "verified": True},
+            {"model": "digits_snn.nir", "board": "sfq-rsfq", **base, "verified": False,
+             "expected_failure": "storage loops"},
+            {"model": "digits_lsm.nir", "board": "spinn3", "error": "x: cannot map"}]
+    monkeypatch.setattr(demo_mod, "run_demo", lambda *a, **k: list(rows))
+    r = run("demo")
+    assert r.exit_code == 0, r.output
+    assert "finding: digits_snn.nir on sfq-rsfq" in r.output and "1 pass, 1 known findings, 0 unexpected" in r.output
+    rows.append({"model": "digits_mlp.onnx", "board": "loihi2", **base, "verified": False})
+    r = run("demo")
+    assert r.exit_code == 1 and "FAIL: digits_mlp.onnx on loihi2" in r.output
+    assert "│ digits_mlp.onnx │" in r.output and "…" not in r.output  # names kept whole at 80 columns
+    assert demo_mod.EXPECTED_FAILURES[("digits_snn.nir", "sfq-rsfq")]
