@@ -75,3 +75,24 @@ def test_demo_exit_code_follows_unexpected_failures(monkeypatch):
     assert r.exit_code == 1 and "FAIL: digits_mlp.onnx on loihi2" in r.output
     assert "│ digits_mlp.onnx │" in r.output and "…" not in r.output  # names kept whole at 80 columns
     assert demo_mod.EXPECTED_FAILURES[("digits_snn.nir", "sfq-rsfq")]
+
+
+def _commands(group, prefix=()):
+    import click
+
+    for name, cmd in group.commands.items():
+        yield (*prefix, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*prefix, name))
+
+
+def test_every_command_has_an_example_and_every_option_help():
+    missing = []
+    for path, cmd in _commands(main):
+        r = run(*path, "--help", columns=120)
+        assert r.exit_code == 0, (path, r.output)
+        assert "Example:\n    spikeforge " + " ".join(path) in r.output, path
+        missing += [f"{' '.join(path)} {p.opts[0]}" for p in cmd.params
+                    if getattr(p, "help", None) is None and p.param_type_name == "option"]
+    assert not missing, missing
+    assert "bundled inputs" not in run("verify", "--help").output  # no promise of a default that does not exist

@@ -42,6 +42,11 @@ def _table(*headers: str, title: str | None = None, keys: int = 1) -> Table:
     return t
 
 
+def _example(command: str) -> str:
+    """A --help epilog showing one invocation, kept on one line (click's \\b: no rewrapping)."""
+    return "\b\nExample:\n  " + command
+
+
 def _fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]spikeforge: error:[/] {message}", markup=True)
     sys.exit(code)
@@ -100,22 +105,32 @@ def main() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ compile
-@main.command("compile")
+@main.command("compile", epilog=_example("spikeforge compile toolchain/models/digits_snn.nir --board loihi2 "
+                                 "--bit-budget 100 -o out/loihi2"))
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--board", "-b", required=True, help="Board name (see `spikeforge boards`) or a board TOML file.")
-@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="Artifact directory to write.")
-@click.option("--bit-budget", type=float, default=None, help="Bit budget (weight bits x spike bits x time steps).")
-@click.option("--prune", type=float, default=None, help="Target sparsity in [0, 1).")
-@click.option("--prune-method", type=click.Choice(["magnitude", "structured"]), default="magnitude")
+@click.option("--board", "-b", required=True, help="Board name (see `spikeforge boards`) or a board TOML file, e.g. loihi2 or my_board.toml.")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="Artifact directory to write (replaced atomically), e.g. out/loihi2.")
+@click.option("--bit-budget", type=float, default=None, help="Bit budget in bits per synapse: weight bits x spike bits x time steps (mean over layers), "
+                   "e.g. 100 = 4-bit weights x 1-bit spikes x T 25. Default: no quantisation pass.")
+@click.option("--prune", type=float, default=None, help="Target weight sparsity, a fraction in [0, 1), e.g. 0.5 removes half the weights. Default: none.")
+@click.option("--prune-method", type=click.Choice(["magnitude", "structured"]), default="magnitude", show_default=True,
+              help="magnitude: smallest weights; structured: whole neurons (e.g. --prune-method structured).")
 @click.option("--timesteps", "-T", type=click.IntRange(min=1), default=None,
-              help="Time steps per inference (ANN-to-SNN, budget).")
-@click.option("--dt", type=float, default=None, help="Time step in seconds (overrides what the model records).")
-@click.option("--delay-policy", type=click.Choice(["auto", "relay", "chain", "native"]), default="auto")
-@click.option("--calibration", type=click.Path(path_type=Path), default=None, help=".npz of calibration inputs.")
+              help="Time steps per inference (ANN-to-SNN conversion, bit budget), e.g. -T 25. "
+                   "Default: what the model records.")
+@click.option("--dt", type=float, default=None, help="Time step in seconds, e.g. 1e-3 (overrides what the model records).")
+@click.option("--delay-policy", type=click.Choice(["auto", "relay", "chain", "native"]), default="auto",
+              show_default=True, help="How synaptic delays beyond the board's range are mapped: auto lets the "
+                                      "backend decide; relay/chain insert relay neurons; native keeps them, "
+                                      "e.g. --delay-policy relay.")
+@click.option("--calibration", type=click.Path(path_type=Path), default=None, help="Calibration inputs (.npz, arrays shaped time x batch x ...) for ANN-to-SNN "
+                   "normalisation and bit allocation, e.g. toolchain/models/digits_inputs.npz.")
 @click.option("--trust", is_flag=True, help="Allow loading PyTorch files that can run code when loaded: full pickled modules, TorchScript (.ts/.jit) and torch.export (.pt2) archives.")
-@click.option("--model-class", default=None, help="module:Class for a PyTorch state_dict.")
-@click.option("--seed", type=int, default=0)
-@click.option("--set", "extra", multiple=True, metavar="KEY=VALUE", help="Backend option, repeatable.")
+@click.option("--model-class", default=None, help="module:Class that builds the network for a PyTorch state_dict, e.g. mypkg.nets:MLP.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed for passes that sample (bit allocation search, pruning), e.g. --seed 1.")
+@click.option("--set", "extra", multiple=True, metavar="KEY=VALUE", help="Backend option (see the board's docs), repeatable; values are JSON where they "
+                   "parse, e.g. --set sfq.capacity=64.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @handle_errors
 def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps, dt, delay_policy, calibration,
@@ -157,12 +172,14 @@ def _load_artifact(path: Path):
     return Artifact.load(path)
 
 
-@main.command()
+@main.command(epilog=_example("spikeforge emulate out/loihi2 -i toolchain/models/digits_inputs.npz -o out/trace.npz"))
 @click.argument("artifact", type=click.Path(path_type=Path))
-@click.option("--input", "-i", "input_path", required=True, type=click.Path(path_type=Path))
-@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help=".npz to write the trace to.")
-@click.option("--probes", is_flag=True, help="Also record state variables.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--input", "-i", "input_path", required=True, type=click.Path(path_type=Path),
+              help="Input .npz: one array per Input node shaped (time, batch, ...), e.g. inputs.npz.")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="Trace .npz to write (output/<node>, count/<event>, state/<node.var>), e.g. out/trace.npz.")
+@click.option("--probes", is_flag=True, help="Also record hidden layers' spikes and state (state/<node>.s, .v).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @handle_errors
 def emulate(artifact, input_path, output, probes, as_json):
     """Run the compiled program on an input .npz; write outputs and event counts to an .npz."""
@@ -188,18 +205,19 @@ def emulate(artifact, input_path, output, probes, as_json):
 
 
 # ------------------------------------------------------------------------------------------------ verify
-@main.command()
+@main.command(epilog=_example("spikeforge verify out/loihi2 -i toolchain/models/digits_inputs.npz --junit out/v.xml"))
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option("--input", "-i", "input_path", type=click.Path(path_type=Path), default=None,
-              help="Input .npz (time x batch x ...), optional `labels`. Default: the bundled inputs if the "
-                   "artifact was compiled from a bundled model.")
+              help="Input .npz (required): arrays shaped (time, batch, ...), optional integer `labels` (batch,) "
+                   "for an accuracy check, e.g. toolchain/models/digits_inputs.npz.")
 @click.option("--tolerance", type=float, default=0.01, show_default=True,
               help="Largest accepted accuracy drop versus float (fraction: 0.01 = 1 point).")
 @click.option("--min-agreement", type=float, default=0.9, show_default=True,
               help="Smallest accepted fraction of samples whose prediction equals the float model's.")
-@click.option("--allow-silent", is_flag=True, help="Accept outputs that never spike.")
-@click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write a JUnit XML report.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--allow-silent", is_flag=True, help="Accept outputs that never spike (off: a silent run fails).")
+@click.option("--junit", type=click.Path(path_type=Path), default=None,
+              help="Also write a JUnit XML report, one test case per check, e.g. out/verify.xml.")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks and metrics as JSON on stdout.")
 @handle_errors
 def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, as_json):
     """Compare the board's emulated behaviour with the float reference. Exit 1 if it disagrees."""
@@ -257,11 +275,14 @@ def _fmt(value: float, unit: str) -> str:
     return si(value, unit)
 
 
-@main.command()
+@main.command(epilog=_example("spikeforge profile out/loihi2 -i toolchain/models/digits_inputs.npz --plot out/e.png"))
 @click.argument("artifact", type=click.Path(path_type=Path))
-@click.option("--input", "-i", "input_path", type=click.Path(path_type=Path), default=None)
-@click.option("--plot", type=click.Path(path_type=Path), default=None, help="Write an energy breakdown PNG.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--input", "-i", "input_path", type=click.Path(path_type=Path), default=None,
+              help="Input .npz whose activity is costed, e.g. inputs.npz. Default: Bernoulli(0.1) spikes, "
+                   "batch 1 (said in the notes).")
+@click.option("--plot", type=click.Path(path_type=Path), default=None,
+              help="Write an energy-per-inference breakdown PNG (J by component), e.g. out/energy.png.")
+@click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON on stdout (J, s, counts).")
 @handle_errors
 def profile(artifact, input_path, plot, as_json):
     """Energy and latency of the compiled program, each figure with its source."""
@@ -309,8 +330,8 @@ def _plot_profile(prof, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ boards
-@main.group(invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True)
+@main.group(invoke_without_command=True, epilog=_example("spikeforge boards show loihi2"))
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON on stdout.")
 @click.pass_context
 @handle_errors
 def boards(ctx, as_json):
@@ -332,9 +353,9 @@ def boards(ctx, as_json):
     out.print(t)
 
 
-@boards.command("show")
+@boards.command("show", epilog=_example("spikeforge boards show spinn3 --json"))
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the constants as JSON on stdout.")
 @handle_errors
 def boards_show(name, as_json):
     """Print one board's constants with units and sources."""
@@ -359,7 +380,7 @@ def boards_show(name, as_json):
 
 
 # ------------------------------------------------------------------------------------------------ inspect / convert
-@main.command(epilog="Example: spikeforge inspect toolchain/models/digits_snn.nir   (or an artifact directory)")
+@main.command(epilog=_example("spikeforge inspect toolchain/models/digits_snn.nir   (or an artifact directory)"))
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--full", is_flag=True, help="Print every array's values and every table instead of summaries.")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON on stdout.")
@@ -419,15 +440,20 @@ def _shape(shape) -> str:
     return "x".join(map(str, shape)) if shape else "?"
 
 
-@main.command()
+@main.command(epilog=_example("spikeforge convert toolchain/models/digits_mlp.onnx -o out/mlp.nir -T 25 "
+                     "--calibration toolchain/models/digits_inputs.npz"))
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--output", "-o", required=True, type=click.Path(path_type=Path))
-@click.option("--dt", type=float, default=None)
-@click.option("--timesteps", "-T", type=click.IntRange(min=1), default=None)
-@click.option("--calibration", type=click.Path(path_type=Path), default=None)
-@click.option("--trust", is_flag=True)
-@click.option("--model-class", default=None)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="NIR file to write, e.g. out/m.nir.")
+@click.option("--dt", type=float, default=None, help="Time step in seconds to record, e.g. 1e-3.")
+@click.option("--timesteps", "-T", type=click.IntRange(min=1), default=None,
+              help="Time steps per inference for ANN-to-SNN conversion, e.g. -T 25.")
+@click.option("--calibration", type=click.Path(path_type=Path), default=None,
+              help="Calibration .npz (needed for ANN models: sets the thresholds), e.g. inputs.npz.")
+@click.option("--trust", is_flag=True, help="Allow loading files that run code when loaded (pickled modules, "
+                                            "TorchScript, .pt2, Brian2 .py); only for files you trust.")
+@click.option("--model-class", default=None,
+              help="module:Class that builds the network for a PyTorch state_dict, e.g. mypkg.nets:MLP.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @handle_errors
 def convert(model, output, dt, timesteps, calibration, trust, model_class, as_json):
     """Convert a model file into an NIR file (with spikeforge's conventions in its metadata)."""
@@ -450,7 +476,7 @@ def convert(model, output, dt, timesteps, calibration, trust, model_class, as_js
 
 
 # ------------------------------------------------------------------------------------------------ demo
-@main.command(epilog="Example: spikeforge demo --boards cpu-reference,loihi2 -o out/demo")
+@main.command(epilog=_example("spikeforge demo --boards cpu-reference,loihi2 -o out/demo"))
 @click.option("--boards", "board_names", default=None, metavar="B1,B2",
               help="Comma-separated board names (default: every installed board), e.g. loihi2,spinn3.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
