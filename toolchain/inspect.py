@@ -112,10 +112,10 @@ def describe_artifact(art: Artifact, full: bool = False) -> dict[str, Any]:
     arrays = ({k: v for k, v in sorted(art.arrays.items())} if full else
               {k: _summary(v) for k, v in sorted(art.arrays.items())})
     info: dict[str, Any] = {"board": art.board, "backend": art.backend, "input_hash": art.input_hash,
-                            "options": summarise(art.options.to_dict(), full), "files": sorted(art.files),
+                            "options": art.options.to_dict(), "files": sorted(art.files),
                             "arrays": arrays, "decisions": decisions(art.meta),
                             "warnings": artifact_warnings(art.meta)}
-    for key, value in art.meta.items():
-        info.setdefault(key, summarise(value, full))
+    for key, value in art.meta.items():  # as recorded: --json consumers read these (the text view summarises)
+        info.setdefault(key, value)
     info["graph"] = describe_graph(art.program if art.program is not None else art.reference, full)
     return info
