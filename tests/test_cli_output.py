@@ -96,3 +96,27 @@ def test_every_command_has_an_example_and_every_option_help():
                     if getattr(p, "help", None) is None and p.param_type_name == "option"]
     assert not missing, missing
     assert "bundled inputs" not in run("verify", "--help").output  # no promise of a default that does not exist
+
+
+def test_progress_when_piped_is_plain_periodic_lines():
+    import io
+    import time
+
+    from rich.console import Console
+
+    from spikeforge.progress import Steps, activity
+
+    buf = io.StringIO()
+    con = Console(file=buf, force_terminal=False, width=80)
+    with activity("compiling m.nir", con, first=0.05, every=0.05):
+        time.sleep(0.3)
+    lines = buf.getvalue().splitlines()
+    assert len(lines) >= 2 and all(re.fullmatch(r"compiling m\.nir \.\.\. \d+ s", x) for x in lines), lines
+    assert "\x1b[" not in buf.getvalue()  # no terminal control codes in a log
+    buf.truncate(0)
+    buf.seek(0)
+    with Steps(2, con) as steps:
+        for name in ("a on b", "c on d"):
+            steps.start(name)
+            steps.advance()
+    assert [x.split(" (")[0] for x in buf.getvalue().splitlines()] == ["[1/2] a on b", "[2/2] c on d"]

@@ -142,7 +142,7 @@ def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps
     from . import api
 
     extras = api.parse_set(extra)
-    with activity(f"compiling {model} for {board}"):
+    with activity(f"compiling {model} for {board}", err):
         artifact = api.compile(model, board, output=output, bit_budget=bit_budget, prune=prune,
                                prune_method=prune_method, timesteps=timesteps, dt=dt, delay_policy=delay_policy,
                                calibration=calibration, seed=seed, trust=trust, model_class=model_class,
@@ -183,15 +183,12 @@ def _load_artifact(path: Path):
 @handle_errors
 def emulate(artifact, input_path, output, probes, as_json):
     """Run the compiled program on an input .npz; write outputs and event counts to an .npz."""
-    from .inputs import load_inputs
+    from .api import emulate as emulate_api
     from .npzio import save_npz
-    from .registry import get_backend
 
     art = _load_artifact(artifact)
-    inputs, _ = load_inputs(input_path, art.reference)
-    be = get_backend(art.backend)
-    with err.status("emulating ..."):
-        trace = be.emulator().run(art, inputs, probes=probes)
+    with activity("emulating", err):
+        trace = emulate_api(art, input_path, probes=probes)
     save_npz(output, trace.to_arrays())
     totals = {k: float(np.sum(v)) for k, v in trace.counts.items()}
     if as_json:
@@ -229,7 +226,7 @@ def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, 
     if input_path is None:
         raise SpikeforgeError("no --input given", hint="spikeforge verify DIR --input X.npz")
     inputs, labels = load_inputs(input_path, art.reference)
-    with err.status("verifying ..."):
+    with activity("verifying", err):
         res = run_verify(art, inputs, labels, max_accuracy_drop=tolerance, min_agreement=min_agreement,
                          allow_silent=allow_silent)
     if junit is not None:
@@ -254,21 +251,11 @@ def _atomic_text(path: Path, text: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ profile
 def profile_artifact(art, input_path: Path | None):
-    from .inputs import load_inputs, synthetic_inputs
-    from .registry import get_backend
+    """(profile, trace) of an artifact: a thin layer over `spikeforge.api.profile`."""
+    from .api import profile as profile_api
 
-    be = get_backend(art.backend)
-    if input_path is not None:
-        inputs, _ = load_inputs(input_path, art.reference)
-        note = f"activity from {input_path}"
-    else:
-        steps = int(art.options.timesteps or art.reference.metadata.get("spikeforge.timesteps", 25))
-        inputs = synthetic_inputs(art.reference, timesteps=steps)
-        note = f"activity from synthetic Bernoulli(0.1) input, {steps} steps, batch 1 (pass --input for real data)"
-    trace = be.emulator().run(art, inputs)
-    prof = be.cost_model().profile(art, trace)
-    prof.notes.insert(0, note)
-    return prof, trace
+    prof = profile_api(art, input_path)
+    return prof, prof.trace
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -287,7 +274,7 @@ def _fmt(value: float, unit: str) -> str:
 def profile(artifact, input_path, plot, as_json):
     """Energy and latency of the compiled program, each figure with its source."""
     art = _load_artifact(artifact)
-    with err.status("profiling ..."):
+    with activity("profiling", err):
         prof, trace = profile_artifact(art, input_path)
     per_sample = {"batch": trace.batch}
     if plot is not None:
