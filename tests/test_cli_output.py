@@ -120,3 +120,21 @@ def test_progress_when_piped_is_plain_periodic_lines():
             steps.start(name)
             steps.advance()
     assert [x.split(" (")[0] for x in buf.getvalue().splitlines()] == ["[1/2] a on b", "[2/2] c on d"]
+
+
+def test_spinnaker_compile_prints_each_warning_once_without_source_lines(tmp_path):
+    """sPyNNaker lowering warns via Python warnings and records the same text: the CLI shows it once."""
+    from spikeforge import graph as G
+
+    from .test_api import _if_graph
+
+    G.write(_if_graph(), tmp_path / "if.nir")
+    res = __import__("subprocess").run(
+        [__import__("sys").executable, "-m", "spikeforge.cli", "compile", str(tmp_path / "if.nir"), "--board", "spinn3",
+         "-o", str(tmp_path / "a")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    warns = [line for line in res.stderr.splitlines() if line.startswith("warning:")]
+    assert warns and len(warns) == len(set(warns))
+    assert "UserWarning" not in res.stderr and "lower.py" not in res.stderr
+    assert not any(w.split("warning: ", 1)[1].startswith("spinnaker: ") and
+                   any(w.endswith(o.split("warning: ", 1)[1]) for o in warns if o != w) for w in warns)
