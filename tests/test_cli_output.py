@@ -138,3 +138,16 @@ def test_spinnaker_compile_prints_each_warning_once_without_source_lines(tmp_pat
     assert "UserWarning" not in res.stderr and "lower.py" not in res.stderr
     assert not any(w.split("warning: ", 1)[1].startswith("spinnaker: ") and
                    any(w.endswith(o.split("warning: ", 1)[1]) for o in warns if o != w) for w in warns)
+
+
+def test_narrow_tables_fit_and_keep_every_citation(tmp_path):
+    from spikeforge.boardspec import get_board
+
+    r = run("boards", "show", "loihi2", columns=80)
+    assert r.exit_code == 0 and all(len(x) <= 80 for x in r.output.splitlines())
+    for c in get_board("loihi2").sections["energy"].values():
+        assert c.source in " ".join(r.output.split())  # cited in full, as a footnote
+    r = run("boards", columns=80)
+    assert all(len(x) <= 80 for x in r.output.splitlines())
+    for b in sf.boards():
+        assert f"│ {b.name} " in r.output  # board names whole

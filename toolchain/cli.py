@@ -42,6 +42,29 @@ def _table(*headers: str, title: str | None = None, keys: int = 1) -> Table:
     return t
 
 
+class _Sources:
+    """Citations in a table: inline on a wide terminal; numbered footnotes below the table when narrow,
+    so the table fits and no citation is cut."""
+
+    def __init__(self, wide: int = 150) -> None:
+        self.inline = out.width >= wide
+        self.items: list[str] = []
+
+    def cell(self, sources: list[str]) -> str:
+        if self.inline:
+            return "\n".join(sources)
+        refs = []
+        for src in sources:
+            if src not in self.items:
+                self.items.append(src)
+            refs.append(f"[{self.items.index(src) + 1}]")
+        return " ".join(refs)
+
+    def print(self) -> None:
+        for i, src in enumerate(self.items, 1):
+            out.print(escape(f"[{i}] {src}"))
+
+
 def _example(command: str) -> str:
     """A --help epilog showing one invocation, kept on one line (click's \\b: no rewrapping)."""
     return "\b\nExample:\n  " + command
@@ -195,7 +218,7 @@ def emulate(artifact, input_path, output, probes, as_json):
         _emit_json({"output": str(output), "timesteps": trace.timesteps, "batch": trace.batch, "counts": totals})
         return
     out.print(f"wrote {output}: {trace.timesteps} steps x {trace.batch} samples")
-    t = Table("event", "total")
+    t = _table("event", "total", keys=2)
     for k, v in totals.items():
         t.add_row(k, f"{v:,.0f}")
     out.print(t)
@@ -234,7 +257,7 @@ def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, 
     if as_json:
         _emit_json(res.to_dict())
     else:
-        t = Table("check", "result", "detail", title=f"verify {art.board}")
+        t = _table("check", "result", "detail", title=f"verify {art.board}", keys=2)
         for c in res.checks:
             t.add_row(c.name, "[green]pass[/]" if c.passed else "[red]FAIL[/]", escape(c.detail))
         out.print(t)
@@ -284,12 +307,15 @@ def profile(artifact, input_path, plot, as_json):
         d.update(per_sample)
         _emit_json(d)
         return
-    t = Table("kind", "component", "value", "formula", "sources", title=f"profile {art.board}")
+    notes = _Sources()
+    t = _table("kind", "component", "value", "formula", "src" if not notes.inline else "sources",
+               title=f"profile {art.board}", keys=3)
     for kind, items in (("energy", prof.energy), ("latency", prof.latency), ("resource", prof.resources)):
         for i in items:
-            t.add_row(kind, i.component, _fmt(i.value, i.unit), escape(i.formula), escape("\n".join(i.sources)))
+            t.add_row(kind, i.component, _fmt(i.value, i.unit), escape(i.formula), escape(notes.cell(i.sources)))
     t.add_row("energy", "[bold]total per inference[/]", _fmt(prof.energy_total, "J"), "sum of the above", "")
     out.print(t)
+    notes.print()
     for n in prof.notes:
         out.print(f"note: {escape(n)}")
 
@@ -334,7 +360,7 @@ def boards(ctx, as_json):
     if as_json:
         _emit_json(rows)
         return
-    t = Table("board", "backend", "description")
+    t = _table("board", "backend", "description", keys=2)
     for r in rows:
         t.add_row(r["name"], r["backend"] + ("" if r["available"] else " (not installed)"), escape(r["description"]))
     out.print(t)
@@ -356,12 +382,14 @@ def boards_show(name, as_json):
                     "constants": {s: {k: asdict(c) for k, c in cs.items()} for s, cs in b.sections.items() if cs}})
         return
     out.print(f"[bold]{b.name}[/] (backend {b.backend}): " + escape(b.description))
-    t = Table("constant", "value", "unit", "status", "source")
+    notes = _Sources()
+    t = _table("constant", "value", "unit", "status", "source", keys=1)
     for section, consts in b.sections.items():
         for k, c in consts.items():
             t.add_row(f"{section}.{k}", escape(str(c.value)), c.unit, c.status,
-                      escape(c.source + (f" ({c.note})" if c.note else "")))
+                      escape(notes.cell([c.source + (f" ({c.note})" if c.note else "")])))
     out.print(t)
+    notes.print()
     for n in b.notes:
         out.print(f"note: {escape(n)}")
 
