@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -104,10 +105,14 @@ def compile(model: ModelLike, board: str | Board, *, output: str | os.PathLike |
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         art = compile_model(model, board, opts, calibration=_calibration(calibration), **frontend)
-    # A backend's Python warnings join the recorded ones (deduplicated), so each is shown exactly once.
+    # spikeforge's own Python warnings (a backend's, a frontend's) join the recorded ones, deduplicated, so
+    # each is shown exactly once; third-party warnings (torch, onnx ...) are passed on untouched.
+    ours = {Path(m.__file__).parent for name, m in list(sys.modules.items())
+            if name.startswith("spikeforge") and getattr(m, "__file__", None)}
     recorded = art.meta.setdefault("warnings", [])
     for w in caught:
-        if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)):
+        if not issubclass(w.category, UserWarning) or Path(w.filename).parent not in ours:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             continue
         text = str(w.message)
         if text not in recorded:
