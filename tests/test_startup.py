@@ -40,6 +40,11 @@ def test_nir_compile_path_does_not_import_torch(tmp_path):
         "assert r.exit_code == 0, r.output\n"
         "r = CliRunner().invoke(main, ['boards'])\n"
         "assert r.exit_code == 0, r.output\n"
+        f"for cmd in ('verify', 'profile', 'inspect'):\n"
+        f"    args = [cmd, {str(tmp_path / 'art')!r}] + (['-i', {str(models.path('digits_inputs.npz'))!r}] "
+        "if cmd != 'inspect' else [])\n"
+        "    r = CliRunner().invoke(main, args)\n"
+        "    assert r.exit_code == 0, (cmd, r.output)\n"
     )
     assert _heavy_after(body) == []
     assert (tmp_path / "art" / "manifest.json").exists()
