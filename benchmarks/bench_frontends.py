@@ -235,19 +235,18 @@ def report(ann: list[dict], rt: list[dict], b2r: dict, ts: dict) -> Report:
     for r in ann:
         if r["percentile"] == 99.9 and r["snn_acc_analog"]:
             acc = r["snn_acc_analog"]
-            rep.rows.append({"case": f"{r['model']} ANN -> SNN (analog input)", "ANN": r["ann_acc"],
+            rep.rows.append({"case": f"{r['model']} ANN -> SNN, analog input", "ANN": r["ann_acc"],
                              **{f"T={t}": acc[t] for t in (10, 20, 50, 100)}})
             rep.target(f"{r['model']}: SNN at T=100 within 1 point of the ANN (accuracy drop)",
                        r["ann_acc"] - acc[100], 0.01, higher_is_better=False)
-    for r in rt:
-        rep.rows.append({"case": f"round trip {r['case']}", "spikes": r["spikes"],
-                         "identical": r["identical_fraction"]})
+    rep.notes += [f"round trip {r['case']}: {r['spikes']} spikes, identical fraction {r['identical_fraction']:.4f}"
+                  for r in rt]
     worst = min((r["identical_fraction"] for r in rt), default=float("nan"))
     rep.target("snnTorch/Norse round trips: identical spike fraction (worst case)", worst, 1.0)
     within = min(b2r[g]["within_one_step"] for g in ("hidden", "out"))
-    rep.rows.append({"case": "Brian2 200 -> 100 -> 50 LIF with delays", "spikes": sum(
-        b2r[g]["brian2_spikes"] for g in ("hidden", "out")), "within one step": within,
-        "Brian2 s": b2r["brian2_s"], "refsim s": b2r["refsim_s"]})
+    rep.notes.append(f"Brian2 200 -> 100 -> 50 LIF with per-synapse delays: "
+                     f"{sum(b2r[g]['brian2_spikes'] for g in ('hidden', 'out'))} spikes, {within:.4f} within one step; "
+                     f"wall time Brian2 (numpy) {b2r['brian2_s']:.2f} s, reference simulator {b2r['refsim_s']:.2f} s")
     rep.target("Brian2: spikes within one step (worst group)", within, 0.99)
     rep.target("TorchScript path agrees with the ONNX path at T=100", ts["agree_with_onnx_T100"], 0.99)
     return rep
