@@ -92,9 +92,10 @@ def render_doc(reports: list[dict]) -> str:
         lines += [f"## {r['name']}", "", f"Measured {r['_mtime']}.", ""]
         lines += [f"- {_target_line(t)}" for t in r["targets"]]
         lines += [""] + (_table(r["rows"]) if r["rows"] else [])
-        lines += [""] + [f"Note: {n}" for n in r.get("notes", [])]
+        lines += [""] + [f"- note: {n}" for n in r.get("notes", [])]
         if r["_details"]:
-            lines += ["", r["_details"].strip().replace("\n# ", "\n### ").replace("\n## ", "\n### ")]
+            details = ("\n" + r["_details"].strip()).replace("\n# ", "\n### ").replace("\n## ", "\n### ")
+            lines += ["", details.strip()]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
