@@ -50,3 +50,12 @@ def test_tour_runs_verbatim(tmp_path):
     assert (tmp_path / "out" / "verify.xml").exists() and (tmp_path / "out" / "energy.png").exists()
     assert (tmp_path / "out" / "mlp.nir").exists()
     assert "demo: " in res.stdout and "0 unexpected failures" in res.stdout
+
+
+def test_tour_python_snippet_runs(tmp_path):
+    section = (ROOT / "README.md").read_text().split("## Five-minute tour", 1)[1].split("\n## ", 1)[0]
+    snippets = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert snippets and "import spikeforge as sf" in snippets[0]
+    code = snippets[0] + "\nassert res.passed and prof.energy_total > 0\n"
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
