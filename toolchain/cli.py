@@ -165,7 +165,7 @@ def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps
     from . import api
 
     extras = api.parse_set(extra)
-    with activity(f"compiling {model} for {board}", err):
+    with activity(f"compiling {model} for {board}", err, quiet=as_json):
         artifact = api.compile(model, board, output=output, bit_budget=bit_budget, prune=prune,
                                prune_method=prune_method, timesteps=timesteps, dt=dt, delay_policy=delay_policy,
                                calibration=calibration, seed=seed, trust=trust, model_class=model_class,
@@ -210,7 +210,7 @@ def emulate(artifact, input_path, output, probes, as_json):
     from .npzio import save_npz
 
     art = _load_artifact(artifact)
-    with activity("emulating", err):
+    with activity("emulating", err, quiet=as_json):
         trace = emulate_api(art, input_path, probes=probes)
     save_npz(output, trace.to_arrays())
     totals = {k: float(np.sum(v)) for k, v in trace.counts.items()}
@@ -249,7 +249,7 @@ def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, 
     if input_path is None:
         raise SpikeforgeError("no --input given", hint="spikeforge verify DIR --input X.npz")
     inputs, labels = load_inputs(input_path, art.reference)
-    with activity("verifying", err):
+    with activity("verifying", err, quiet=as_json):
         res = run_verify(art, inputs, labels, max_accuracy_drop=tolerance, min_agreement=min_agreement,
                          allow_silent=allow_silent)
     if junit is not None:
@@ -297,7 +297,7 @@ def _fmt(value: float, unit: str) -> str:
 def profile(artifact, input_path, plot, as_json):
     """Energy and latency of the compiled program, each figure with its source."""
     art = _load_artifact(artifact)
-    with activity("profiling", err):
+    with activity("profiling", err, quiet=as_json):
         prof, trace = profile_artifact(art, input_path)
     per_sample = {"batch": trace.batch}
     if plot is not None:
@@ -507,7 +507,7 @@ def demo(board_names, output, as_json):
     from .demo import run_demo, unexpected_failures
 
     names = [b.strip() for b in board_names.split(",")] if board_names else None
-    rows = run_demo(names, output, console=err)
+    rows = run_demo(names, output, console=err if (err.is_terminal or not as_json) else None)
     bad = unexpected_failures(rows)
     if as_json:
         _emit_json(rows)

@@ -21,12 +21,20 @@ def _stderr() -> Console:
 
 
 @contextlib.contextmanager
-def activity(label: str, console: Console | None = None, *, every: float = 10.0, first: float = 2.0) -> Iterator[None]:
-    """Show that `label` is still running: a spinner on a terminal, or periodic plain lines when piped."""
+def activity(label: str, console: Console | None = None, *, every: float = 10.0, first: float = 2.0,
+             quiet: bool = False) -> Iterator[None]:
+    """Show that `label` is still running: a spinner on a terminal, or periodic plain lines when piped.
+
+    `quiet` (machine output, e.g. --json) drops the piped lines, so a consumer reading both streams
+    sees only the JSON; the terminal spinner stays (it erases itself).
+    """
     con = console or _stderr()
     if con.is_terminal:
         with con.status(f"{label} ..."):
             yield
+        return
+    if quiet:
+        yield
         return
     stop = threading.Event()
     t0 = time.monotonic()
