@@ -418,12 +418,14 @@ def inspect(model, full, as_json):
     if as_json:
         _emit_json(info)
         return
-    t = _table("node", "type", "shape in -> out", "parameters", "conventions", title=str(model), keys=2)
+    with_conv = any(n["conventions"] for n in graph_info["nodes"])
+    t = _table("node", "type", "shape in -> out", "parameters", *(["conventions"] if with_conv else []),
+               title=str(model), keys=2)
     for n in graph_info["nodes"]:
         params = "\n".join(f"{k}: {v}" for k, v in n["params"].items())
         conv = "\n".join(f"{k}={v}" for k, v in n["conventions"].items())
         t.add_row(n["name"], n["type"], f"{_shape(n['input'])} -> {_shape(n['output'])}", escape(params),
-                  escape(conv))
+                  *([escape(conv)] if with_conv else []))
     out.print(t)
     out.print(escape("edges: " + ", ".join(f"{a}->{b}" for a, b in graph_info["edges"])))
     if graph_info["recurrent"]:

@@ -24,6 +24,8 @@ def _summary(arr: np.ndarray) -> str:
         return f"{a.ravel()[0]:.6g}" if a.dtype.kind in "biuf" else str(a.ravel()[0])
     if a.dtype.kind not in "biuf":
         return f"{a.dtype} {a.shape}"
+    if a.size <= 4:  # strides, paddings, shapes: the values say more than a summary
+        return "[" + ", ".join(f"{v:.6g}" for v in a.ravel().tolist()) + "]"
     lo, hi = float(a.min()), float(a.max())
     if lo == hi:
         return f"{a.dtype} {a.shape} all {lo:.4g}"
