@@ -482,7 +482,8 @@ def convert(model, output, dt, timesteps, calibration, trust, model_class, as_js
         from .npzio import load_npz
 
         calib = load_npz(calibration)
-    g = load(model, dt=dt, timesteps=timesteps, calibration=calib, trust=trust or None, model_class=model_class)
+    with activity(f"converting {model}", err, quiet=as_json):
+        g = load(model, dt=dt, timesteps=timesteps, calibration=calib, trust=trust or None, model_class=model_class)
     if dt is not None:
         g.metadata = {**(g.metadata or {}), G.DT_KEY: float(dt)}
     G.write(g, output)
