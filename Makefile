@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.spikeforge-installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench docs lint clean
 
 install: $(STAMP)
 
@@ -34,6 +34,12 @@ bench: install
 	$(PY) -m pytest -m slow -q -p no:cacheprovider || test $$? -eq 5
 	bash benchmarks/aihwkit_setup.sh || echo "aihwkit build failed: bench_rram.py compares with numpy/torch only"
 	$(PY) benchmarks/run_all.py
+
+# API reference from docstrings (pdoc, offline) into build/docs/ (ignored by git). tests/test_docs.py builds it too.
+DOC_MODULES := spikeforge.api spikeforge.artifact spikeforge.verify spikeforge.interfaces spikeforge.errors spikeforge.boardspec spikeforge.options spikeforge.semantics
+docs: install
+	$(PY) -m pdoc --no-show-source -o build/docs $(DOC_MODULES)
+	@echo "API reference: build/docs/index.html"
 
 lint: install
 	$(PY) -m ruff check .

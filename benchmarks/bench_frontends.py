@@ -8,8 +8,10 @@
 4. TorchScript: the same CNN traced and saved with torch.jit.save, converted through its IR; peer: the ONNX
    path on the same model (parse error vs the module, SNN accuracy, prediction agreement at T=100).
 
-Writes benchmarks/results/frontends.md and frontends.json.
-Run: .venv/bin/python benchmarks/bench_frontends.py  (about a minute or two)
+Writes <out>/frontends.json (a `_common.Report`: headline rows and targets, MISSED when not met),
+frontends_raw.json (everything measured) and frontends.md (the detailed tables), where <out> is --out DIR,
+$SPIKEFORGE_BENCH_OUT or a temp dir (never the source tree). `benchmarks/run_all.py` renders them.
+Run: .venv/bin/python benchmarks/bench_frontends.py [--out DIR]  (about a minute or two)
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 warnings.filterwarnings("ignore")
+
+from _common import Report, out_dir  # noqa: E402
 
 from spikeforge import models, refsim  # noqa: E402
 from spikeforge.frontends.convert import accuracy_vs_timesteps  # noqa: E402
@@ -224,18 +228,43 @@ def _md(ann: list[dict], rt: list[dict], b2r: dict, ts: dict) -> str:
     return "\n".join(lines)
 
 
+def report(ann: list[dict], rt: list[dict], b2r: dict, ts: dict) -> Report:
+    """Headline figures and targets: exact round trips, Brian2 spikes within one step, ANN-to-SNN within 1 point."""
+    rep = Report("frontends", notes=["ANN-to-SNN: IF neurons, reset by subtraction, 99.9th-percentile normalisation; "
+                                     "accuracy on the digits test set (details in the tables below)"])
+    for r in ann:
+        if r["percentile"] == 99.9 and r["snn_acc_analog"]:
+            acc = r["snn_acc_analog"]
+            rep.rows.append({"case": f"{r['model']} ANN -> SNN, analog input", "ANN": r["ann_acc"],
+                             **{f"T={t}": acc[t] for t in (10, 20, 50, 100)}})
+            rep.target(f"{r['model']}: SNN at T=100 within 1 point of the ANN (accuracy drop)",
+                       r["ann_acc"] - acc[100], 0.01, higher_is_better=False)
+    rep.notes += [f"round trip {r['case']}: {r['spikes']} spikes, identical fraction {r['identical_fraction']:.4f}"
+                  for r in rt]
+    worst = min((r["identical_fraction"] for r in rt), default=float("nan"))
+    rep.target("snnTorch/Norse round trips: identical spike fraction (worst case)", worst, 1.0)
+    within = min(b2r[g]["within_one_step"] for g in ("hidden", "out"))
+    rep.notes.append(f"Brian2 200 -> 100 -> 50 LIF with per-synapse delays: "
+                     f"{sum(b2r[g]['brian2_spikes'] for g in ('hidden', 'out'))} spikes, {within:.4f} within one step; "
+                     f"wall time Brian2 (numpy) {b2r['brian2_s']:.2f} s, reference simulator {b2r['refsim_s']:.2f} s")
+    rep.target("Brian2: spikes within one step (worst group)", within, 0.99)
+    rep.target("TorchScript path agrees with the ONNX path at T=100", ts["agree_with_onnx_T100"], 0.99)
+    return rep
+
+
 def main() -> None:
     import tempfile
 
-    OUT.mkdir(parents=True, exist_ok=True)
+    out = out_dir()
     with tempfile.TemporaryDirectory() as tmp:
         ann, ts = ann_to_snn(Path(tmp))
     rt = snn_round_trips()
     b2r = brian2_fidelity()
-    (OUT / "frontends.json").write_text(json.dumps({"ann_to_snn": ann, "torchscript": ts, "round_trips": rt,
-                                                    "brian2": b2r}, indent=1, sort_keys=True, default=str))
-    (OUT / "frontends.md").write_text(_md(ann, rt, b2r, ts))
-    print(f"wrote {OUT / 'frontends.md'}")
+    (out / "frontends_raw.json").write_text(json.dumps({"ann_to_snn": ann, "torchscript": ts, "round_trips": rt,
+                                                        "brian2": b2r}, indent=1, sort_keys=True, default=str))
+    (out / "frontends.md").write_text(_md(ann, rt, b2r, ts))
+    report(ann, rt, b2r, ts).save()
+    print(f"wrote {out / 'frontends.md'}")
 
 
 if __name__ == "__main__":

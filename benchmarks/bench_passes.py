@@ -1,8 +1,10 @@
 """Compiler passes on the bundled digits models: accuracy vs bit budget, pruning, delay relays.
 
 Peers measured in the same run: the float model, and uniform quantisation at the same bit budget (the
-baseline the paper's bit-budget view asks allocation to beat). Writes benchmarks/results/passes.md,
-passes.json and passes_bitbudget.png. Run: .venv/bin/python benchmarks/bench_passes.py  (a few minutes)
+baseline the paper's bit-budget view asks allocation to beat). Writes passes.json (a `_common.Report`:
+headline rows and targets), passes_raw.json, passes.md and passes_bitbudget.png into <out> (--out DIR,
+$SPIKEFORGE_BENCH_OUT or a temp dir, never the tree); `benchmarks/run_all.py` renders them into docs/ and
+the README. Run: .venv/bin/python benchmarks/bench_passes.py [--out DIR]  (a few minutes)
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import Report, out_dir  # noqa: E402
 
 from spikeforge import graph as G  # noqa: E402
 from spikeforge import models, refsim  # noqa: E402
@@ -325,6 +329,26 @@ def _plot(res: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def report(res: dict) -> Report:
+    """Headline: accuracy by bit budget (uniform vs allocated vs T free); allocation never worse than uniform."""
+    s = res["snn"]
+    rep = Report("passes", notes=[f"digits SNN, T = 25, float accuracy {s['float_acc']:.4f}; figure: "
+                                  "docs/passes_bitbudget.png"])
+    for r in s["rows"]:
+        rep.rows.append({"budget": r["budget"], "uniform weight bits": r["uniform_bits"],
+                         "uniform acc": r["uniform_acc"],
+                         "allocated": ", ".join(f"{k} {v}" for k, v in r["alloc_bits"].items()),
+                         "allocated acc": r["alloc_acc"],
+                         "T free": ", ".join(f"{k} {v}" for k, v in r["alloc_freeT"].items()),
+                         "T free acc": r["alloc_freeT_acc"]})
+    rep.target("allocated minus uniform accuracy at equal budget (worst budget)",
+               min(r["alloc_acc"] - r["uniform_acc"] for r in s["rows"]), 0.0)
+    r4 = next(r for r in s["rows"] if r["uniform_bits"] == 4)
+    rep.target("accuracy lost with 4-bit weights vs float (points)", 100 * (s["float_acc"] - r4["uniform_acc"]),
+               1.0, higher_is_better=False)
+    return rep
+
+
 def main() -> int:
     t0 = time.perf_counter()
     g, calib, x, y, analog = load_snn()
@@ -332,11 +356,12 @@ def main() -> int:
     res["ann"] = ann_curve(load_mlp(), analog.astype(np.float64), y)
     res["prune"] = pruning(g, calib, x, y)
     res["delays"] = delays()
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "passes.json").write_text(json.dumps({k: v for k, v in res.items()}, indent=1, sort_keys=True,
-                                                default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+    OUT = out_dir()
+    (OUT / "passes_raw.json").write_text(json.dumps({k: v for k, v in res.items()}, indent=1, sort_keys=True,
+                                                    default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
     (OUT / "passes.md").write_text(_markdown(res))
     _plot(res, OUT / "passes_bitbudget.png")
+    report(res).save()
     s = res["snn"]
     r8 = next(r for r in s["rows"] if r["uniform_bits"] == 8)
     r4 = next(r for r in s["rows"] if r["uniform_bits"] == 4)

@@ -38,6 +38,9 @@ from spikeforge.backends.photonic.dfa import (
 )
 from spikeforge.emulators.opu import CameraConfig, LinearProjector, OPUConfig, OPUDevice
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Report, out_dir  # noqa: E402
+
 DEFAULT_VENV = Path("/tmp/spikeforge-lightonml")
 
 
@@ -254,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="CPU threads for both sides of the speed comparison")
     ap.add_argument("--lightonml-python", default=os.environ.get("LIGHTONML_PYTHON", str(DEFAULT_VENV / "bin/python")))
     ap.add_argument("--no-venv", action="store_true", help="do not create the lightonml scratch venv when missing")
-    ap.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "photonic.json"),
-                    help="write the results here")
+    ap.add_argument("--json", default=None, help="also write the raw results here (default <out>/photonic_raw.json)")
+    ap.add_argument("--out", default=None, help="results directory (read by _common.out_dir)")
     a = ap.parse_args(argv)
     out: dict = {}
     if not a.skip_accuracy:
@@ -306,10 +309,34 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"  lightonml not measured ({s['lightonml_status']}); peer = torch complex matmul")
         print(f"  ratio torch matmul / ours (transform): {s['torch_complex_matmul_s'] / s['ours_transform_s']:.2f}x")
-    if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    raw = Path(a.json) if a.json else out_dir() / "photonic_raw.json"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text(json.dumps(out, indent=2, sort_keys=True, default=str) + "\n")
+    report(out).save()
     return 0
+
+
+def report(out: dict) -> Report:
+    """Headline rows (accuracy by training rule, projection speed) and targets for the rendered results."""
+    rep = Report("photonic")
+    for name, r in (out.get("accuracy") or {}).items():
+        rep.rows.append({"case": name, "accuracy mean": r.get("mean"), "accuracy std": r.get("std", "")})
+    acc = out.get("accuracy") or {}
+    opt = acc.get("optical DFA (8-bit camera, stochastic ternary error)")
+    dig = acc.get("digital DFA (float error, Gaussian B)")
+    if opt and dig:
+        rep.target("optical DFA minus digital DFA accuracy (points)", 100 * (opt["mean"] - dig["mean"]), -1.0)
+    s = out.get("speed")
+    if s:
+        rep.rows.append({"case": "projection |xR|^2 + 8-bit camera", "seconds": s["ours_transform_s"]})
+        rep.rows.append({"case": "torch complex matmul + |.|^2 (peer)", "seconds": s["torch_complex_matmul_s"]})
+        lo = s.get("lightonml")
+        if lo:
+            rep.target("lightonml simulated OPU / ours, transform time", lo["transform"]["call_s"] / s["ours_transform_s"],
+                       1.0, unit="x")
+        else:
+            rep.notes.append(f"lightonml not measured ({s.get('lightonml_status')})")
+    return rep
 
 
 if __name__ == "__main__":

@@ -8,19 +8,26 @@ BLAS and torch alike, so the ratio compares the simulators, not their thread poo
 counts of the three runs are printed as a sanity check (snnTorch must match exactly; Norse resets
 immediately rather than one step late, so its counts are only close).
 
-Usage: python benchmarks/bench_refsim.py [--threads N] [--steps T] [--batch B] [--repeat R]
+Timings: `_common.timeit` (one warm-up, then --repeat runs: min / median / max); results go to
+<out>/refsim.json (`--out DIR`, $SPIKEFORGE_BENCH_OUT or a temp dir), with a MISSED line for a target not met.
+
+Usage: python benchmarks/bench_refsim.py [--threads N] [--steps T] [--batch B] [--repeat R] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import nir
 import numpy as np
 import torch
 
 from spikeforge import refsim
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Report, timeit  # noqa: E402
 
 DT = 1e-3
 BETA = 0.9
@@ -97,22 +104,14 @@ def run_norse(w1, w2, x: np.ndarray) -> np.ndarray:
     return torch.stack(out).numpy()
 
 
-def best_of(fn, repeat: int) -> tuple[float, np.ndarray]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--hidden", type=int, default=1000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--out", default=None, help="results directory (read by _common.out_dir)")
     args = ap.parse_args(argv)
 
     from threadpoolctl import threadpool_limits
@@ -123,25 +122,27 @@ def main(argv: list[str] | None = None) -> int:
     x = (rng.random((args.steps, args.batch, 100)) < 0.1).astype(np.float32)
     with threadpool_limits(limits=args.threads):
         sim = refsim.ReferenceSimulator(g)
-        run_refsim(sim, x[:5])  # warm-up (imports, allocations)
-        run_snntorch(w1, w2, x[:5])
-        run_norse(w1, w2, x[:5])
-        t_ref, y_ref = best_of(lambda: run_refsim(sim, x), args.repeat)
-        t_snn, y_snn = best_of(lambda: run_snntorch(w1, w2, x), args.repeat)
-        t_nor, y_nor = best_of(lambda: run_norse(w1, w2, x), args.repeat)
+        t_ref, y_ref = timeit(lambda: run_refsim(sim, x), repeats=args.repeat)
+        t_snn, y_snn = timeit(lambda: run_snntorch(w1, w2, x), repeats=args.repeat)
+        t_nor, y_nor = timeit(lambda: run_norse(w1, w2, x), repeats=args.repeat)
 
     steps = args.steps
-    print(f"graph: 100 -> {args.hidden} LIF -> 100 LIF, batch {args.batch}, {steps} steps, "
-          f"{args.threads} thread(s), best of {args.repeat}")
-    print(f"{'simulator':<12}{'seconds':>10}{'steps/s':>12}{'output spikes':>16}")
+    report = Report("refsim", notes=[f"graph 100 -> {args.hidden} LIF -> 100 LIF, batch {args.batch}, {steps} steps, "
+                                     f"{args.threads} thread(s); seconds per run, one warm-up, {args.repeat} repeats"])
+    print(report.notes[0])
     for name, t, y in (("refsim", t_ref, y_ref), ("snntorch", t_snn, y_snn), ("norse", t_nor, y_nor)):
-        print(f"{name:<12}{t:>10.3f}{steps / t:>12.1f}{int(y.sum()):>16d}")
-    print(f"ratio refsim/snntorch steps/s: {t_snn / t_ref:.2f}")
-    print(f"ratio refsim/norse    steps/s: {t_nor / t_ref:.2f}")
+        print(f"{name:<10} {t.fmt()}  {steps / t.median:10.1f} steps/s (median)  output spikes {int(y.sum())}")
+        report.rows.append({"simulator": name, "seconds": t.to_dict(), "steps_per_s_median": steps / t.median,
+                            "output_spikes": int(y.sum())})
     same = bool(np.array_equal(y_ref, y_snn))
     print(f"refsim == snntorch output spikes: {same}")
     # Norse resets immediately (snnTorch one step late) and rounds differently: close, not identical.
     print(f"refsim vs norse output spike count: {int(y_ref.sum())} vs {int(y_nor.sum())}")
+    report.target("refsim output spikes identical to snnTorch (fraction of equal entries)",
+                  float(np.mean(y_ref == y_snn)), 1.0)
+    report.target("refsim / snnTorch steps per second (median)", t_snn.median / t_ref.median, 1.0, unit="x")
+    report.target("refsim / Norse steps per second (median)", t_nor.median / t_ref.median, 1.0, unit="x")
+    report.save()
     return 0 if same else 1
 
 

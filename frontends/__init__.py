@@ -35,17 +35,32 @@ def load_nir(path: str | os.PathLike, **_: Any) -> nir.NIRGraph:
     return G.read(path)
 
 
-def _import_optional_frontends() -> None:
-    """Import frontend modules that register more suffixes; a missing optional dependency is not fatal here."""
+#: suffix -> the frontend module that registers it. Only the module for the file at hand is imported,
+#: so loading a .nir file never pays for torch, onnx or brian2 (start-up time, issue 16).
+MODULES: dict[str, str] = {
+    ".onnx": "onnx",
+    ".pt": "torch", ".pth": "torch", ".pt2": "torch", ".ts": "torch", ".jit": "torch",
+    ".py": "brian2",
+}
+
+
+def _import_frontend_for(suffix: str) -> None:
+    """Import the frontend module that registers `suffix` (all of them for an unknown suffix)."""
     import importlib
 
-    for mod in ("onnx", "torch", "brian2"):
+    if suffix in LOADERS:
+        return
+    wanted = [MODULES[suffix]] if suffix in MODULES else sorted(set(MODULES.values()))
+    for mod in wanted:
         try:
             importlib.import_module(f"spikeforge.frontends.{mod}")
         except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("spikeforge.frontends"):
-                continue  # frontend module not written yet
-            continue  # its third-party dependency is not installed; load_model reports it when asked
+            if suffix in MODULES and exc.name and not exc.name.startswith("spikeforge"):
+                raise UnsupportedError(
+                    f"loading '{suffix}' files needs the Python package '{exc.name}', which is not installed",
+                    hint="pip install 'spikeforge[frontends]'",
+                ) from None
+            continue  # an unknown suffix: list only what is installed
 
 
 def load_model(path: str | os.PathLike, **options: Any) -> nir.NIRGraph:
@@ -53,12 +68,13 @@ def load_model(path: str | os.PathLike, **options: Any) -> nir.NIRGraph:
     p = Path(path)
     if not p.exists():
         raise SpikeforgeError("file not found", file=str(p))
-    _import_optional_frontends()
     suffix = "".join(p.suffixes[-1:]).lower()
+    _import_frontend_for(suffix)
     loader = LOADERS.get(suffix)
     if loader is None:
         raise UnsupportedError(
-            f"unknown model type '{suffix or p.name}'; supported: {', '.join(sorted(LOADERS))}", file=str(p)
+            f"unknown model type '{suffix or p.name}'; supported: {', '.join(sorted(set(LOADERS) | set(MODULES)))}",
+            file=str(p)
         )
     graph = loader(p, **options)
     return G.validate(graph, file=str(p))

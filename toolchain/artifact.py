@@ -77,6 +77,24 @@ class Artifact:
     program: nir.NIRGraph | None = None
     path: Path | None = None
 
+    # ---- showing (notebooks and the CLI; see display.py) -------------------------------------------
+    @property
+    def warnings(self) -> list[str]:
+        """Every warning the compile recorded (backend, passes, semantic changes), each once."""
+        from .display import artifact_warnings
+
+        return artifact_warnings(self.meta)
+
+    def __repr__(self) -> str:
+        from .display import artifact_text
+
+        return artifact_text(self)
+
+    def _repr_html_(self) -> str:
+        from .display import artifact_html
+
+        return artifact_html(self)
+
     # ---- writing -------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
         """Write into a temporary sibling directory, then swap it into place: never half-written."""

@@ -21,10 +21,53 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
+from .display import decisions, si
 from .errors import SpikeforgeError
+from .progress import activity
 
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+# On a terminal rich uses its width; piped, $COLUMNS or 100, so logs stay readable and diffable.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 100))
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _table(*headers: str, title: str | None = None, keys: int = 1) -> Table:
+    """A table that fits the width: the first `keys` columns (names) never wrap or shrink to '...';
+    the others wrap, folding long words instead of truncating them."""
+    t = Table(title=title, title_justify="left")
+    for i, h in enumerate(headers):
+        if i < keys:
+            t.add_column(h, no_wrap=True, overflow="fold")
+        else:
+            t.add_column(h, overflow="fold")
+    return t
+
+
+class _Sources:
+    """Citations in a table: inline on a wide terminal; numbered footnotes below the table when narrow,
+    so the table fits and no citation is cut."""
+
+    def __init__(self, wide: int = 150) -> None:
+        self.inline = out.width >= wide
+        self.items: list[str] = []
+
+    def cell(self, sources: list[str]) -> str:
+        if self.inline:
+            return "\n".join(sources)
+        refs = []
+        for src in sources:
+            if src not in self.items:
+                self.items.append(src)
+            refs.append(f"[{self.items.index(src) + 1}]")
+        return " ".join(refs)
+
+    def print(self) -> None:
+        for i, src in enumerate(self.items, 1):
+            out.print(escape(f"[{i}] {src}"))
+
+
+def _example(command: str) -> str:
+    """A --help epilog showing one invocation, kept on one line (click's \\b: no rewrapping)."""
+    return "\b\nExample:\n  " + command
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -73,26 +116,44 @@ def _options(**kw: Any):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spikeforge")
 def main() -> None:
-    """Compile trained spiking/ANN models to neuromorphic chips; emulate, verify and profile them."""
+    """Compile trained spiking/ANN models to neuromorphic chips; emulate, verify and profile them.
+
+    \b
+    Example:
+      spikeforge compile model.nir --board loihi2 -o out/art
+      spikeforge verify out/art --input inputs.npz
+    """
+    if not sys.stdout.isatty():  # piped: $COLUMNS (read per invocation) or 100 columns
+        out.width = int(os.environ.get("COLUMNS") or 100)
 
 
 # ------------------------------------------------------------------------------------------------ compile
-@main.command("compile")
+@main.command("compile", epilog=_example("spikeforge compile toolchain/models/digits_snn.nir --board loihi2 "
+                                 "--bit-budget 100 -o out/loihi2"))
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--board", "-b", required=True, help="Board name (see `spikeforge boards`) or a board TOML file.")
-@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="Artifact directory to write.")
-@click.option("--bit-budget", type=float, default=None, help="Bit budget (weight bits x spike bits x time steps).")
-@click.option("--prune", type=float, default=None, help="Target sparsity in [0, 1).")
-@click.option("--prune-method", type=click.Choice(["magnitude", "structured"]), default="magnitude")
+@click.option("--board", "-b", required=True, help="Board name (see `spikeforge boards`) or a board TOML file, e.g. loihi2 or my_board.toml.")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="Artifact directory to write (replaced atomically), e.g. out/loihi2.")
+@click.option("--bit-budget", type=float, default=None, help="Bit budget in bits per synapse: weight bits x spike bits x time steps (mean over layers), "
+                   "e.g. 100 = 4-bit weights x 1-bit spikes x T 25. Default: no quantisation pass.")
+@click.option("--prune", type=float, default=None, help="Target weight sparsity, a fraction in [0, 1), e.g. 0.5 removes half the weights. Default: none.")
+@click.option("--prune-method", type=click.Choice(["magnitude", "structured"]), default="magnitude", show_default=True,
+              help="magnitude: smallest weights; structured: whole neurons (e.g. --prune-method structured).")
 @click.option("--timesteps", "-T", type=click.IntRange(min=1), default=None,
-              help="Time steps per inference (ANN-to-SNN, budget).")
-@click.option("--dt", type=float, default=None, help="Time step in seconds (overrides what the model records).")
-@click.option("--delay-policy", type=click.Choice(["auto", "relay", "chain", "native"]), default="auto")
-@click.option("--calibration", type=click.Path(path_type=Path), default=None, help=".npz of calibration inputs.")
+              help="Time steps per inference (ANN-to-SNN conversion, bit budget), e.g. -T 25. "
+                   "Default: what the model records.")
+@click.option("--dt", type=float, default=None, help="Time step in seconds, e.g. 1e-3 (overrides what the model records).")
+@click.option("--delay-policy", type=click.Choice(["auto", "relay", "chain", "native"]), default="auto",
+              show_default=True, help="How synaptic delays beyond the board's range are mapped: auto lets the "
+                                      "backend decide; relay/chain insert relay neurons; native keeps them, "
+                                      "e.g. --delay-policy relay.")
+@click.option("--calibration", type=click.Path(path_type=Path), default=None, help="Calibration inputs (.npz, arrays shaped time x batch x ...) for ANN-to-SNN "
+                   "normalisation and bit allocation, e.g. toolchain/models/digits_inputs.npz.")
 @click.option("--trust", is_flag=True, help="Allow loading PyTorch files that can run code when loaded: full pickled modules, TorchScript (.ts/.jit) and torch.export (.pt2) archives.")
-@click.option("--model-class", default=None, help="module:Class for a PyTorch state_dict.")
-@click.option("--seed", type=int, default=0)
-@click.option("--set", "extra", multiple=True, metavar="KEY=VALUE", help="Backend option, repeatable.")
+@click.option("--model-class", default=None, help="module:Class that builds the network for a PyTorch state_dict, e.g. mypkg.nets:MLP.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed for passes that sample (bit allocation search, pruning), e.g. --seed 1.")
+@click.option("--set", "extra", multiple=True, metavar="KEY=VALUE", help="Backend option (see the board's docs), repeatable; values are JSON where they "
+                   "parse, e.g. --set sfq.capacity=64.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @handle_errors
 def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps, dt, delay_policy, calibration,
@@ -101,45 +162,30 @@ def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps
 
     A Brian2 .py model is executed to build its network: only pass files you trust.
     """
-    from .pipeline import compile_model
+    from . import api
 
-    extras: dict[str, Any] = {"prune_method": prune_method}
-    for item in extra:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SpikeforgeError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            extras[key] = json.loads(value)
-        except json.JSONDecodeError:
-            extras[key] = value
-    if prune is not None and not (0 <= prune < 1):
-        raise SpikeforgeError(f"--prune must be in [0, 1), got {prune}")
-    if bit_budget is not None and bit_budget <= 0:
-        raise SpikeforgeError(f"--bit-budget must be > 0, got {bit_budget}")
-    calib = None
-    if calibration is not None:
-        from .npzio import load_npz
-
-        if not calibration.exists():
-            raise SpikeforgeError("calibration file not found", file=str(calibration))
-        calib = load_npz(calibration)
-    opts = _options(dt=dt, timesteps=timesteps, bit_budget=bit_budget, prune=prune, delay_policy=delay_policy,
-                    seed=seed, extra=extras)
-    with err.status(f"compiling {model} for {board} ..."):
-        artifact = compile_model(model, board, opts, calibration=calib, trust=trust or None,
-                                 model_class=model_class)
-        path = artifact.save(output)
+    extras = api.parse_set(extra)
+    with activity(f"compiling {model} for {board}", err, quiet=as_json):
+        artifact = api.compile(model, board, output=output, bit_budget=bit_budget, prune=prune,
+                               prune_method=prune_method, timesteps=timesteps, dt=dt, delay_policy=delay_policy,
+                               calibration=calibration, seed=seed, trust=trust, model_class=model_class,
+                               options=extras, warn=False)
+    path = artifact.path
     summary = {"artifact": str(path), "board": artifact.board, "backend": artifact.backend,
                "dt": artifact.meta.get("dt"), "files": sorted(artifact.files)}
     for key in ("warnings", "mapping", "summary"):
         if key in artifact.meta:
             summary[key] = artifact.meta[key]
+    summary["decisions"] = decisions(artifact.meta)
+    summary["warnings"] = artifact.warnings
     if as_json:
         _emit_json(summary)
         return
     out.print("[green]compiled[/] " + escape(f"{model} -> {path}  (board {artifact.board}, dt {artifact.meta.get('dt')} s)"))
-    for w in artifact.meta.get("warnings", []) or []:
-        err.print(f"[yellow]warning:[/] {escape(str(w))}")
+    for line in summary["decisions"]:
+        out.print("  " + escape(line))
+    for w in artifact.warnings:  # each once, without Python's source-line form
+        err.print(f"[yellow]warning:[/] {escape(w)}")
 
 
 # ------------------------------------------------------------------------------------------------ emulate
@@ -149,49 +195,49 @@ def _load_artifact(path: Path):
     return Artifact.load(path)
 
 
-@main.command()
+@main.command(epilog=_example("spikeforge emulate out/loihi2 -i toolchain/models/digits_inputs.npz -o out/trace.npz"))
 @click.argument("artifact", type=click.Path(path_type=Path))
-@click.option("--input", "-i", "input_path", required=True, type=click.Path(path_type=Path))
-@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help=".npz to write the trace to.")
-@click.option("--probes", is_flag=True, help="Also record state variables.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--input", "-i", "input_path", required=True, type=click.Path(path_type=Path),
+              help="Input .npz: one array per Input node shaped (time, batch, ...), e.g. inputs.npz.")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="Trace .npz to write (output/<node>, count/<event>, state/<node.var>), e.g. out/trace.npz.")
+@click.option("--probes", is_flag=True, help="Also record hidden layers' spikes and state (state/<node>.s, .v).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @handle_errors
 def emulate(artifact, input_path, output, probes, as_json):
     """Run the compiled program on an input .npz; write outputs and event counts to an .npz."""
-    from .inputs import load_inputs
+    from .api import emulate as emulate_api
     from .npzio import save_npz
-    from .registry import get_backend
 
     art = _load_artifact(artifact)
-    inputs, _ = load_inputs(input_path, art.reference)
-    be = get_backend(art.backend)
-    with err.status("emulating ..."):
-        trace = be.emulator().run(art, inputs, probes=probes)
+    with activity("emulating", err, quiet=as_json):
+        trace = emulate_api(art, input_path, probes=probes)
     save_npz(output, trace.to_arrays())
     totals = {k: float(np.sum(v)) for k, v in trace.counts.items()}
     if as_json:
         _emit_json({"output": str(output), "timesteps": trace.timesteps, "batch": trace.batch, "counts": totals})
         return
     out.print(f"wrote {output}: {trace.timesteps} steps x {trace.batch} samples")
-    t = Table("event", "total")
+    t = _table("event", "total", keys=2)
     for k, v in totals.items():
         t.add_row(k, f"{v:,.0f}")
     out.print(t)
 
 
 # ------------------------------------------------------------------------------------------------ verify
-@main.command()
+@main.command(epilog=_example("spikeforge verify out/loihi2 -i toolchain/models/digits_inputs.npz --junit out/v.xml"))
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option("--input", "-i", "input_path", type=click.Path(path_type=Path), default=None,
-              help="Input .npz (time x batch x ...), optional `labels`. Default: the bundled inputs if the "
-                   "artifact was compiled from a bundled model.")
+              help="Input .npz (required): arrays shaped (time, batch, ...), optional integer `labels` (batch,) "
+                   "for an accuracy check, e.g. toolchain/models/digits_inputs.npz.")
 @click.option("--tolerance", type=float, default=0.01, show_default=True,
               help="Largest accepted accuracy drop versus float (fraction: 0.01 = 1 point).")
 @click.option("--min-agreement", type=float, default=0.9, show_default=True,
               help="Smallest accepted fraction of samples whose prediction equals the float model's.")
-@click.option("--allow-silent", is_flag=True, help="Accept outputs that never spike.")
-@click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write a JUnit XML report.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--allow-silent", is_flag=True, help="Accept outputs that never spike (off: a silent run fails).")
+@click.option("--junit", type=click.Path(path_type=Path), default=None,
+              help="Also write a JUnit XML report, one test case per check, e.g. out/verify.xml.")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks and metrics as JSON on stdout.")
 @handle_errors
 def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, as_json):
     """Compare the board's emulated behaviour with the float reference. Exit 1 if it disagrees."""
@@ -203,7 +249,7 @@ def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, 
     if input_path is None:
         raise SpikeforgeError("no --input given", hint="spikeforge verify DIR --input X.npz")
     inputs, labels = load_inputs(input_path, art.reference)
-    with err.status("verifying ..."):
+    with activity("verifying", err, quiet=as_json):
         res = run_verify(art, inputs, labels, max_accuracy_drop=tolerance, min_agreement=min_agreement,
                          allow_silent=allow_silent)
     if junit is not None:
@@ -211,7 +257,7 @@ def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, 
     if as_json:
         _emit_json(res.to_dict())
     else:
-        t = Table("check", "result", "detail", title=f"verify {art.board}")
+        t = _table("check", "result", "detail", title=f"verify {art.board}", keys=2)
         for c in res.checks:
             t.add_row(c.name, "[green]pass[/]" if c.passed else "[red]FAIL[/]", escape(c.detail))
         out.print(t)
@@ -228,42 +274,30 @@ def _atomic_text(path: Path, text: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ profile
 def profile_artifact(art, input_path: Path | None):
-    from .inputs import load_inputs, synthetic_inputs
-    from .registry import get_backend
+    """(profile, trace) of an artifact: a thin layer over `spikeforge.api.profile`."""
+    from .api import profile as profile_api
 
-    be = get_backend(art.backend)
-    if input_path is not None:
-        inputs, _ = load_inputs(input_path, art.reference)
-        note = f"activity from {input_path}"
-    else:
-        steps = int(art.options.timesteps or art.reference.metadata.get("spikeforge.timesteps", 25))
-        inputs = synthetic_inputs(art.reference, timesteps=steps)
-        note = f"activity from synthetic Bernoulli(0.1) input, {steps} steps, batch 1 (pass --input for real data)"
-    trace = be.emulator().run(art, inputs)
-    prof = be.cost_model().profile(art, trace)
-    prof.notes.insert(0, note)
-    return prof, trace
+    prof = profile_api(art, input_path)
+    return prof, prof.trace
 
 
 def _fmt(value: float, unit: str) -> str:
-    if unit in ("J", "s", "W") and value != 0:
-        for scale, prefix in ((1, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"), (1e-18, "a")):
-            if abs(value) >= scale:
-                return f"{value / scale:.4g} {prefix}{unit}"
-        return f"{value:.3e} {unit}"
-    return f"{value:,.6g} {unit}"
+    return si(value, unit)
 
 
-@main.command()
+@main.command(epilog=_example("spikeforge profile out/loihi2 -i toolchain/models/digits_inputs.npz --plot out/e.png"))
 @click.argument("artifact", type=click.Path(path_type=Path))
-@click.option("--input", "-i", "input_path", type=click.Path(path_type=Path), default=None)
-@click.option("--plot", type=click.Path(path_type=Path), default=None, help="Write an energy breakdown PNG.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--input", "-i", "input_path", type=click.Path(path_type=Path), default=None,
+              help="Input .npz whose activity is costed, e.g. inputs.npz. Default: Bernoulli(0.1) spikes, "
+                   "batch 1 (said in the notes).")
+@click.option("--plot", type=click.Path(path_type=Path), default=None,
+              help="Write an energy-per-inference breakdown PNG (J by component), e.g. out/energy.png.")
+@click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON on stdout (J, s, counts).")
 @handle_errors
 def profile(artifact, input_path, plot, as_json):
     """Energy and latency of the compiled program, each figure with its source."""
     art = _load_artifact(artifact)
-    with err.status("profiling ..."):
+    with activity("profiling", err, quiet=as_json):
         prof, trace = profile_artifact(art, input_path)
     per_sample = {"batch": trace.batch}
     if plot is not None:
@@ -273,12 +307,15 @@ def profile(artifact, input_path, plot, as_json):
         d.update(per_sample)
         _emit_json(d)
         return
-    t = Table("kind", "component", "value", "formula", "sources", title=f"profile {art.board}")
+    notes = _Sources()
+    t = _table("kind", "component", "value", "formula", "src" if not notes.inline else "sources",
+               title=f"profile {art.board}", keys=3)
     for kind, items in (("energy", prof.energy), ("latency", prof.latency), ("resource", prof.resources)):
         for i in items:
-            t.add_row(kind, i.component, _fmt(i.value, i.unit), escape(i.formula), escape("\n".join(i.sources)))
+            t.add_row(kind, i.component, _fmt(i.value, i.unit), escape(i.formula), escape(notes.cell(i.sources)))
     t.add_row("energy", "[bold]total per inference[/]", _fmt(prof.energy_total, "J"), "sum of the above", "")
     out.print(t)
+    notes.print()
     for n in prof.notes:
         out.print(f"note: {escape(n)}")
 
@@ -306,8 +343,8 @@ def _plot_profile(prof, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ boards
-@main.group(invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True)
+@main.group(invoke_without_command=True, epilog=_example("spikeforge boards show loihi2"))
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON on stdout.")
 @click.pass_context
 @handle_errors
 def boards(ctx, as_json):
@@ -323,15 +360,15 @@ def boards(ctx, as_json):
     if as_json:
         _emit_json(rows)
         return
-    t = Table("board", "backend", "description")
+    t = _table("board", "backend", "description", keys=2)
     for r in rows:
         t.add_row(r["name"], r["backend"] + ("" if r["available"] else " (not installed)"), escape(r["description"]))
     out.print(t)
 
 
-@boards.command("show")
+@boards.command("show", epilog=_example("spikeforge boards show spinn3 --json"))
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the constants as JSON on stdout.")
 @handle_errors
 def boards_show(name, as_json):
     """Print one board's constants with units and sources."""
@@ -345,60 +382,95 @@ def boards_show(name, as_json):
                     "constants": {s: {k: asdict(c) for k, c in cs.items()} for s, cs in b.sections.items() if cs}})
         return
     out.print(f"[bold]{b.name}[/] (backend {b.backend}): " + escape(b.description))
-    t = Table("constant", "value", "unit", "status", "source")
+    notes = _Sources()
+    t = _table("constant", "value", "unit", "status", "source", keys=1)
     for section, consts in b.sections.items():
         for k, c in consts.items():
             t.add_row(f"{section}.{k}", escape(str(c.value)), c.unit, c.status,
-                      escape(c.source + (f" ({c.note})" if c.note else "")))
+                      escape(notes.cell([c.source + (f" ({c.note})" if c.note else "")])))
     out.print(t)
+    notes.print()
     for n in b.notes:
         out.print(f"note: {escape(n)}")
 
 
 # ------------------------------------------------------------------------------------------------ inspect / convert
-@main.command()
+@main.command(epilog=_example("spikeforge inspect toolchain/models/digits_snn.nir   (or an artifact directory)"))
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--full", is_flag=True, help="Print every array's values and every table instead of summaries.")
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON on stdout.")
 @handle_errors
-def inspect(model, as_json):
-    """Show a model's (or an artifact's) nodes, shapes, parameter ranges and recorded conventions."""
+def inspect(model, full, as_json):
+    """Show a model's (or an artifact's) nodes, shapes, parameter ranges and recorded conventions.
+
+    Arrays are summarised as dtype, shape, range and fraction of nonzeros; --full prints the values.
+    """
     from .inspect import describe_artifact, describe_graph
 
     if model.is_dir():
-        info = describe_artifact(_load_artifact(model))
+        info = describe_artifact(_load_artifact(model), full=full)
         graph_info = info["graph"]
     else:
         from .pipeline import load
 
-        graph_info = describe_graph(load(model))
+        graph_info = describe_graph(load(model), full=full)
         info = {"graph": graph_info}
     if as_json:
         _emit_json(info)
         return
-    t = Table("node", "type", "in", "out", "parameters", "conventions", title=str(model))
+    with_conv = any(n["conventions"] for n in graph_info["nodes"])
+    t = _table("node", "type", "shape in -> out", "parameters", *(["conventions"] if with_conv else []),
+               title=str(model), keys=2)
     for n in graph_info["nodes"]:
         params = "\n".join(f"{k}: {v}" for k, v in n["params"].items())
         conv = "\n".join(f"{k}={v}" for k, v in n["conventions"].items())
-        t.add_row(n["name"], n["type"], str(n["input"]), str(n["output"]), escape(params), escape(conv))
+        t.add_row(n["name"], n["type"], f"{_shape(n['input'])} -> {_shape(n['output'])}", escape(params),
+                  *([escape(conv)] if with_conv else []))
     out.print(t)
-    out.print(escape(f"edges: {graph_info['edges']}"))
+    out.print(escape("edges: " + ", ".join(f"{a}->{b}" for a, b in graph_info["edges"])))
     if graph_info["recurrent"]:
-        out.print(escape(f"recurrent edges (one step latency): {graph_info['recurrent']}"))
-    out.print(escape(f"graph metadata: {graph_info['metadata']}"))
-    for key in ("board", "backend", "summary", "layers", "mapping", "warnings"):
-        if key in info:
-            out.print(f"[bold]{key}[/]: " + escape(json.dumps(info[key], indent=1, default=str)))
+        out.print(escape("recurrent edges (one step latency): " +
+                         ", ".join(f"{a}->{b}" for a, b in graph_info["recurrent"])))
+    out.print(escape("graph metadata: " + ", ".join(f"{k}={v}" for k, v in graph_info["metadata"].items())))
+    if "board" not in info:
+        return
+    out.print(f"[bold]board[/] {escape(info['board'])} (backend {escape(info['backend'])})")
+    for line in info["decisions"]:
+        out.print("  " + escape(line))
+    arrays = info["arrays"]
+    if full:
+        for key, value in info.items():
+            if key not in ("graph", "decisions", "warnings", "board", "backend"):
+                out.print(f"[bold]{key}[/]: " + escape(json.dumps(value, indent=1, default=str)))
+    else:
+        out.print(f"[bold]arrays[/] ({len(arrays)}; --full prints values):")
+        for k, v in list(arrays.items())[:8]:
+            out.print(escape(f"  {k}: {v}"))
+        if len(arrays) > 8:
+            out.print(f"  ... {len(arrays) - 8} more")
+        out.print(escape(f"files: {', '.join(info['files']) or 'none'}"))
+    for w in info["warnings"]:
+        out.print("[yellow]warning:[/] " + escape(w))
 
 
-@main.command()
+def _shape(shape) -> str:
+    return "x".join(map(str, shape)) if shape else "?"
+
+
+@main.command(epilog=_example("spikeforge convert toolchain/models/digits_mlp.onnx -o out/mlp.nir -T 25 "
+                     "--calibration toolchain/models/digits_inputs.npz"))
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--output", "-o", required=True, type=click.Path(path_type=Path))
-@click.option("--dt", type=float, default=None)
-@click.option("--timesteps", "-T", type=click.IntRange(min=1), default=None)
-@click.option("--calibration", type=click.Path(path_type=Path), default=None)
-@click.option("--trust", is_flag=True)
-@click.option("--model-class", default=None)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="NIR file to write, e.g. out/m.nir.")
+@click.option("--dt", type=float, default=None, help="Time step in seconds to record, e.g. 1e-3.")
+@click.option("--timesteps", "-T", type=click.IntRange(min=1), default=None,
+              help="Time steps per inference for ANN-to-SNN conversion, e.g. -T 25.")
+@click.option("--calibration", type=click.Path(path_type=Path), default=None,
+              help="Calibration .npz (needed for ANN models: sets the thresholds), e.g. inputs.npz.")
+@click.option("--trust", is_flag=True, help="Allow loading files that run code when loaded (pickled modules, "
+                                            "TorchScript, .pt2, Brian2 .py); only for files you trust.")
+@click.option("--model-class", default=None,
+              help="module:Class that builds the network for a PyTorch state_dict, e.g. mypkg.nets:MLP.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @handle_errors
 def convert(model, output, dt, timesteps, calibration, trust, model_class, as_json):
     """Convert a model file into an NIR file (with spikeforge's conventions in its metadata)."""
@@ -410,7 +482,8 @@ def convert(model, output, dt, timesteps, calibration, trust, model_class, as_js
         from .npzio import load_npz
 
         calib = load_npz(calibration)
-    g = load(model, dt=dt, timesteps=timesteps, calibration=calib, trust=trust or None, model_class=model_class)
+    with activity(f"converting {model}", err, quiet=as_json):
+        g = load(model, dt=dt, timesteps=timesteps, calibration=calib, trust=trust or None, model_class=model_class)
     if dt is not None:
         g.metadata = {**(g.metadata or {}), G.DT_KEY: float(dt)}
     G.write(g, output)
@@ -421,37 +494,56 @@ def convert(model, output, dt, timesteps, calibration, trust, model_class, as_js
 
 
 # ------------------------------------------------------------------------------------------------ demo
-@main.command()
-@click.option("--boards", "board_names", default=None, help="Comma-separated boards (default: all installed).")
-@click.option("--output", "-o", type=click.Path(path_type=Path), default=None, help="Keep the artifacts here.")
-@click.option("--json", "as_json", is_flag=True)
+@main.command(epilog=_example("spikeforge demo --boards cpu-reference,loihi2 -o out/demo"))
+@click.option("--boards", "board_names", default=None, metavar="B1,B2",
+              help="Comma-separated board names (default: every installed board), e.g. loihi2,spinn3.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="Directory to keep the compiled artifacts in (default: a temporary one), e.g. out/demo.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON on stdout.")
 @handle_errors
 def demo(board_names, output, as_json):
-    """Compile every bundled model for every board, verify and profile it; print one table."""
-    from .demo import run_demo
+    """Compile every bundled model for every board, verify and profile it; print one table.
+
+    Exit 1 when a row that should pass fails verification (rows listed as known findings of a board's
+    arithmetic are shown but do not fail the run); rows a board cannot run are shown as n/a.
+    """
+    from .demo import run_demo, unexpected_failures
 
     names = [b.strip() for b in board_names.split(",")] if board_names else None
-    rows = run_demo(names, output, console=err)
+    rows = run_demo(names, output, console=err if (err.is_terminal or not as_json) else None)
+    bad = unexpected_failures(rows)
     if as_json:
         _emit_json(rows)
+        if bad:
+            sys.exit(1)
         return
-    t = Table("model", "board", "acc float", "acc board", "agree", "energy / inf", "latency / inf", "verify",
-              title="spikeforge demo: bundled models on every board")
+    t = _table("model", "board", "acc float", "acc board", "agree", "energy", "latency", "verify",
+               title="spikeforge demo: bundled models on every board", keys=2)
+    reasons: list[str] = []
     for r in rows:
         if r.get("error"):
-            reason = r["error"].split(": ", 1)[-1]
-            short = reason if len(reason) <= 60 else reason[:57] + "..."
-            t.add_row(r["model"], r["board"], "", "", "", "", "", f"[yellow]n/a: {escape(short)}[/]")
+            reasons.append(f"{r['model']} on {r['board']}: {r['error'].split(': ', 1)[-1]}")
+            t.add_row(r["model"], r["board"], "", "", "", "", "", f"[yellow]n/a ({len(reasons)})[/]")
             continue
+        verdict = ("[green]pass[/]" if r["verified"] else
+                   "[yellow]finding[/]" if r.get("expected_failure") else "[red]FAIL[/]")
         t.add_row(r["model"], r["board"], f"{r['acc_float']:.2%}", f"{r['acc_board']:.2%}", f"{r['agreement']:.1%}",
                   _fmt(r["energy_J"], "J"), _fmt(r["latency_s"], "s") if r["latency_s"] is not None else "-",
-                  "[green]pass[/]" if r["verified"] else "[red]FAIL[/]")
+                  verdict)
     out.print(t)
-    out.print("n/a: the board cannot run this model (full reasons with --json). Energy and latency are per inference.")
-    # The demo shows what each board costs; a board that loses accuracy is a finding, printed, not a crash.
+    out.print("Energy and latency are per inference. n/a: the board cannot run this model:")
+    for i, reason in enumerate(reasons, 1):
+        out.print(escape(f"  ({i}) {reason}"))
     for r in rows:
         if not r.get("error") and not r["verified"]:
-            out.print(f"[yellow]{r['model']} on {r['board']}:[/] " + escape("; ".join(r["checks"])))
+            why = r.get("expected_failure") or "; ".join(r["checks"])
+            label = "finding" if r.get("expected_failure") else "FAIL"
+            out.print(f"[yellow]{label}: {escape(r['model'])} on {escape(r['board'])}:[/] " + escape(why))
+    passed = sum(1 for r in rows if not r.get("error") and r["verified"])
+    out.print(f"demo: {passed} pass, {len(rows) - passed - len(reasons) - len(bad)} known findings, "
+              f"{len(bad)} unexpected failures, {len(reasons)} n/a")
+    if bad:
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,11 +12,18 @@ from .artifact import Artifact
 from .boardspec import list_boards
 from .errors import SpikeforgeError
 from .inputs import load_inputs
-from .interfaces import CompileOptions
 from .npzio import load_npz
-from .pipeline import compile_model
+from .progress import Steps
 from .registry import backend_targets, get_backend
 from .verify import verify
+
+#: (model, board) -> why verification is expected to fail there. The demo shows these rows as findings
+#: (the cost of that board's arithmetic); any other failing row makes `spikeforge demo` exit 1.
+_SFQ_LOOPS = ("the default capacity-8 SFQ storage loops overflow (verify names them); with --set sfq.max_weight=7 "
+              "--set sfq.capacity=64 the board agrees with float (docs/sfq.md)")
+EXPECTED_FAILURES: dict[tuple[str, str], str] = {
+    (model, board): _SFQ_LOOPS for model in ("digits_snn.nir", "digits_mlp.onnx") for board in ("sfq-rsfq", "sfq-ersfq")
+}
 
 
 def run_demo(board_names: list[str] | None = None, keep: Path | None = None, console=None,
@@ -31,24 +38,21 @@ def run_demo(board_names: list[str] | None = None, keep: Path | None = None, con
     rows: list[dict[str, Any]] = []
     workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="spikeforge-demo-"))
     jobs = [(m, i, b) for m, i in models.BUNDLED.items() if not model_names or m in model_names for b in boards]
-    progress = None
-    if console is not None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TimeElapsedColumn(), console=console, transient=True)
-        progress.start()
-        task = progress.add_task("demo", total=len(jobs))
+    steps = Steps(len(jobs), console, "demo") if console is not None else None
+    if steps is not None:
+        steps.__enter__()
     try:
         for model_name, input_name, board in jobs:
             model_path = models.path(model_name)
             row: dict[str, Any] = {"model": model_name, "board": board.name}
-            if progress is not None:
-                progress.update(task, description=f"{model_name} on {board.name}")
+            if steps is not None:
+                steps.start(f"{model_name} on {board.name}")
             try:
-                opts = CompileOptions(timesteps=25)
+                from .api import compile as compile_api
+
                 # ANN models need calibration data for threshold balancing: the bundled inputs carry it
-                art = compile_model(model_path, board, opts, calibration=load_npz(models.path(input_name)))
+                art = compile_api(model_path, board, timesteps=25, calibration=load_npz(models.path(input_name)),
+                                  warn=False)
                 path = art.save(workdir / f"{Path(model_name).stem}-{board.name}")
                 art = Artifact.load(path)
                 inputs, labels = load_inputs(models.path(input_name), art.reference)
@@ -65,15 +69,23 @@ def run_demo(board_names: list[str] | None = None, keep: Path | None = None, con
                     "latency_s": prof.latency_of("per_inference"),
                     "verified": res.passed,
                     "checks": [c.detail for c in res.checks if not c.passed],
+                    "warnings": art.warnings,
                 })
+                if not res.passed:
+                    row["expected_failure"] = EXPECTED_FAILURES.get((model_name, board.name))
             except SpikeforgeError as exc:
                 row["error"] = str(exc)
             rows.append(row)
-            if progress is not None:
-                progress.advance(task)
+            if steps is not None:
+                steps.advance()
     finally:
-        if progress is not None:
-            progress.stop()
+        if steps is not None:
+            steps.__exit__(None, None, None)
         if keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
     return rows
+
+
+def unexpected_failures(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows that ran and failed verification without being a listed finding: `demo` exits 1 on these."""
+    return [r for r in rows if not r.get("error") and not r["verified"] and not r.get("expected_failure")]

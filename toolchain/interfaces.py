@@ -82,6 +82,11 @@ class Trace:
     layer_counts: dict[str, dict[str, float]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:  # arrays summarised: a notebook cell should not print megabytes
+        outs = ", ".join(f"{k} {tuple(v.shape)}" for k, v in self.outputs.items())
+        counts = ", ".join(f"{k} {float(np.sum(v)):,.0f}" for k, v in self.counts.items())
+        return f"Trace(outputs: {outs}; totals: {counts or 'none'}; {len(self.states)} probes)"
+
     @property
     def timesteps(self) -> int:
         first = next(iter(self.outputs.values()))
@@ -134,6 +139,16 @@ class Profile:
     latency: list[ProfileItem] = field(default_factory=list)      # s
     resources: list[ProfileItem] = field(default_factory=list)    # cores, chips, tiles, frames ...
     notes: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        from .display import profile_text
+
+        return profile_text(self)
+
+    def _repr_html_(self) -> str:
+        from .display import profile_html
+
+        return profile_html(self)
 
     @property
     def energy_total(self) -> float:

@@ -32,6 +32,12 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read every array of an .npz file into memory (no pickles)."""
-    with np.load(path, allow_pickle=False) as data:
+    """Read every array of an .npz file into memory (no pickles). A lone .npy array is a clean InputError."""
+    from .errors import InputError
+
+    loaded = np.load(path, allow_pickle=False)
+    if isinstance(loaded, np.ndarray):  # np.load gives a bare array for .npy: not a context manager
+        raise InputError(f"this is a single .npy array {loaded.shape}; spikeforge reads .npz archives of named "
+                         "arrays", file=str(path), hint="np.savez('x.npz', input=x, labels=y)")
+    with loaded as data:
         return {k: data[k] for k in data.files}

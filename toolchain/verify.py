@@ -33,6 +33,16 @@ class VerifyResult:
     reference: Trace | None = None
     board_trace: Trace | None = None
 
+    def __repr__(self) -> str:
+        from .display import verify_text
+
+        return verify_text(self)
+
+    def _repr_html_(self) -> str:
+        from .display import verify_html
+
+        return verify_html(self)
+
     @property
     def passed(self) -> bool:
         return bool(self.checks) and all(c.passed for c in self.checks)
