@@ -454,5 +454,7 @@ def demo(board_names, output, as_json):
             out.print(f"[yellow]{r['model']} on {r['board']}:[/] " + escape("; ".join(r["checks"])))
 
 
+from . import cli_sweep  # noqa: E402,F401  (registers `sweep` and `report`)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
