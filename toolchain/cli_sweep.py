@@ -138,13 +138,21 @@ def sweep(sweep_file, output, model, inputs, boards, bit_budget, prune, timestep
 
 
 def _print_pareto(records: list[dict[str, Any]]) -> None:
-    front = sorted((r for r in records if r.get("pareto_board")), key=lambda r: (r["board"], -r["accuracy"]))
-    t = Table("board", "point", "accuracy", "energy / inf", "latency / inf", "overall", expand=False,
+    """Per-board Pareto sets; points that differ only by seed and score the same share one row."""
+    rows: dict[tuple, list[str]] = {}
+    for r in records:
+        if not r.get("pareto_board"):
+            continue
+        parts = r["label"].split(" ")[1:]
+        seed = next((p.split("=", 1)[1] for p in parts if p.startswith("seed=")), "")
+        rest = " ".join(p for p in parts if not p.startswith("seed=")) or "defaults"
+        key = (r["board"], rest, r["accuracy"], r["energy_J"], r.get("latency_s"), bool(r.get("pareto")))
+        rows.setdefault(key, []).append(seed)
+    t = Table("board", "point", "seeds", "accuracy", "energy / inf", "latency / inf", "overall",
               title="Pareto set per board (accuracy up, energy and latency down)")
-    for r in front:
-        t.add_row(escape(r["board"]), escape(r["label"].split(" ", 1)[-1]), f"{r['accuracy']:.2%}",
-                  _fmt(r["energy_J"], "J"), _fmt(r["latency_s"], "s") if r.get("latency_s") is not None else "-",
-                  "yes" if r.get("pareto") else "")
+    for (board, rest, acc, energy, latency, overall), seeds in sorted(rows.items(), key=lambda kv: (kv[0][0], -kv[0][2])):
+        t.add_row(escape(board), escape(rest), ",".join(seeds), f"{acc:.2%}", _fmt(energy, "J"),
+                  _fmt(latency, "s") if latency is not None else "-", "yes" if overall else "")
     out.print(t)
 
 

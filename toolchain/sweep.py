@@ -177,6 +177,18 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     if not isinstance(boards, list) or not boards or not all(isinstance(b, str) for b in boards):
         raise SpikeforgeError("'boards' must be a non-empty list of board names or TOML paths", file=f)
     boards = [str((base / b).resolve()) if b.endswith(".toml") else b for b in boards]
+    verify_opts = s.get("verify", {})
+    if not isinstance(verify_opts, dict):
+        raise SpikeforgeError("[verify] must be a table of verify options", file=f, field="verify")
+    import inspect
+
+    from .verify import verify as verify_fn
+
+    gates = {n for n, prm in inspect.signature(verify_fn).parameters.items() if prm.kind is prm.KEYWORD_ONLY and n != "backend"}
+    bad_gates = sorted(set(verify_opts) - gates)
+    if bad_gates:
+        raise SpikeforgeError(f"unknown verify option(s) {bad_gates}; known: {sorted(gates)}", file=f,
+                              field="verify")
     max_samples = s.get("max_samples")
     if max_samples is not None:
         max_samples = _finite_list("max_samples", [max_samples], int, 1, 10_000_000, f)[0]
@@ -185,7 +197,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         seeds=[int(x) for x in _finite_list("seeds", s.get("seeds", [0]), int, 0, 2**31 - 1, f)],
         grid=grid, sets={str(k): list(v) for k, v in sets.items()},
         calibration=(base / s["calibration"]).resolve() if s.get("calibration") else None,
-        max_samples=max_samples, verify=dict(s.get("verify", {})), frontend=dict(s.get("frontend", {})))
+        max_samples=max_samples, verify=dict(verify_opts), frontend=dict(s.get("frontend", {})))
 
 
 # ------------------------------------------------------------------------------------------------ keys
@@ -406,7 +418,7 @@ class SweepResult:
 
 
 def _worker_init() -> None:
-    """Import Lava's message infrastructure once per pool worker, tolerating its start-method call.
+    """Ignore SIGINT in pool workers; import Lava's message infrastructure once, tolerating its start-method call.
 
     Lava calls `multiprocessing.set_start_method('fork')` at import, which raises in a pool worker
     (its start method is already set, to 'fork'); setting 'fork' again changes nothing, so the call
@@ -414,7 +426,9 @@ def _worker_init() -> None:
     """
     import functools
     import multiprocessing as mp
+    import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from spikeforge.backends.loihi._lava_compat import install, lava_available
 
     if not lava_available() or mp.get_start_method(allow_none=True) != "fork":
@@ -428,27 +442,28 @@ def _worker_init() -> None:
         mp.set_start_method = original
 
 
+def _run_job(job: tuple[SweepSpec, Point, str]) -> dict[str, Any]:
+    return run_point(*job)
+
+
 def _execute_local(jobs: list[tuple[SweepSpec, Point, str]], workers: int) -> Iterable[dict[str, Any]]:
     if workers <= 1:
         for job in jobs:
             yield run_point(*job)
         return
     import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
-                             initializer=_worker_init) as pool:
-        pending = {pool.submit(run_point, *job) for job in jobs}
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    yield fut.result()
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    # Workers ignore SIGINT (see _worker_init): Ctrl-C reaches the parent, which keeps what finished
+    # and terminates the workers, so no orphan keeps computing after the command returns.
+    pool = mp.get_context("fork").Pool(workers, initializer=_worker_init)
+    try:
+        yield from pool.imap_unordered(_run_job, jobs)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 def _execute_ray(jobs: list[tuple[SweepSpec, Point, str]], address: str, workers: int) -> Iterable[dict[str, Any]]:
