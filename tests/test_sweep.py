@@ -121,6 +121,6 @@ def test_ray_gives_identical_results(tmp_path):
     pytest.importorskip("ray")
     spec = _spec(tmp_path, budgets=(0, 100))
     local = run_sweep(spec, tmp_path / "local", workers=2)
-    on_ray = run_sweep(spec, tmp_path / "ray", workers=2, ray="local")
+    on_ray = run_sweep(spec, tmp_path / "ray", workers=2, ray="auto")  # no cluster here: starts a local one
     assert on_ray.ran == 2
     assert _strip(on_ray.records) == _strip(local.records)

@@ -16,6 +16,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -418,7 +419,7 @@ class SweepResult:
 
 
 def _worker_init() -> None:
-    """Ignore SIGINT in pool workers; import Lava's message infrastructure once, tolerating its start-method call.
+    """Pool worker set-up: ignore SIGINT, lead a process group, import Lava tolerating its start-method call.
 
     Lava calls `multiprocessing.set_start_method('fork')` at import, which raises in a pool worker
     (its start method is already set, to 'fork'); setting 'fork' again changes nothing, so the call
@@ -429,6 +430,7 @@ def _worker_init() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.setpgrp()  # own process group: terminating a worker also ends the processes Lava started in it
     from spikeforge.backends.loihi._lava_compat import install, lava_available
 
     if not lava_available() or mp.get_start_method(allow_none=True) != "fork":
@@ -442,28 +444,36 @@ def _worker_init() -> None:
         mp.set_start_method = original
 
 
-def _run_job(job: tuple[SweepSpec, Point, str]) -> dict[str, Any]:
-    return run_point(*job)
-
-
 def _execute_local(jobs: list[tuple[SweepSpec, Point, str]], workers: int) -> Iterable[dict[str, Any]]:
     if workers <= 1:
         for job in jobs:
             yield run_point(*job)
         return
     import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    # Workers ignore SIGINT (see _worker_init): Ctrl-C reaches the parent, which keeps what finished
-    # and terminates the workers, so no orphan keeps computing after the command returns.
-    pool = mp.get_context("fork").Pool(workers, initializer=_worker_init)
+    # Not multiprocessing.Pool: its workers are daemonic and cannot start the processes Lava's runtime
+    # needs. Workers ignore SIGINT (see _worker_init): Ctrl-C reaches the parent, which keeps what
+    # finished and terminates the workers, so no orphan keeps computing after the command returns.
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"), initializer=_worker_init)
+    pending = {pool.submit(run_point, *job) for job in jobs}
     try:
-        yield from pool.imap_unordered(_run_job, jobs)
-        pool.close()
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
     except BaseException:
-        pool.terminate()
+        procs = list(pool._processes.values())  # no public terminate before Python 3.14
+        pool.shutdown(wait=False, cancel_futures=True)
+        import signal
+
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.join(timeout=10)
         raise
-    finally:
-        pool.join()
+    pool.shutdown(wait=True)
 
 
 def _execute_ray(jobs: list[tuple[SweepSpec, Point, str]], address: str, workers: int) -> Iterable[dict[str, Any]]:
