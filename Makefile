@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.spikeforge-installed
 
-.PHONY: install demo test bench docs lint clean
+.PHONY: install demo test bench docs lint clean browser
 
 install: $(STAMP)
 
@@ -24,8 +24,12 @@ $(STAMP): pyproject.toml setup.py requirements-dev.txt constraints-dev.txt
 demo: install
 	$(VENV)/bin/spikeforge demo
 
-test: install
-	$(PY) -m ruff check toolchain frontends backends emulators boards tests benchmarks examples
+# Debian's chromium for the report browser test (best effort; the test skips with a reason without it)
+browser:
+	@bash tools/ensure_chromium.sh
+
+test: install browser
+	$(PY) -m ruff check toolchain frontends backends emulators boards tests benchmarks examples tools
 	$(PY) -m pytest
 
 # Heavy comparisons against peers (Lava, snnTorch, Norse, Brian2, ...): not part of CI.

@@ -546,5 +546,7 @@ def demo(board_names, output, as_json):
         sys.exit(1)
 
 
+from . import cli_sweep  # noqa: E402,F401  (registers `sweep` and `report`)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
