@@ -9,6 +9,8 @@ The Python API (see `spikeforge.api`)::
     prof = sf.profile(art, "inputs.npz")                  # -> Profile (.energy_total in J per inference)
     trace = sf.emulate(art, "inputs.npz")                 # -> Trace (.outputs, .counts)
     sf.boards()                                           # the board specs
+    sf.sweep("sweep.toml", "out/sweep")                   # -> SweepResult (records, Pareto set)
+    sf.report("out/sweep", "out/sweep.html")              # self-contained HTML
     art.save("out/art"); sf.Artifact.load("out/art")
 
 Names are resolved lazily, so `import spikeforge` (and the CLI's start-up) loads nothing heavy.
@@ -22,7 +24,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("load", "compile", "emulate", "verify", "profile", "boards", "bundled", "Artifact", "SpikeforgeWarning")
+_API = ("load", "compile", "emulate", "verify", "profile", "boards", "bundled", "Artifact", "SpikeforgeWarning",
+        "sweep", "report")
 _ERRORS = ("SpikeforgeError", "InputError", "BoardError", "FitError", "GraphError", "UnsupportedError")
 __all__ = [*_API, *_ERRORS, "__version__"]
 

@@ -34,7 +34,7 @@ from .interfaces import CompileOptions, Profile, Trace
 from .verify import VerifyResult
 
 __all__ = ["SpikeforgeWarning", "Artifact", "load", "compile", "emulate", "verify", "profile", "boards",
-           "bundled", "parse_set"]
+           "bundled", "parse_set", "sweep", "report"]
 
 #: a model argument: a file path or an NIR graph already in memory
 ModelLike = str | os.PathLike | nir.NIRGraph
@@ -228,3 +228,27 @@ def boards(installed_only: bool = False) -> BoardList:
 
     names = backend_targets()
     return BoardList(b for b in list_boards() if not installed_only or b.backend in names)
+
+
+def sweep(spec: str | os.PathLike | Any, output: str | os.PathLike, *, workers: int | None = None,
+          ray: str | None = None) -> Any:
+    """Run a design-space sweep (a sweep TOML path or a `spikeforge.sweep.SweepSpec`) into `output`.
+
+    Finished points in `output` are skipped; returns a `SweepResult` (records with Pareto marks).
+    """
+    from .sweep import SweepSpec, load_spec, run_sweep
+
+    s = spec if isinstance(spec, SweepSpec) else load_spec(spec)
+    return run_sweep(s, output, workers=workers, ray=ray)
+
+
+def report(target: str | os.PathLike, output: str | os.PathLike, *, inputs: str | os.PathLike | None = None) -> Path:
+    """Write a self-contained HTML report for an artifact directory or a sweep results directory."""
+    from .atomic import atomic_file
+    from .report import artifact_report, sweep_report
+
+    t = Path(target)
+    html = sweep_report(t) if (t / "results.jsonl").exists() else artifact_report(t, inputs)
+    with atomic_file(output, suffix=".html") as tmp:
+        Path(tmp).write_text(html, encoding="utf-8")
+    return Path(output)

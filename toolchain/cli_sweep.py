@@ -14,7 +14,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from .cli import _emit_json, _fmt, err, handle_errors, main, out
+from .cli import _emit_json, _example, _fmt, err, handle_errors, main, out
 from .errors import SpikeforgeError
 
 _EXAMPLE_TOML = """\
@@ -78,7 +78,13 @@ class _Progress:
             self.bar.stop()
 
 
-@main.command()
+_SWEEP_HELP = (
+    "Run compile -> verify -> profile over a grid of boards and options; mark the Pareto set.\n\n"
+    "Re-running into the same output directory skips finished points; Ctrl-C keeps them (exit 130).\n\n"
+    "\b\nExample sweep file (paths relative to it):\n" + _EXAMPLE_TOML)
+
+
+@main.command(help=_SWEEP_HELP, epilog=_example("spikeforge sweep examples/sweep_digits.toml -o out/sweep --ray auto"))
 @click.argument("sweep_file", required=False, type=click.Path(path_type=Path))
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
               help="Results directory (results.jsonl, results.parquet/.csv, results.json, pareto.json). "
@@ -101,17 +107,6 @@ class _Progress:
 @handle_errors
 def sweep(sweep_file, output, model, inputs, boards, bit_budget, prune, timesteps, seeds, max_samples, workers,
           ray_address, as_json):
-    """Run compile -> verify -> profile over a grid of boards and options; mark the Pareto set.
-
-    \b
-    Example sweep file (paths relative to it):
-    """ + "\n".join("    " + line for line in _EXAMPLE_TOML.splitlines()) + """
-
-    \b
-    spikeforge sweep sweep.toml -o out/sweep          # local, all cores
-    spikeforge sweep sweep.toml -o out/sweep --ray auto
-    spikeforge report out/sweep -o out/sweep.html
-    """
     from .sweep import load_spec, run_sweep
 
     spec = load_spec(sweep_file) if sweep_file else _spec_from_flags(model, inputs, boards, bit_budget, prune,
@@ -156,7 +151,7 @@ def _print_pareto(records: list[dict[str, Any]]) -> None:
     out.print(t)
 
 
-@main.command()
+@main.command(epilog=_example("spikeforge report out/sweep -o out/sweep.html"))
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="HTML file to write.")
 @click.option("--input", "-i", "input_path", type=click.Path(path_type=Path), default=None,
@@ -167,9 +162,7 @@ def _print_pareto(records: list[dict[str, Any]]) -> None:
 def report(target, output, input_path, samples):
     """Write one self-contained HTML report for an artifact directory or a sweep results directory.
 
-    \b
-    spikeforge report out/ref -i toolchain/models/digits_inputs.npz -o out/ref.html
-    spikeforge report out/sweep -o out/sweep.html
+    For an artifact, --input adds verify metrics, raster plots and the measured energy profile.
     """
     from .report import artifact_report, sweep_report
 
