@@ -24,6 +24,12 @@ from .lower import build_program, make_feedback, make_trainer
 DEFAULT_DT = 1e-3
 
 
+#: why verify must not count forward agreement as evidence on this board (read by spikeforge.verify)
+FORWARD_NOTE = ("the OPU runs only DFA training's backward projection; inference is the host's float forward "
+                "pass, equal to the reference by construction. The evidence is the photonic.* checks: optical "
+                "DFA training against digital DFA and backprop")
+
+
 class PhotonicBackend(Backend):
     name = "photonic"
 
@@ -36,7 +42,8 @@ class PhotonicBackend(Backend):
                 opts = CompileOptions(**{**options.to_dict(), "dt": DEFAULT_DT})
         g, dt = with_dt(graph, opts)
         program, arrays = build_program(g, board, options)
-        meta: dict[str, Any] = {"dt": dt, "program": program, "warnings": list(program["warnings"])}
+        meta: dict[str, Any] = {"dt": dt, "program": program, "warnings": list(program["warnings"]),
+                                "forward_by_construction": FORWARD_NOTE}
         return Artifact(board=board.name, backend=self.name, reference=g, arrays=arrays, meta=meta,
                         files=emit_files(program, board.name), options=options)
 
