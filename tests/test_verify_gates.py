@@ -178,3 +178,25 @@ def test_photonic_forward_is_not_counted_as_evidence():
     forward = next(c for c in res.checks if c.name == "forward")
     assert "not evidence" in forward.detail and "by construction" in forward.detail
     assert "photonic.accuracy" in names and "photonic.gap_to_digital_dfa" in names
+
+
+def test_photonic_script_escapes_node_and_board_names():
+    import ast
+    import copy as _copy
+
+    from spikeforge.backends.photonic.backend import PhotonicBackend
+    from spikeforge.backends.photonic.emit import emit_files
+    from spikeforge.boardspec import get_board
+
+    from .test_photonic_backend import mlp_graph
+
+    art = PhotonicBackend().lower(mlp_graph([32, 40, 10], seed=4), get_board("lighton-opu"), CompileOptions(seed=0))
+    program = _copy.deepcopy(art.meta["program"])
+    evil = 'x"""\nimport os; os.system("echo pwned")\n"""'
+    program["layers"][0]["name"] = evil
+    program["feedback_points"] = [evil]
+    script = emit_files(program, 'board"""\nimport sys')["code/train_dfa.py"]
+    tree = ast.parse(script)
+    assert ast.get_docstring(tree).count("pwned") == 2  # the names stay inside the docstring
+    assert not any(isinstance(n, ast.Import) and n.names[0].name == "sys" for n in tree.body)
+    assert "\nimport os;" not in script

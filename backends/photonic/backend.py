@@ -135,4 +135,10 @@ def _verify(artifact: Artifact, inputs: dict[str, np.ndarray], epochs: int | Non
                     f"digital DFA {acc['dfa']:.3f} - optical DFA {acc['odfa']:.3f} = {gap:.3f} "
                     f"(max {thr['max_gap_to_dfa']}; BP on the same seed: "
                     f"{'not run (spiking)' if 'bp' not in acc else format(acc['bp'], '.3f')})"))
+    if "bp" in acc:  # the user's question: what does training on the OPU cost against plain backprop?
+        gap_bp = acc["bp"] - acc["odfa"]
+        limit = float(thr.get("max_gap_to_bp", 0.10))
+        results.append(("photonic.gap_to_backprop", gap_bp <= limit,
+                        f"backprop {acc['bp']:.3f} - optical DFA {acc['odfa']:.3f} = {gap_bp:.3f} (max {limit}; "
+                        f"same data, seed and {epochs} epochs)"))
     return results
