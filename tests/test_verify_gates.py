@@ -200,3 +200,14 @@ def test_photonic_script_escapes_node_and_board_names():
     assert ast.get_docstring(tree).count("pwned") == 2  # the names stay inside the docstring
     assert not any(isinstance(n, ast.Import) and n.names[0].name == "sys" for n in tree.body)
     assert "\nimport os;" not in script
+
+
+def test_a_board_trace_of_another_shape_is_a_failed_check_not_a_crash():
+    art = compile_model(chain([6, 10, 1]), "cpu-reference", CompileOptions())
+    x = (np.random.default_rng(0).random((30, 4, 6)) < 0.3).astype(np.float32)
+    res = verify(art, {"input": x}, backend=QuirkBackend(lambda outs: {k: v[:-5] for k, v in outs.items()}),
+                 gates=Gates(timing_tolerance=2), max_count_error=0.2)
+    assert not res.passed and [c.name for c in res.checks] == ["outputs"]
+    assert "board (25, 4, 1), float (30, 4, 1)" in res.checks[0].detail
+    ok = verify(art, {"input": x}, gates=Gates(timing_tolerance=2), max_count_error=0.2)
+    assert ok.gates["timing_tolerance"] == 2 and ok.gates["max_count_error"] == 0.2

@@ -472,7 +472,8 @@ def demo(board_names, output, as_json):
             short = reason if len(reason) <= 60 else reason[:57] + "..."
             t.add_row(r["model"], r["board"], "", "", "", "", "", f"[yellow]n/a: {escape(short)}[/]")
             continue
-        t.add_row(r["model"], r["board"], f"{r['acc_float']:.2%}", f"{r['acc_board']:.2%}", f"{r['agreement']:.1%}",
+        pct = lambda v, n=2: "-" if v != v else f"{v:.{n}%}"  # noqa: E731  (nan: not measured, e.g. photonic)
+        t.add_row(r["model"], r["board"], pct(r["acc_float"]), pct(r["acc_board"]), pct(r["agreement"], 1),
                   _fmt(r["energy_J"], "J"), _fmt(r["latency_s"], "s") if r["latency_s"] is not None else "-",
                   "[green]pass[/]" if r["verified"] else "[red]FAIL[/]")
     out.print(t)

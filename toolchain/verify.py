@@ -10,7 +10,7 @@ Semantic warnings recorded by the lowering become checks. A comparison of nothin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -156,7 +156,7 @@ def verify(artifact: Artifact, inputs: dict[str, np.ndarray], labels: np.ndarray
     """Compare the board with the float model; `gate_settings` are Gates fields (max_accuracy_drop=...)."""
     from .registry import get_backend
 
-    g = gates if gates is not None else Gates.from_mapping(gate_settings)
+    g = Gates.from_mapping(gate_settings) if gates is None else replace(gates, **gate_settings)
     be = backend or get_backend(artifact.backend)
     result = VerifyResult(board=artifact.board)
     batch = next(iter(inputs.values())).shape[1] if inputs else 0
@@ -173,6 +173,12 @@ def verify(artifact: Artifact, inputs: dict[str, np.ndarray], labels: np.ndarray
     missing = sorted(set(ref.outputs) - set(got.outputs))
     if missing:
         result.checks.append(Check("outputs", False, f"emulator produced no data for output(s) {missing}"))
+        return result
+    bad = {k: (np.shape(got.outputs[k]), v.shape) for k, v in ref.outputs.items()
+           if np.size(got.outputs[k]) != v.size}
+    if bad:
+        result.checks.append(Check("outputs", False, "emulator output shapes differ from the float model's "
+                                   + ", ".join(f"'{k}': board {b}, float {r}" for k, (b, r) in bad.items())))
         return result
     n_out = sum(int(np.prod(v.shape[2:])) for v in ref.outputs.values())
     kind = "classifier" if labels is not None or n_out > 1 else "signal"

@@ -19,6 +19,7 @@ from .cost import PhotonicCostModel
 from .dfa import MLPTrainer, fit, single_thread
 from .emit import emit_files
 from .lower import build_program, make_feedback, make_trainer
+from .options import OPTIONS
 
 #: time step recorded for graphs without one (an ANN MLP has no dynamics; spiking graphs carry theirs)
 DEFAULT_DT = 1e-3
@@ -32,6 +33,7 @@ FORWARD_NOTE = ("the OPU runs only DFA training's backward projection; inference
 
 class PhotonicBackend(Backend):
     name = "photonic"
+    options = OPTIONS
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
         opts = options
