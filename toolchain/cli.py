@@ -131,7 +131,7 @@ def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps
         path = artifact.save(output)
     summary = {"artifact": str(path), "board": artifact.board, "backend": artifact.backend,
                "dt": artifact.meta.get("dt"), "files": sorted(artifact.files)}
-    for key in ("warnings", "mapping", "summary"):
+    for key in ("warnings", "semantic_warnings", "mapping", "summary"):
         if key in artifact.meta:
             summary[key] = artifact.meta[key]
     if as_json:
