@@ -213,3 +213,16 @@ def test_a_board_trace_of_another_shape_is_a_failed_check_not_a_crash():
     assert "board (25, 4, 1), float (30, 4, 1)" in res.checks[0].detail
     ok = verify(art, {"input": x}, gates=Gates(timing_tolerance=2), max_count_error=0.2)
     assert ok.gates["timing_tolerance"] == 2 and ok.gates["max_count_error"] == 0.2
+
+
+def test_labels_on_a_single_output_do_not_make_argmax_evidence():
+    """A single-output graph with labels is still judged on its spike train: a corrupted threshold fails."""
+    x = (np.random.default_rng(0).random((60, 8, 6)) < 0.3).astype(np.float32)
+    art = compile_model(chain([6, 10, 1]), "cpu-reference", CompileOptions())
+    labels = np.zeros(8, dtype=int)
+    prog = copy.deepcopy(art.reference)
+    prog.nodes["lif2"].v_threshold = prog.nodes["lif2"].v_threshold * 3
+    art.program = prog
+    res = verify(art, {"input": x}, labels)
+    assert res.gates["kind"] == "signal" and res.metrics["accuracy_board"] == 1.0
+    assert [c.name for c in res.checks if not c.passed] == ["output:output"]

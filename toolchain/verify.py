@@ -181,7 +181,8 @@ def verify(artifact: Artifact, inputs: dict[str, np.ndarray], labels: np.ndarray
                                    + ", ".join(f"'{k}': board {b}, float {r}" for k, (b, r) in bad.items())))
         return result
     n_out = sum(int(np.prod(v.shape[2:])) for v in ref.outputs.values())
-    kind = "classifier" if labels is not None or n_out > 1 else "signal"
+    # labels make a classifier only when there is a choice to make: argmax over one neuron is always 0
+    kind = "classifier" if n_out > 1 else "signal"
     layer_gates = g.resolved("signal")  # a hidden layer is a raw spike train, whatever the model's outputs are
     g = g.resolved(kind)
     result.gates = {"kind": kind, **g.to_dict()}
