@@ -20,7 +20,7 @@ from .metrics import align, best_shift, compare
 
 SPIKING = (nir.LIF, nir.CubaLIF, nir.IF, nir.Threshold)
 
-#: automatic layer attribution on failure only when the probed run stays small (steps x samples x neurons)
+#: automatic layer attribution on failure only when the probed re-run stays small (steps x samples x neurons)
 AUTO_LAYERS_MAX = 5_000_000
 
 

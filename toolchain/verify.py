@@ -33,6 +33,9 @@ from .interfaces import Trace
 from .metrics import align, argmax_outcomes, best_shift, compare
 from .semantics import warnings_of
 
+#: samples re-run with probes for the automatic layer attribution after a failure
+AUTO_LAYERS_SAMPLES = 32
+
 #: van Rossum kernel when the output node has no time constant (IF, Threshold), in steps
 DEFAULT_TAU_STEPS = 5.0
 
@@ -166,7 +169,8 @@ def verify(artifact: Artifact, inputs: dict[str, np.ndarray], labels: np.ndarray
         result.checks.append(Check("samples", False, "no samples to compare (batch size 0)"))
         return result
     by_construction = artifact.meta.get("forward_by_construction")
-    small = batch * next(iter(inputs.values())).shape[0] * neuron_count(artifact.reference) <= AUTO_LAYERS_MAX
+    small = (min(batch, AUTO_LAYERS_SAMPLES) * next(iter(inputs.values())).shape[0]
+             * neuron_count(artifact.reference) <= AUTO_LAYERS_MAX)
     ref = reference_trace(artifact, inputs, probes=bool(g.layers))  # probed again on failure when small
     got = be.emulator().run(artifact, inputs, probes=bool(g.layers))
     result.reference, result.board_trace = ref, got
@@ -285,10 +289,12 @@ def _stage_checks(artifact: Artifact, ref: Trace, prog: Trace, got: Trace, label
 
 def _layer_check(artifact: Artifact, be, inputs: dict[str, np.ndarray], ref: Trace, got: Trace, g: Gates,
                  result: VerifyResult) -> None:
-    board_states = got.states
-    if not any(k.endswith(".s") for k in board_states):
-        board_states = be.emulator().run(artifact, inputs, probes=True).states
-    ref_states = ref.states or reference_trace(artifact, inputs, probes=True).states
+    if g.layers:  # asked for: both sides already ran with probes on every sample
+        board_states, ref_states = got.states, ref.states
+    else:  # automatic after a failure: a diagnosis on the first samples is enough, and cheaper
+        few = {k: v[:, :AUTO_LAYERS_SAMPLES] for k, v in inputs.items()}
+        board_states = be.emulator().run(artifact, few, probes=True).states
+        ref_states = reference_trace(artifact, few, probes=True).states
     tau = min((output_kind(artifact.reference, n)[1] for n in ref.outputs), default=DEFAULT_TAU_STEPS)
     rep = attribute_layers(artifact.reference, ref_states, board_states, g, tau)
     result.layers = rep.layers
