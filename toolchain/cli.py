@@ -194,9 +194,9 @@ def emulate(artifact, input_path, output, probes, as_json):
               help="Classifiers: smallest fraction of samples without an argmax tie whose prediction equals "
                    "the float model's (default 0.9).")
 @click.option("--max-count-error", type=float, default=None,
-              help="Largest relative spike-count error per output (default 0.1, classifiers 0.5).")
+              help="Largest relative spike-count error per output (default 0.1, classifiers 0.75).")
 @click.option("--min-spike-match", type=float, default=None,
-              help="Smallest fraction of spikes matched within +-timing-tolerance steps (default 0.9, classifiers 0.5).")
+              help="Smallest fraction of spikes matched within +-timing-tolerance steps (default 0.9; classifiers: not gated).")
 @click.option("--timing-tolerance", type=click.IntRange(0, 1000), default=None,
               help="k: steps a spike may move and still match, after latency alignment (default 1).")
 @click.option("--max-analog-error", type=float, default=None,
