@@ -160,10 +160,11 @@ def test_cost_model_per_epoch_figures_with_sources(compiled):
 def test_verify_extra_passes_and_a_frame_slip_fault_is_caught(compiled):
     checks = PhotonicBackend().verify_extra(compiled, {})
     assert [c[0] for c in checks] == ["photonic.alignment.fc0", "photonic.alignment.fc1", "photonic.accuracy",
-                                      "photonic.gap_to_digital_dfa"]
+                                      "photonic.gap_to_digital_dfa", "photonic.gap_to_backprop"]
     assert all(ok for _, ok, _ in checks), checks
     faulty = dict((name, ok) for name, ok, _ in run_verification(compiled, {}, frame_offset=1))
     assert not faulty["photonic.accuracy"] and not faulty["photonic.gap_to_digital_dfa"], faulty
+    assert not faulty["photonic.gap_to_backprop"], faulty  # a broken OPU also trails backprop
     drifting = dict((name, ok) for name, ok, _ in run_verification(compiled, {}, drift_per_frame=0.01))
     assert not all(drifting.values()), drifting
 
@@ -200,5 +201,6 @@ def test_without_training_data_verify_uses_inputs_labelled_by_the_reference():
     assert all(d["gain"] == 1.0 for d in art.meta["program"]["layers"] if d["role"] == "dfa")
     x = (np.random.default_rng(0).random((8, 120, 32)) < 0.4).astype(np.float32)
     checks = PhotonicBackend().verify_extra(art, {"input": x})
-    assert [c[0] for c in checks][-2:] == ["photonic.accuracy", "photonic.gap_to_digital_dfa"]
-    assert "labelled by the reference simulator" in checks[-2][2]
+    assert [c[0] for c in checks][-3:] == ["photonic.accuracy", "photonic.gap_to_digital_dfa",
+                                           "photonic.gap_to_backprop"]
+    assert "labelled by the reference simulator" in checks[-3][2]

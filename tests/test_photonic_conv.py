@@ -173,7 +173,7 @@ def test_verify_emulate_profile_and_emitted_script(compiled, tmp_path):
     art = compiled["backprop"]
     checks = {name: (ok, msg) for name, ok, msg in PhotonicBackend().verify_extra(art, {})}
     assert set(checks) == {"photonic.alignment.fc0", "photonic.alignment.conv", "photonic.accuracy",
-                           "photonic.gap_to_digital_dfa"}
+                           "photonic.gap_to_digital_dfa", "photonic.gap_to_backprop"}
     assert all(ok for ok, _ in checks.values()), checks
     x = (np.random.default_rng(1).random((6, 5, 1, 8, 8)) < 0.3).astype(np.float32)
     trace = PhotonicBackend().emulator().run(art, {"input": x})

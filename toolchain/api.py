@@ -164,22 +164,28 @@ def emulate(artifact: Artifact | str | os.PathLike, inputs: InputsLike, *, probe
 
 
 def verify(artifact: Artifact | str | os.PathLike, inputs: InputsLike, labels: np.ndarray | None = None, *,
-           tolerance: float = 0.01, min_agreement: float = 0.9, allow_silent: bool = False) -> VerifyResult:
+           tolerance: float | None = None, **gates: Any) -> VerifyResult:
     """Compare the emulated board with the float reference; `.passed`, `.checks`, `.metrics`.
 
-    `tolerance` is the largest accepted accuracy drop (fraction: 0.01 = 1 point); labels come from the
-    input file's `labels` array unless given.
+    `gates` are `spikeforge.gates.Gates` fields (max_accuracy_drop, min_agreement, max_count_error,
+    min_spike_match, timing_tolerance, max_analog_error, allow_silent, layers); `tolerance` is an
+    alias of max_accuracy_drop (fraction: 0.01 = 1 point). Labels come from the input file's `labels`
+    array unless given.
     """
+    from dataclasses import fields
+
+    from .gates import Gates
     from .verify import verify as run_verify
 
-    if not 0 <= tolerance <= 1:
-        raise SpikeforgeError(f"tolerance must be in [0, 1], got {tolerance}", field="tolerance")
-    if not 0 <= min_agreement <= 1:
-        raise SpikeforgeError(f"min_agreement must be in [0, 1], got {min_agreement}", field="min_agreement")
+    known = {f.name for f in fields(Gates)}
+    unknown = sorted(set(gates) - known)
+    if unknown:
+        raise SpikeforgeError(f"unknown verify gate(s) {unknown}; known: {sorted(known)}")
+    if tolerance is not None:
+        gates["max_accuracy_drop"] = tolerance
     art = _open_artifact(artifact)
     x, file_labels = inputs_of(inputs, art.reference)
-    return run_verify(art, x, labels if labels is not None else file_labels, max_accuracy_drop=tolerance,
-                      min_agreement=min_agreement, allow_silent=allow_silent)
+    return run_verify(art, x, labels if labels is not None else file_labels, **gates)
 
 
 def profile(artifact: Artifact | str | os.PathLike, inputs: InputsLike | None = None, *,

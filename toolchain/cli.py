@@ -173,7 +173,7 @@ def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps
     path = artifact.path
     summary = {"artifact": str(path), "board": artifact.board, "backend": artifact.backend,
                "dt": artifact.meta.get("dt"), "files": sorted(artifact.files)}
-    for key in ("warnings", "mapping", "summary"):
+    for key in ("warnings", "semantic_warnings", "mapping", "summary"):
         if key in artifact.meta:
             summary[key] = artifact.meta[key]
     summary["decisions"] = decisions(artifact.meta)
@@ -186,6 +186,10 @@ def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps
         out.print("  " + escape(line))
     for w in artifact.warnings:  # each once, without Python's source-line form
         err.print(f"[yellow]warning:[/] {escape(w)}")
+    from .semantics import warnings_of
+
+    for sw in dict.fromkeys(warnings_of(artifact.meta)):  # each structured warning once
+        err.print(f"[yellow]semantic change:[/] {escape(sw.text())} (magnitude {sw.magnitude:g}; verify gates it)")
 
 
 # ------------------------------------------------------------------------------------------------ emulate
@@ -230,36 +234,62 @@ def emulate(artifact, input_path, output, probes, as_json):
 @click.option("--input", "-i", "input_path", type=click.Path(path_type=Path), default=None,
               help="Input .npz (required): arrays shaped (time, batch, ...), optional integer `labels` (batch,) "
                    "for an accuracy check, e.g. toolchain/models/digits_inputs.npz.")
-@click.option("--tolerance", type=float, default=0.01, show_default=True,
-              help="Largest accepted accuracy drop versus float (fraction: 0.01 = 1 point).")
-@click.option("--min-agreement", type=float, default=0.9, show_default=True,
-              help="Smallest accepted fraction of samples whose prediction equals the float model's.")
-@click.option("--allow-silent", is_flag=True, help="Accept outputs that never spike (off: a silent run fails).")
+@click.option("--max-accuracy-drop", "--tolerance", "max_accuracy_drop", type=float, default=None,
+              help="Largest accepted accuracy drop versus float (fraction: 0.01 = 1 point; default 0.01).")
+@click.option("--min-agreement", type=float, default=None,
+              help="Classifiers: smallest fraction of samples without an argmax tie whose prediction equals "
+                   "the float model's (default 0.9).")
+@click.option("--max-count-error", type=float, default=None,
+              help="Largest relative spike-count error per output (default 0.1, classifiers 0.75).")
+@click.option("--min-spike-match", type=float, default=None,
+              help="Smallest fraction of spikes matched within +-timing-tolerance steps (default 0.9; classifiers: not gated).")
+@click.option("--timing-tolerance", type=click.IntRange(0, 1000), default=None,
+              help="k: steps a spike may move and still match, after latency alignment (default 1).")
+@click.option("--max-analog-error", type=float, default=None,
+              help="Analog outputs: largest RMS error as a fraction of the output range (default 0.05, classifiers 0.25).")
+@click.option("--allow-silent", is_flag=True, default=None, help="Accept outputs that never spike (off: a silent run fails).")
+@click.option("--layers", is_flag=True, default=None, help="Name the first NIR node where board and float diverge.")
+@click.option("--config", type=click.Path(path_type=Path), default=None,
+              help="Project TOML with a [verify] table (or pyproject.toml [tool.spikeforge.verify]); flags override it.")
+@click.option("--save-baseline", type=click.Path(path_type=Path), default=None,
+              help="Write the board trace and metrics to this .npz (a golden baseline).")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="Compare with a golden baseline .npz; fail when a trace or metric moved beyond its tolerance.")
 @click.option("--junit", type=click.Path(path_type=Path), default=None,
-              help="Also write a JUnit XML report, one test case per check, e.g. out/verify.xml.")
-@click.option("--json", "as_json", is_flag=True, help="Print the checks and metrics as JSON on stdout.")
+              help="Also write a JUnit XML report, one test case per check and per output, e.g. out/verify.xml.")
+@click.option("--json", "as_json", is_flag=True, help="Print every metric and check as JSON.")
 @handle_errors
-def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, as_json):
+def verify(artifact, input_path, max_accuracy_drop, min_agreement, max_count_error, min_spike_match,
+           timing_tolerance, max_analog_error, allow_silent, layers, config, save_baseline, baseline, junit, as_json):
     """Compare the board's emulated behaviour with the float reference. Exit 1 if it disagrees."""
+    from . import baseline as golden
     from .inputs import load_inputs
+    from .project import verify_settings
     from .verify import junit_xml
     from .verify import verify as run_verify
 
+    gates, tolerances = verify_settings(config, {
+        "max_accuracy_drop": max_accuracy_drop, "min_agreement": min_agreement, "max_count_error": max_count_error,
+        "min_spike_match": min_spike_match, "timing_tolerance": timing_tolerance,
+        "max_analog_error": max_analog_error, "allow_silent": allow_silent, "layers": layers})
     art = _load_artifact(artifact)
     if input_path is None:
         raise SpikeforgeError("no --input given", hint="spikeforge verify DIR --input X.npz")
     inputs, labels = load_inputs(input_path, art.reference)
     with activity("verifying", err, quiet=as_json):
-        res = run_verify(art, inputs, labels, max_accuracy_drop=tolerance, min_agreement=min_agreement,
-                         allow_silent=allow_silent)
+        res = run_verify(art, inputs, labels, gates=gates)
+        if baseline is not None:
+            res.checks.extend(golden.compare(res, baseline, inputs, tolerances))
+    if save_baseline is not None:
+        golden.save(save_baseline, res, inputs)
     if junit is not None:
         _atomic_text(junit, junit_xml(res))
     if as_json:
         _emit_json(res.to_dict())
     else:
-        t = _table("check", "result", "detail", title=f"verify {art.board}", keys=2)
+        t = _table("check", "result", "detail", title=f"verify {art.board} ({res.gates.get('kind', '?')} gates)", keys=2)
         for c in res.checks:
-            t.add_row(c.name, "[green]pass[/]" if c.passed else "[red]FAIL[/]", escape(c.detail))
+            t.add_row(escape(c.name), "[green]pass[/]" if c.passed else "[red]FAIL[/]", escape(c.detail))
         out.print(t)
     if not res.passed:
         sys.exit(1)
@@ -527,7 +557,8 @@ def demo(board_names, output, as_json):
             continue
         verdict = ("[green]pass[/]" if r["verified"] else
                    "[yellow]finding[/]" if r.get("expected_failure") else "[red]FAIL[/]")
-        t.add_row(r["model"], r["board"], f"{r['acc_float']:.2%}", f"{r['acc_board']:.2%}", f"{r['agreement']:.1%}",
+        pct = lambda v, n=2: "-" if v != v else f"{v:.{n}%}"  # noqa: E731  (nan: not measured, e.g. photonic)
+        t.add_row(r["model"], r["board"], pct(r["acc_float"]), pct(r["acc_board"]), pct(r["agreement"], 1),
                   _fmt(r["energy_J"], "J"), _fmt(r["latency_s"], "s") if r["latency_s"] is not None else "-",
                   verdict)
     out.print(t)

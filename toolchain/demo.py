@@ -64,7 +64,7 @@ def run_demo(board_names: list[str] | None = None, keep: Path | None = None, con
                 row.update({
                     "acc_float": res.metrics.get("accuracy_reference", float("nan")),
                     "acc_board": res.metrics.get("accuracy_board", float("nan")),
-                    "agreement": res.metrics["prediction_agreement"],
+                    "agreement": res.metrics.get("prediction_agreement", float("nan")),  # absent: not evidence
                     "energy_J": prof.energy_total,
                     "latency_s": prof.latency_of("per_inference"),
                     "verified": res.passed,

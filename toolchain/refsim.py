@@ -350,9 +350,12 @@ class _Neuron(_Kernel):
         return s.astype(self.dtype), st
 
     def probes(self, st):
+        # `<node>.s` beside `.v`/`.i`: hidden spikes under NIR names, what verify's layer attribution compares
         out = {"v": st["v"]}
         if self.cuba:
             out["i"] = st["i"]
+        if self.spiking:
+            out["s"] = st["s"]
         return out
 
 

@@ -181,11 +181,11 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     verify_opts = s.get("verify", {})
     if not isinstance(verify_opts, dict):
         raise SpikeforgeError("[verify] must be a table of verify options", file=f, field="verify")
-    import inspect
+    from dataclasses import fields
 
-    from .verify import verify as verify_fn
+    from .gates import Gates
 
-    gates = {n for n, prm in inspect.signature(verify_fn).parameters.items() if prm.kind is prm.KEYWORD_ONLY and n != "backend"}
+    gates = {fld.name for fld in fields(Gates)}
     bad_gates = sorted(set(verify_opts) - gates)
     if bad_gates:
         raise SpikeforgeError(f"unknown verify option(s) {bad_gates}; known: {sorted(gates)}", file=f,

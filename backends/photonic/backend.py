@@ -19,13 +19,21 @@ from .cost import PhotonicCostModel
 from .dfa import MLPTrainer, fit, single_thread
 from .emit import emit_files
 from .lower import build_program, make_feedback, make_trainer
+from .options import OPTIONS
 
 #: time step recorded for graphs without one (an ANN MLP has no dynamics; spiking graphs carry theirs)
 DEFAULT_DT = 1e-3
 
 
+#: why verify must not count forward agreement as evidence on this board (read by spikeforge.verify)
+FORWARD_NOTE = ("the OPU runs only DFA training's backward projection; inference is the host's float forward "
+                "pass, equal to the reference by construction. The evidence is the photonic.* checks: optical "
+                "DFA training against digital DFA and backprop")
+
+
 class PhotonicBackend(Backend):
     name = "photonic"
+    options = OPTIONS
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
         opts = options
@@ -36,7 +44,8 @@ class PhotonicBackend(Backend):
                 opts = CompileOptions(**{**options.to_dict(), "dt": DEFAULT_DT})
         g, dt = with_dt(graph, opts)
         program, arrays = build_program(g, board, options)
-        meta: dict[str, Any] = {"dt": dt, "program": program, "warnings": list(program["warnings"])}
+        meta: dict[str, Any] = {"dt": dt, "program": program, "warnings": list(program["warnings"]),
+                                "forward_by_construction": FORWARD_NOTE}
         return Artifact(board=board.name, backend=self.name, reference=g, arrays=arrays, meta=meta,
                         files=emit_files(program, board.name), options=options)
 
@@ -128,4 +137,10 @@ def _verify(artifact: Artifact, inputs: dict[str, np.ndarray], epochs: int | Non
                     f"digital DFA {acc['dfa']:.3f} - optical DFA {acc['odfa']:.3f} = {gap:.3f} "
                     f"(max {thr['max_gap_to_dfa']}; BP on the same seed: "
                     f"{'not run (spiking)' if 'bp' not in acc else format(acc['bp'], '.3f')})"))
+    if "bp" in acc:  # the user's question: what does training on the OPU cost against plain backprop?
+        gap_bp = acc["bp"] - acc["odfa"]
+        limit = float(thr.get("max_gap_to_bp", 0.10))
+        results.append(("photonic.gap_to_backprop", gap_bp <= limit,
+                        f"backprop {acc['bp']:.3f} - optical DFA {acc['odfa']:.3f} = {gap_bp:.3f} (max {limit}; "
+                        f"same data, seed and {epochs} epochs)"))
     return results

@@ -64,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "min_alignment": 0.05,
     "min_accuracy": 0.75,
     "max_gap_to_dfa": 0.05,
+    "max_gap_to_bp": 0.10,   # optical DFA vs backprop on the same data and seed (DFA trails BP by a few points)
     "max_samples": 2000,
 }
 
@@ -474,7 +475,8 @@ def build_program(graph: nir.NIRGraph, board: Board, options: CompileOptions) ->
         "training": {k: cfg[k] for k in ("epochs", "batch", "lr", "init", "conv")},
         "warnings": warnings,
     }
-    verify = {k: cfg[k] for k in ("verify_epochs", "min_alignment", "min_accuracy", "max_gap_to_dfa")}
+    verify = {k: cfg[k] for k in ("verify_epochs", "min_alignment", "min_accuracy", "max_gap_to_dfa",
+                                  "max_gap_to_bp")}
     if mode == "spiking":  # short surrogate-gradient runs are noisier (seeds 0-2 at T=10: gaps up to 0.052)
         verify["verify_epochs"] = int(extra.get("verify_epochs", 5))
         verify["max_gap_to_dfa"] = float(extra.get("max_gap_to_dfa", 0.08))

@@ -52,7 +52,11 @@ class ReferenceBackend(Backend):
             reference=g,
             program=None,
             options=options,
-            meta={"dt": dt, "neurons": count_neurons(g), "nodes": len(g.nodes), "dense_macs_per_step": dense_macs},
+            meta={"dt": dt, "neurons": count_neurons(g), "nodes": len(g.nodes), "dense_macs_per_step": dense_macs,
+                  # the conventions of interfaces.Trace: no pipeline latency, every population is its NIR node
+                  "latency_steps": 0, "layer_map": {n: n for n, node in g.nodes.items()
+                                                    if isinstance(node, (nir.LIF, nir.CubaLIF, nir.IF, nir.LI,
+                                                                         nir.CubaLI, nir.I))}},
         )
 
     def emulator(self) -> Emulator:
