@@ -119,7 +119,7 @@ def artifact_report(path: str | Path, input_path: str | Path | None = None, *, s
         from .verify import verify
 
         inputs, labels = load_inputs(input_path, art.reference)
-        res = verify(art, inputs, labels)
+        res = verify(art, inputs, labels, layers=True)
         _verify_section(doc, res, samples)
         if res.board_trace is not None:
             prof = get_backend(art.backend).cost_model().profile(art, res.board_trace)
@@ -219,11 +219,19 @@ def _verify_section(doc: _Doc, res, samples: int) -> None:
     if scalars:
         doc.h(3, "metrics")
         doc.table(["metric", "value"], [[k, v] for k, v in sorted(scalars.items())])
-    layers = getattr(res, "layers", None) or res.metrics.get("layers") if isinstance(res.metrics, dict) else None
-    if isinstance(layers, (list, dict)) and layers:
-        doc.h(3, "per-layer divergence")
-        items = layers.items() if isinstance(layers, dict) else enumerate(layers)
-        doc.table(["layer", "divergence"], [[k, v] for k, v in items])
+    if res.outputs:
+        doc.h(3, "per output")
+        keys = ["count_error_rel", "spike_match", "step_identity", "first_spike_diff", "van_rossum", "rms_error"]
+        names = sorted(res.outputs)
+        present = [k for k in keys if any(k in res.outputs[n] for n in names)]
+        doc.table(["output", *present], [[n, *[res.outputs[n].get(k, "-") for k in present]] for n in names])
+    if res.layers:
+        doc.h(3, "per-layer divergence (hidden layers, NIR node names)")
+        cols = ["node", "fed_by", "spikes_reference", "spikes_board", "count_error_rel", "spike_match",
+                "step_identity", "shift", "divergent"]
+        doc.table(cols, [[", ".join(r[c]) if c == "fed_by" else r.get(c, "-") for c in cols] for r in res.layers])
+    else:
+        doc.p("per-layer divergence: this board's emulator exposes no hidden-layer spikes under NIR names.", "note")
     ref, got = res.reference, res.board_trace
     if ref is None or got is None:
         return
