@@ -22,6 +22,8 @@ def simulate_trace(graph, dt: float | None, inputs: dict[str, np.ndarray], *, pr
 
 
 class ReferenceEmulator(Emulator):
+    samples_independent = True
+
     def run(self, artifact: Artifact, inputs: dict[str, np.ndarray], *, probes: bool = False) -> Trace:
         # the program (quantised / pruned graph) when passes ran, else the float graph itself
         g = artifact.program if artifact.program is not None else artifact.reference

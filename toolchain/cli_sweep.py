@@ -98,6 +98,9 @@ _SWEEP_HELP = (
 @click.option("--timesteps", "-T", multiple=True, type=click.IntRange(1, 100_000), help="Time steps; repeatable.")
 @click.option("--seed", "seeds", multiple=True, type=click.IntRange(0, 2**31 - 1), help="Seed; repeatable.")
 @click.option("--max-samples", type=click.IntRange(1), default=None, help="Verify on the first N samples only.")
+@click.option("--shard-size", type=click.IntRange(1), default=None,
+              help="Split verification sets larger than this many samples across workers (boards whose emulator "
+                   "treats samples independently; traces are merged exactly), e.g. 64.")
 @click.option("--workers", "-j", type=click.IntRange(1, 1024), default=None,
               help="Parallel workers (default: the machine's cores).")
 @click.option("--ray", "ray_address", default=None, metavar="auto|local|ADDRESS",
@@ -105,14 +108,16 @@ _SWEEP_HELP = (
                    "one, else a cluster address (ray://host:10001).")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 @handle_errors
-def sweep(sweep_file, output, model, inputs, boards, bit_budget, prune, timesteps, seeds, max_samples, workers,
-          ray_address, as_json):
+def sweep(sweep_file, output, model, inputs, boards, bit_budget, prune, timesteps, seeds, max_samples, shard_size,
+          workers, ray_address, as_json):
     from .sweep import load_spec, run_sweep
 
     spec = load_spec(sweep_file) if sweep_file else _spec_from_flags(model, inputs, boards, bit_budget, prune,
                                                                     timesteps, seeds, max_samples)
     if sweep_file and max_samples is not None:
         spec.max_samples = max_samples
+    if shard_size is not None:
+        spec.shard_size = shard_size
     n_points = len(spec.points())
     err.print(escape(f"sweep: {n_points} points -> {output}"))
     progress = _Progress(n_points)

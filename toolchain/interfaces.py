@@ -100,6 +100,24 @@ class Trace:
     def total(self, key: str) -> float:
         return float(np.sum(self.counts[key])) if key in self.counts else 0.0
 
+    @classmethod
+    def concat(cls, parts: list[Trace]) -> Trace:
+        """Join traces of consecutive batch slices: outputs and probes along the batch axis, per-step and
+        per-layer event counts summed. Exact when each sample's run is independent of the others."""
+        first = parts[0]
+        layer: dict[str, dict[str, float]] = {}
+        for p in parts:
+            for n, d in p.layer_counts.items():
+                for k, v in d.items():
+                    layer.setdefault(n, {})[k] = layer.get(n, {}).get(k, 0.0) + float(v)
+        return cls(
+            outputs={k: np.concatenate([p.outputs[k] for p in parts], axis=1) for k in first.outputs},
+            counts={k: np.sum([np.asarray(p.counts[k]) for p in parts], axis=0) for k in first.counts},
+            states={k: np.concatenate([p.states[k] for p in parts], axis=1) for k in first.states},
+            layer_counts=layer,
+            meta={**first.meta, "batch": sum(p.batch for p in parts)},
+        )
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         out = {f"output/{k}": v for k, v in self.outputs.items()}
         out.update({f"count/{k}": np.asarray(v) for k, v in self.counts.items()})
@@ -168,6 +186,11 @@ class Profile:
 
 class Emulator(abc.ABC):
     """Runs a lowered program as the chip would."""
+
+    #: True when each sample's result depends on that sample alone (no shared random stream, no state
+    #: carried between samples): a sweep may then split a large input set across workers and merge the
+    #: traces exactly. Stochastic emulators (device noise drawn per run) keep the default.
+    samples_independent: bool = False
 
     @abc.abstractmethod
     def run(self, artifact: Artifact, inputs: dict[str, np.ndarray], *, probes: bool = False) -> Trace:

@@ -76,6 +76,7 @@ class SweepSpec:
     sets: dict[str, list[Any]] = field(default_factory=dict)
     calibration: Path | None = None
     max_samples: int | None = None
+    shard_size: int | None = None      # split larger verification sets across workers (exact merge)
     verify: dict[str, Any] = field(default_factory=dict)
     frontend: dict[str, Any] = field(default_factory=dict)
 
@@ -142,8 +143,8 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SpikeforgeError(f"not a valid TOML file ({exc})", file=f) from None
     s = raw.get("sweep", raw)
-    known = {"model", "inputs", "calibration", "boards", "seeds", "grid", "set", "max_samples", "verify",
-             "frontend"}
+    known = {"model", "inputs", "calibration", "boards", "seeds", "grid", "set", "max_samples", "shard_size",
+             "verify", "frontend"}
     unknown = sorted(set(s) - known)
     if unknown:
         raise SpikeforgeError(f"unknown key(s) {unknown}; known: {sorted(known)}", file=f)
@@ -193,12 +194,15 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     max_samples = s.get("max_samples")
     if max_samples is not None:
         max_samples = _finite_list("max_samples", [max_samples], int, 1, 10_000_000, f)[0]
+    shard_size = s.get("shard_size")
+    if shard_size is not None:
+        shard_size = _finite_list("shard_size", [shard_size], int, 1, 10_000_000, f)[0]
     return SweepSpec(
         model=(base / s["model"]).resolve(), inputs=(base / s["inputs"]).resolve(), boards=boards,
         seeds=[int(x) for x in _finite_list("seeds", s.get("seeds", [0]), int, 0, 2**31 - 1, f)],
         grid=grid, sets={str(k): list(v) for k, v in sets.items()},
         calibration=(base / s["calibration"]).resolve() if s.get("calibration") else None,
-        max_samples=max_samples, verify=dict(verify_opts), frontend=dict(s.get("frontend", {})))
+        max_samples=max_samples, shard_size=shard_size, verify=dict(verify_opts), frontend=dict(s.get("frontend", {})))
 
 
 # ------------------------------------------------------------------------------------------------ keys
@@ -229,37 +233,73 @@ def point_key(spec: SweepSpec, point: Point, hashes: dict[str, str]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ one point
-def run_point(spec: SweepSpec, point: Point, key: str) -> dict[str, Any]:
-    """compile -> verify -> profile for one point; never raises for a user-level failure (recorded)."""
-    import shutil
-    import tempfile
+def _record(point: Point, key: str) -> dict[str, Any]:
+    board = Path(point.board).stem if point.board.endswith(".toml") else point.board
+    return {"key": key, "label": point.label(), "board": board, **_point_columns(point)}
 
-    from .artifact import Artifact
-    from .inputs import load_inputs
+
+@contextlib.contextmanager
+def _recorded(rec: dict[str, Any]):
+    """User-level failures become the record's status; a bug at one point must not lose the sweep."""
+    try:
+        yield
+    except SpikeforgeError as exc:
+        rec["status"], rec["error"] = "refused", str(exc)
+    except Exception as exc:
+        rec["status"], rec["error"] = "error", f"{type(exc).__name__}: {exc}"
+
+
+def compile_point(spec: SweepSpec, point: Point, key: str, path: Path) -> dict[str, Any]:
+    """Compile one point into the artifact directory `path`; the record so far (status set on failure)."""
     from .interfaces import CompileOptions
     from .npzio import load_npz
     from .pipeline import compile_model
-    from .registry import get_backend
-    from .verify import verify
 
-    rec: dict[str, Any] = {"key": key, "label": point.label(), "board": Path(point.board).stem
-                           if point.board.endswith(".toml") else point.board, **_point_columns(point)}
-    tmp = Path(tempfile.mkdtemp(prefix="spikeforge-sweep-"))
-    try:
+    rec = _record(point, key)
+    with _recorded(rec):
         calib = load_npz(spec.calibration) if spec.calibration else None
         opts = CompileOptions(timesteps=point.timesteps, bit_budget=point.bit_budget, prune=point.prune,
                               delay_policy=point.delay_policy, seed=point.seed,
                               extra={"prune_method": point.prune_method, **dict(point.sets)})
         t0 = time.perf_counter()
-        art = compile_model(spec.model, point.board, opts, calibration=calib, **spec.frontend)
-        art = Artifact.load(art.save(tmp / "art"))
+        compile_model(spec.model, point.board, opts, calibration=calib, **spec.frontend).save(path)
         rec["compile_s"] = time.perf_counter() - t0
-        inputs, labels = load_inputs(spec.inputs, art.reference)
-        if spec.max_samples is not None:
-            inputs = {k: v[:, : spec.max_samples] for k, v in inputs.items()}
-            labels = labels[: spec.max_samples] if labels is not None else None
+    return rec
+
+
+def _verify_inputs(spec: SweepSpec, art) -> tuple[dict[str, Any], Any]:
+    from .inputs import load_inputs
+
+    inputs, labels = load_inputs(spec.inputs, art.reference)
+    if spec.max_samples is not None:
+        inputs = {k: v[:, : spec.max_samples] for k, v in inputs.items()}
+        labels = labels[: spec.max_samples] if labels is not None else None
+    return inputs, labels
+
+
+def emulate_shard(spec: SweepSpec, path: Path, lo: int, hi: int) -> tuple[Any, Any, Any]:
+    """(float, transformed or None, board) traces of samples [lo, hi) of the verification set."""
+    from .artifact import Artifact
+    from .registry import get_backend
+    from .verify import program_trace, reference_trace
+
+    art = Artifact.load(path)
+    inputs, _ = _verify_inputs(spec, art)
+    x = {k: v[:, lo:hi] for k, v in inputs.items()}
+    return reference_trace(art, x), program_trace(art, x), get_backend(art.backend).emulator().run(art, x)
+
+
+def finish_point(spec: SweepSpec, rec: dict[str, Any], path: Path, sides: tuple | None = None) -> dict[str, Any]:
+    """verify -> profile on a compiled point (with `sides`, from merged shard traces); fills the record."""
+    from .artifact import Artifact
+    from .registry import get_backend
+    from .verify import verify
+
+    with _recorded(rec):
+        art = Artifact.load(path)
+        inputs, labels = _verify_inputs(spec, art)
         t0 = time.perf_counter()
-        res = verify(art, inputs, labels, **spec.verify)
+        res = verify(art, inputs, labels, sides=sides, **spec.verify)
         rec["verify_s"] = time.perf_counter() - t0
         rec["passed"] = bool(res.passed)
         rec["failed_checks"] = "; ".join(c.name for c in res.checks if not c.passed)
@@ -280,13 +320,20 @@ def run_point(spec: SweepSpec, point: Point, key: str) -> dict[str, Any]:
             if isinstance(alloc.get(k), (int, float)):
                 rec[f"q_{k}"] = alloc[k]
         rec["status"] = "ok"
-    except SpikeforgeError as exc:
-        rec["status"], rec["error"] = "refused", str(exc)
-    except Exception as exc:  # a bug at one point must not lose the sweep; the record names it
-        rec["status"], rec["error"] = "error", f"{type(exc).__name__}: {exc}"
+    return rec
+
+
+def run_point(spec: SweepSpec, point: Point, key: str) -> dict[str, Any]:
+    """compile -> verify -> profile for one point; never raises for a user-level failure (recorded)."""
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="spikeforge-sweep-"))
+    try:
+        rec = compile_point(spec, point, key, tmp / "art")
+        return rec if "status" in rec else finish_point(spec, rec, tmp / "art")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return rec
 
 
 def _point_columns(p: Point) -> dict[str, Any]:
@@ -444,71 +491,176 @@ def _worker_init() -> None:
         mp.set_start_method = original
 
 
-def _execute_local(jobs: list[tuple[SweepSpec, Point, str]], workers: int) -> Iterable[dict[str, Any]]:
-    if workers <= 1:
-        for job in jobs:
-            yield run_point(*job)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+class _Inline:
+    """One worker: tasks run in this process, one per `wait`, so each finished point is handed back (and
+    stored) before the next starts; Ctrl-C loses only the point in progress."""
 
-    # Not multiprocessing.Pool: its workers are daemonic and cannot start the processes Lava's runtime
-    # needs. Workers ignore SIGINT (see _worker_init): Ctrl-C reaches the parent, which keeps what
-    # finished and terminates the workers, so no orphan keeps computing after the command returns.
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"), initializer=_worker_init)
-    pending = {pool.submit(run_point, *job) for job in jobs}
-    try:
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                yield fut.result()
-    except BaseException:
-        procs = list(pool._processes.values())  # no public terminate before Python 3.14
-        pool.shutdown(wait=False, cancel_futures=True)
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return [fn, args, None]
+
+    def wait(self, handles: set[Any]) -> set[Any]:
+        h = next(iter(handles))
+        fn, args, _ = h
+        h[2] = fn(*args)
+        return {h}
+
+    def result(self, handle: Any) -> Any:
+        return handle[2]
+
+    def close(self, abort: bool, pending: set[Any] = frozenset()) -> None:
+        pass
+
+
+class _LocalPool:
+    """A process pool. Not multiprocessing.Pool: its workers are daemonic and cannot start the processes
+    Lava's runtime needs. Workers ignore SIGINT and lead their own process groups (see _worker_init):
+    Ctrl-C reaches the parent, which keeps what finished and ends the workers and their children."""
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
+                                        initializer=_worker_init)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.pool.submit(fn, *args)
+
+    def wait(self, handles: set[Any]) -> set[Any]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        return set(wait(handles, return_when=FIRST_COMPLETED)[0])
+
+    def result(self, handle: Any) -> Any:
+        return handle.result()
+
+    def close(self, abort: bool, pending: set[Any] = frozenset()) -> None:
+        if not abort:
+            self.pool.shutdown(wait=True)
+            return
         import signal
 
+        procs = list(self.pool._processes.values())  # no public terminate before Python 3.14
+        self.pool.shutdown(wait=False, cancel_futures=True)
         for p in procs:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(p.pid, signal.SIGTERM)
         for p in procs:
             p.join(timeout=10)
-        raise
-    pool.shutdown(wait=True)
 
 
-def _execute_ray(jobs: list[tuple[SweepSpec, Point, str]], address: str, workers: int) -> Iterable[dict[str, Any]]:
-    try:
-        import ray
-    except ImportError:
-        raise SpikeforgeError("--ray needs the 'ray' package (pip install 'spikeforge[sweep]')") from None
-    started = False
-    if not ray.is_initialized():
-        if address in ("local", "auto"):
+class _Ray:
+    """Ray tasks: joins a cluster (`auto` falls back to a local instance, `local` starts one)."""
+
+    def __init__(self, address: str, workers: int) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise SpikeforgeError("--ray needs the 'ray' package (pip install 'spikeforge[sweep]')") from None
+        self.ray = ray
+        self.started = False
+        self.remote: dict[Callable[..., Any], Any] = {}
+        if ray.is_initialized():
+            return
+        if address == "auto":
             try:
-                if address == "auto":
-                    ray.init(address="auto", log_to_driver=False)
-                else:
-                    raise ConnectionError
+                ray.init(address="auto", log_to_driver=False)
             except (ConnectionError, RuntimeError):
                 ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+        elif address == "local":
+            ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
         else:
             ray.init(address=address, log_to_driver=False)
-        started = True
-    try:
-        remote = ray.remote(run_point)
-        pending = [remote.remote(*job) for job in jobs]
-        try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                for ref in done:
-                    yield ray.get(ref)
-        except BaseException:
+        self.started = True
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if fn not in self.remote:
+            self.remote[fn] = self.ray.remote(fn)
+        return self.remote[fn].remote(*args)
+
+    def wait(self, handles: set[Any]) -> set[Any]:
+        done, _ = self.ray.wait(list(handles), num_returns=1)
+        return set(done)
+
+    def result(self, handle: Any) -> Any:
+        return self.ray.get(handle)
+
+    def close(self, abort: bool, pending: set[Any] = frozenset()) -> None:
+        if abort:
             for ref in pending:
-                ray.cancel(ref, force=True)
-            raise
-    finally:
-        if started:
-            ray.shutdown()
+                self.ray.cancel(ref, force=True)
+        if self.started:
+            self.ray.shutdown()
+
+
+def _shards(spec: SweepSpec, point: Point, n_samples: int) -> list[tuple[int, int]] | None:
+    """Batch slices for a point whose verification set is larger than spec.shard_size, when its board's
+    emulator treats samples independently (then merging the traces is exact); else None."""
+    if not spec.shard_size or n_samples <= spec.shard_size:
+        return None
+    from .registry import backend_for
+
+    _, backend = backend_for(point.board)
+    if not type(backend.emulator()).samples_independent:
+        return None
+    return [(lo, min(n_samples, lo + spec.shard_size)) for lo in range(0, n_samples, spec.shard_size)]
+
+
+def _drive(ex: Any, jobs: list[tuple[SweepSpec, Point, str]], work: Path, n_samples: int) -> Iterable[dict[str, Any]]:
+    """Run points; a point with shards runs as compile -> shard emulations (in parallel) -> merge + verify."""
+    from .interfaces import Trace
+
+    pending: dict[Any, tuple[str, Any]] = {}
+    for spec, point, key in jobs:
+        shards = _shards(spec, point, n_samples)
+        if shards is None:
+            pending[ex.submit(run_point, spec, point, key)] = ("point", None)
+        else:
+            path = work / key
+            pending[ex.submit(compile_point, spec, point, key, path)] = ("compile", (spec, path, shards))
+    parts: dict[str, dict[int, Any]] = {}
+    try:
+        while pending:
+            for h in ex.wait(set(pending)):
+                kind, info = pending.pop(h)
+                value = ex.result(h)
+                if kind == "point":
+                    yield value
+                elif kind == "compile":
+                    spec, path, shards = info
+                    if "status" in value:  # refused at compile
+                        yield value
+                        continue
+                    parts[value["key"]] = {}
+                    for i, (lo, hi) in enumerate(shards):
+                        pending[ex.submit(emulate_shard, spec, path, lo, hi)] = ("shard", (value, spec, path, i,
+                                                                                           len(shards)))
+                else:
+                    rec, spec, path, i, n = info
+                    got = parts[rec["key"]]
+                    got[i] = value
+                    if len(got) == n:
+                        sides = tuple(None if got[0][j] is None else Trace.concat([got[k][j] for k in range(n)])
+                                      for j in range(3))
+                        rec["shards"] = n
+                        yield finish_point(spec, rec, path, sides)
+                        import shutil
+
+                        shutil.rmtree(path, ignore_errors=True)
+                        del parts[rec["key"]]
+    except BaseException:
+        ex.close(abort=True, pending=set(pending))
+        raise
+    ex.close(abort=False)
+
+
+def _sample_count(spec: SweepSpec) -> int:
+    from .npzio import load_npz
+
+    arrays = load_npz(spec.inputs)
+    data = [v for k, v in arrays.items() if k not in ("labels", "analog")]
+    n = int(data[0].shape[1]) if data and data[0].ndim >= 2 else 0
+    return min(n, spec.max_samples) if spec.max_samples is not None else n
 
 
 def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, workers: int | None = None, ray: str | None = None,
@@ -526,10 +678,16 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, workers: int | None = 
     workers = max(1, int(workers or os.cpu_count() or 1))
     results = {k: done[k] for _, k in keyed if k in done}
     interrupted = False
-    runner = _execute_ray(todo, ray, workers) if ray else _execute_local(todo, min(workers, max(1, len(todo))))
+    n_samples = _sample_count(spec) if spec.shard_size else 0
+    if ray:
+        ex: Any = _Ray(ray, workers)
+    elif min(workers, len(todo)) <= 1 and not spec.shard_size:
+        ex = _Inline()
+    else:
+        ex = _LocalPool(workers)
     n = 0
     try:
-        for rec in runner:
+        for rec in _drive(ex, todo, store.dir / ".work", n_samples):
             store.append(rec)
             results[rec["key"]] = rec
             n += 1

@@ -166,8 +166,14 @@ def _output_check(name: str, m: dict[str, float], g: Gates) -> Check:
 
 
 def verify(artifact: Artifact, inputs: dict[str, np.ndarray], labels: np.ndarray | None = None, *,
-           backend=None, gates: Gates | None = None, **gate_settings: Any) -> VerifyResult:
-    """Compare the board with the float model; `gate_settings` are Gates fields (max_accuracy_drop=...)."""
+           backend=None, gates: Gates | None = None, sides: tuple[Trace, Trace | None, Trace] | None = None,
+           **gate_settings: Any) -> VerifyResult:
+    """Compare the board with the float model; `gate_settings` are Gates fields (max_accuracy_drop=...).
+
+    `sides` = (float, transformed or None, board) traces computed elsewhere (a sweep shards a large
+    input set across workers and merges the traces): the checks are then computed from them as if
+    verify had run the three simulations itself.
+    """
     from .registry import get_backend
 
     g = Gates.from_mapping(gate_settings) if gates is None else replace(gates, **gate_settings)
@@ -181,8 +187,12 @@ def verify(artifact: Artifact, inputs: dict[str, np.ndarray], labels: np.ndarray
     by_construction = artifact.meta.get("forward_by_construction")
     small = (min(batch, AUTO_LAYERS_SAMPLES) * next(iter(inputs.values())).shape[0]
              * neuron_count(artifact.reference) <= AUTO_LAYERS_MAX)
-    ref = reference_trace(artifact, inputs, probes=bool(g.layers))  # probed again on failure when small
-    got = be.emulator().run(artifact, inputs, probes=bool(g.layers))
+    if sides is not None:
+        ref, prog, got = sides
+    else:
+        ref = reference_trace(artifact, inputs, probes=bool(g.layers))  # probed again on failure when small
+        got = be.emulator().run(artifact, inputs, probes=bool(g.layers))
+        prog = None
     result.reference, result.board_trace = ref, got
     missing = sorted(set(ref.outputs) - set(got.outputs))
     if missing:
@@ -205,7 +215,9 @@ def verify(artifact: Artifact, inputs: dict[str, np.ndarray], labels: np.ndarray
     else:
         _output_checks(artifact, ref, got, labels, g, kind, result)
     if not by_construction:  # no pass ran: the transformed graph is the float graph, the passes lost nothing
-        _stage_checks(artifact, ref, program_trace(artifact, inputs) or ref, got, labels, g, result)
+        if prog is None:
+            prog = program_trace(artifact, inputs)
+        _stage_checks(artifact, ref, prog or ref, got, labels, g, result)
     for w in warnings_of(artifact.meta):
         outs_ok = all(c.passed for c in result.checks if c.name.startswith(("output:", "agreement", "accuracy")))
         effect = "; ".join(c.detail for c in result.checks if c.name.startswith("output:"))
