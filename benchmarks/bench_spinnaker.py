@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     t_emuB = time.perf_counter() - t0
     target = "cython" if a.target == "runtime" else a.target
     t_b2, n1_b2, n2_b2 = run_brian2(x[:, 0], w1, w2, target)
-    n1 = int(tr1.states["lif1.spikes"].sum())
+    n1 = int(tr1.states["lif1.s"].sum())
     n2 = int(tr1.outputs["output"].sum())
     print(f"network {a.inputs} -> {a.hidden} -> {a.outputs} LIF, {a.steps} steps of 1 ms, input rate {a.rate}/step, "
           f"{art.meta['synapses']} synapses, {art.meta['mapping']['n_cores']} SpiNNaker cores")

@@ -122,7 +122,8 @@ def simulate(prog: Program, inputs: dict[str, np.ndarray] | np.ndarray, *, mappi
         st[p.name] = {
             "v": np.broadcast_to(raw["v_init"], (B, n)).copy(),
             "timer": np.zeros((B, n), np.int64),
-            "isyn": np.zeros((2, B, n), np.int64),
+            "isyn": np.stack([np.broadcast_to(raw.get(k, np.zeros(n, np.int64)), (B, n))  # initial current
+                              for k in ("isyn_exc_init", "isyn_inh_init")]).astype(np.int64),
             "ring": np.zeros((2, R, B, n), np.int64),
             "raw": raw,
         }
@@ -197,10 +198,11 @@ def simulate(prog: Program, inputs: dict[str, np.ndarray] | np.ndarray, *, mappi
     counts["ring_buffer_saturations"] = saturations
     meta = {"batch": int(B), "dt_ms": prog.dt_ms, "cores": cores,
             "saturations_total": float(saturations.sum())}
-    states = {f"{prog.pop(k).node}.v": v for k, v in state_v.items()}
-    if probes:
-        for p in prog.populations:
-            states[f"{p.node}.spikes"] = spikes[p.name].astype(np.float32)
+    states = {f"{prog.pop(k).node}.v": v.reshape(T, B, *prog.pop(k).shape) for k, v in state_v.items()}
+    if probes:  # interfaces.Trace: "<nir node>.s" spikes of every spiking neuron node, in the node's shape
+        for p in neurons:
+            if p.spiking:
+                states[f"{p.node}.s"] = spikes[p.name].astype(np.float32).reshape(T, B, *p.shape)
     return Trace(outputs=outputs, counts=counts, states=states, layer_counts=layer_counts, meta=meta)
 
 
