@@ -24,7 +24,6 @@ NIR -> PyNN parameter conversion (dt in ms; `keep` is the refsim's per-step memb
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from spikeforge import graph as G
+from spikeforge.emitsafe import py_ident
 from spikeforge.errors import FitError, UnsupportedError
 from spikeforge.interfaces import CompileOptions
 from spikeforge.refsim import SimConfig, config_for_graph, make_kernel
@@ -50,8 +50,8 @@ _CHUNK = 1024
 
 
 def sanitise(name: str) -> str:
-    s = re.sub(r"[^0-9A-Za-z_]", "_", str(name))
-    return s if s and not s[0].isdigit() else f"n_{s}"
+    """A PyNN label / Python identifier for a node name (spikeforge.emitsafe.py_ident)."""
+    return py_ident(name)
 
 
 def _vec(x: Any, n: int) -> np.ndarray:
@@ -180,7 +180,19 @@ class Lowering:
         self.warnings: list[str] = []
         self.auto: dict[str, Any] = {}  # every automatic choice, reported in the artifact meta
         self.calib: dict[str, dict[str, np.ndarray]] = {}
+        self.labels: dict[str, str] = {}  # NIR node -> unique PyNN label
         self.sem: dict[str, Any] = {}  # structured semantic warnings (spikeforge.semantics), copied to the artifact
+
+    def pname(self, node: str) -> str:
+        """Unique population label of a node: names that sanitise alike ('a.b', 'a_b') get a numeric suffix."""
+        if node not in self.labels:
+            base = label = sanitise(node)
+            taken = set(self.labels.values())
+            i = 1
+            while label in taken:
+                label, i = f"{base}_{i}", i + 1
+            self.labels[node] = label
+        return self.labels[node]
 
     def warn(self, msg: str) -> None:
         self.warnings.append(msg)
@@ -193,7 +205,7 @@ class Lowering:
         node = self.g.nodes[name]
         if isinstance(node, nir.Input) or isinstance(node, NEURON_TYPES):
             size = int(np.prod(G.node_shape(node, "output") or G.node_shape(node, "input")))
-            m = _Map({(sanitise(name), 0): sp.identity(size, format="csr")}, np.zeros(size), ())
+            m = _Map({(self.pname(name), 0): sp.identity(size, format="csr")}, np.zeros(size), ())
         elif isinstance(node, LINEAR_TYPES):
             m = _compose(name, node, self._input_map(name), self.cfg)
         else:
@@ -279,7 +291,7 @@ class Lowering:
             pyn["tau_syn_E"] = pyn["tau_syn_I"] = np.full(n, 5.0)  # unused by IF_curr_delta
             syn_gain = np.ones(n)
         kind = "IF_curr_exp" if cuba else "IF_curr_delta"
-        pop = Population(sanitise(name), name, kind, n, shape, spiking, pyn, {})
+        pop = Population(self.pname(name), name, kind, n, shape, spiking, pyn, {})
         pop.raw["_in_gain"] = in_gain * syn_gain  # refsim: v += in_gain * syn_gain * x (before the core's gains)
         pop.raw["_is_if"] = np.asarray(keep is None)
         if keep is not None:  # the reference's per-step factors: the core's decays are fitted to them
@@ -559,7 +571,7 @@ class Lowering:
             node = g.nodes[name]
             if isinstance(node, nir.Input):
                 shape = tuple(G.node_shape(node, "output") or ())
-                pop = Population(sanitise(name), name, "SpikeSourceArray", int(np.prod(shape)), shape)
+                pop = Population(self.pname(name), name, "SpikeSourceArray", int(np.prod(shape)), shape)
                 inputs[name] = pop.name
                 pop_list.append(pop)
             elif isinstance(node, NEURON_TYPES):
@@ -755,7 +767,7 @@ class Lowering:
             src = preds[0][0]
             node = self.g.nodes[src]
             if isinstance(node, NEURON_TYPES):
-                pop = self.pops[sanitise(src)]
+                pop = self.pops[self.pname(src)]
                 out.append(Readout(name, pop.name, "spikes" if pop.spiking else "v"))
             else:
                 raise UnsupportedError(
