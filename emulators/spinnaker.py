@@ -163,6 +163,13 @@ class _Core:
         self.v_thresh = raw["v_thresh"]
         self.v_reset = raw["v_reset"].astype(np.int32)
         self.denom = F.ONE * p.v_scale
+        top = 0xFFFF * 2.0 ** max(p.shifts) + float(np.abs(self.offset).max(initial=0)) + \
+            float(np.abs(self.v_rest).max(initial=0))
+        volts = max(float(np.abs(raw["v_init"]).max(initial=0)), float(np.abs(raw["v_reset"]).max(initial=0)))
+        # delta synapses, R = 1, no wrap possible: V stays between alpha, V_init and V_reset, all below 2**30
+        self.nowrap = not self.exp and self.r_one and max(p.shifts) <= 15 and max(top, volts) < 2.0 ** 30
+        if self.nowrap:
+            self.v = self.v.astype(np.int64)
 
     def _alpha(self, total: np.ndarray) -> np.ndarray:
         """alpha = I R + V_rest (int32 wrap); R = 1.0 exactly in every mapping spikeforge emits."""
@@ -193,6 +200,13 @@ class _Core:
                                             dtype=np.float64)).astype(np.int32)
                        for r, (c, k) in enumerate(zip(cells, ("exc", "inh")))]
                 return None, add
+            if self.p.shifts[0] == self.p.shifts[1]:  # one shift: the cell difference is exact in any dtype
+                diff = (np.zeros((steps, *self.v.shape), np.int32) if cells[0] is None else cells[0].astype(np.int32))
+                if cells[1] is not None:
+                    diff -= cells[1].astype(np.int32)
+                diff <<= self.p.shifts[0]
+                diff += self.offset + self.v_rest
+                return diff, None
             acc = np.zeros((steps, *self.v.shape)) if cells[0] is None else \
                 np.multiply(cells[0], 2.0 ** self.p.shifts[0], dtype=np.float64)
             if cells[1] is not None:
@@ -218,7 +232,10 @@ class _Core:
                     alpha = self._alpha(self.isyn[0] - self.isyn[1] + self.offset)
                 else:
                     alpha = alpha_block[k]
-                v_new = alpha - ((self.exp_tc * (alpha - v)) >> 15).astype(np.int32)
+                if self.nowrap:  # |alpha|, |V| < 2**30: alpha - V and the product's result fit int32 unwrapped
+                    v_new = alpha - ((self.exp_tc * (alpha - v)) >> 15)
+                else:
+                    v_new = alpha - ((self.exp_tc * (alpha - v)) >> 15).astype(np.int32)
                 if self.refractory:
                     free = timer <= 0
                     v = np.where(free, v_new, v)

@@ -76,7 +76,8 @@ def residual(keep: np.ndarray, exp_tc: np.ndarray, v_scale: float, v_span: float
              keep_syn: np.ndarray | None = None, decay: np.ndarray | None = None) -> dict[str, float]:
     """Bound of |V_core / k - v_ref| (model units) for a neuron below threshold, and its parts.
 
-    * rounding: the floor of the V update adds < 1 LSB per step, which the leak keeps below 1 / (1 - exp_TC) LSB;
+    * rounding: the floor of the V update adds [0, 1) LSB per step, which the leak keeps below 1 / (1 - exp_TC) LSB
+      (centred on zero by the lowering's offset current: the bound keeps the uncentred worst case);
     * membrane factor: an error d in keep moves V by d |V - alpha| <= 2 d v_span per step, kept below
       2 d v_span / (1 - keep);
     * synaptic factor (CubaLIF): likewise on the current, relative 2 d_s / (1 - keep_s) of the current's span.

@@ -366,6 +366,11 @@ class Lowering:
                                        hint="use a smaller spinnaker.voltage_scale or leave it automatic")
             for k in ("v_rest", "v_reset", "v_init") + (("v_thresh",) if pop.spiking else ()):
                 p[k] = p[k] * v_scale
+            if bool(self.extra.get("spinnaker.round_nearest", True)):
+                # the V update floors e (alpha - V), which adds [0, 1) LSB per step (+0.5 on average, up to
+                # 0.5 / g LSB in steady state): a constant current of -0.5 LSB / g centres it on zero
+                g_core = np.maximum(1.0 - raw["exp_tc"] / F.ONE, 1e-9)
+                raw["_offset_comp"] = -np.rint(0.5 / g_core).astype(np.int64)
             self._residual(pop, keep, raw["exp_tc"], v_scale, alpha_unit, keep_s,
                            raw["exc_decay"] if keep_s is not None else None)
         pop.v_scale = v_scale
@@ -638,7 +643,7 @@ class Lowering:
             if post.kind == "IF_curr_exp":
                 off = off * (post.raw["exc_init"] / 2.0 ** 32) / np.maximum(1.0 - post.raw["exc_decay"] / 2.0 ** 32,
                                                                              1e-9)
-            comp = int(post.raw.pop("_offset_comp", 0))
+            comp = np.asarray(post.raw.pop("_offset_comp", 0), dtype=np.int64)
             post.raw["i_offset"] = F.to_accum_array(np.clip(off, -65535, 65535)) + comp
             post.pynn["i_offset"] = post.raw["i_offset"] / F.ONE
             if post.kind == "IF_curr_exp":

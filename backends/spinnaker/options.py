@@ -65,6 +65,8 @@ OPTIONS: dict[str, Opt] = {
     "spinnaker.if_round_nearest": Opt(bool, True, "IF rounding-offset current (round to nearest)"),
     "spinnaker.if_current_headroom": Opt(float, 16384.0, "largest IF input current (s16.15 units)", min=1.0,
                                          max=32768.0),
+    "spinnaker.round_nearest": Opt(bool, True, "LIF/LI/CubaLIF rounding-offset current (centres the core's "
+                                   "flooring V update on zero)"),
     "spinnaker.voltage_scale": Opt(float, None, "pin the voltage scale of LIF/LI/CubaLIF populations "
                                    "(default: automatic power of two)", min=1e-6, max=65536.0),
     "spinnaker.v_headroom": Opt(float, 16384.0, "largest |I R + V_rest| the automatic voltage scale allows "
