@@ -114,8 +114,15 @@ def main(argv=None):
             w = w * (tau / cm) * (1.0 - np.exp(-dt / tau))
         conns = [(int(a_), int(b_), float(w_), float(d_) * dt) for a_, b_, w_, d_ in zip(
             data[base + "pre_idx"], data[base + "post_idx"], w, data[base + "delay"])]
-        sim.Projection(pops[pr["pre"]], pops[pr["post"]], sim.FromListConnector(conns),
-                       receptor_type=pr["receptor"], label=pr["name"])
+        proj = sim.Projection(pops[pr["pre"]], pops[pr["post"]], sim.FromListConnector(conns),
+                              receptor_type=pr["receptor"], label=pr["name"])
+        if a.simulator == "brian2" and kinds[pr["pre"]] != "SpikeSourceArray":
+            # the source's threshold now runs after the synapses, so its spikes reach the pathway one step
+            # later: take that step off Brian2's delay (PyNN itself refuses delays below one step)
+            import brian2
+            for group in proj._brian2_synapses.values():
+                for syn in group.values():
+                    syn.delay = syn.delay[:] - dt * brian2.ms
     sim.run(T * dt)
     out = {{}}
     for p in STRUCTURE["populations"]:
