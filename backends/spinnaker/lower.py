@@ -360,7 +360,7 @@ class Lowering:
             pinned = self.extra.get("spinnaker.voltage_scale")
             v_scale = float(pinned) if pinned is not None else fit.voltage_scale(
                 alpha_unit, float(self.extra.get("spinnaker.v_headroom", 16384.0)))
-            if v_scale * (alpha_unit + v_top) >= 65536.0:
+            if pinned is not None and v_scale * (alpha_unit + v_top) >= 65536.0:
                 raise UnsupportedError(f"voltage scale {v_scale:g} puts |alpha| = {v_scale * alpha_unit:.4g} "
                                        "outside s16.15 (65536)", node=pop.node, field="spinnaker.voltage_scale",
                                        hint="use a smaller spinnaker.voltage_scale or leave it automatic")
