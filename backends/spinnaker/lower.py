@@ -752,6 +752,14 @@ class Lowering:
                 "lsb": step, "worst_slot_sum_int": float(worst_sum),
                 "saturation_headroom": float(headroom)}
         self.report["projections"].append(item)
+        if n and zero:
+            record(self.sem, post.node, "quantisation",
+                   f"projection {pr.name}: {zero} of {n} {pr.receptor} weights quantise to zero (ring-buffer shift "
+                   f"{shift}); median relative error of the rest {item['median_rel_error']:.2g}", zero / n)
+        if worst_sum > 0xFFFF:
+            record(self.sem, post.node, "saturation",
+                   f"projection {pr.name}: worst-case ring-buffer slot sum {worst_sum:.0f} > 65535 (16-bit cells "
+                   "saturate; the emulator counts it)", worst_sum / 0xFFFF)
         if n and zero == n:
             self.warn(f"PROJECTION {pr.name}: ALL {n} {pr.receptor} weights quantise to zero with ring-buffer "
                       f"shift {shift} (LSB {step:.3g}): this weight class VANISHES on SpiNNaker "
