@@ -7,18 +7,20 @@ split by sign into an excitatory and an inhibitory `FromListConnector` projectio
 NIR -> PyNN parameter conversion (dt in ms; `keep` is the refsim's per-step membrane factor:
 1 - dt/tau for Euler, exp(-dt/tau) for exact):
 
-* tau_m = -dt / ln(keep), so the core's exp(-dt/tau_m) reproduces `keep` (up to the s16.15 rounding of
-  the on-core `expk`); cm = tau_m, so R = tau_m / cm is exactly 1.0 on the core.
+* tau_m is searched on the core's own `expk` so that exp_TC is the s16.15 value nearest `keep` (fit.py);
+  cm = tau_m, so R = tau_m / cm is exactly 1.0 on the core. Voltages are scaled by a power of two for
+  resolution, and an offset current centres the core's flooring V update; the residual is recorded.
 * v_rest = v_leak, v_thresh = v_threshold (one raw step above it when the node compares with '>', since
   the core compares V >= V_thresh), v_reset = v_reset, tau_refrac = 0 (NIR has no refractory period).
 * The input gain (1 - keep) r / (1 - exp_TC) is folded into the weights, with exp_TC the exact value the
   core will compute: the step response of V matches the refsim's. CubaLIF/CubaLI use IF_curr_exp with
-  tau_syn = -dt / ln(keep_syn) and the synapse gain (1 - keep_syn) w_in / init folded in as well;
+  tau_syn fitted to keep_syn the same way and the synapse gain (1 - keep_syn) w_in / init folded in as well;
   LIF/LI/IF use IF_curr_delta (input applied for exactly one step).
 * IF (no leak) cannot be expressed: sPyNNaker's LIF with exp_TC = 1 ignores its input. It becomes a LIF with
   a long tau_m (chosen so the largest possible input current stays inside s16.15), reported as a warning.
-* Every projection gets delay max(1, refsim latency) steps: sPyNNaker delivers a spike sent in step t in
-  step t + d, d >= 1, where the refsim's feed-forward edges take effect in the same step.
+* sPyNNaker delivers a spike sent in step t in step t + d, d >= 1, where the refsim's feed-forward edges take
+  effect in the same step: latency.py gives each population a latency and each projection the delay that
+  makes the population's output a pure shift of the reference's (meta["latency_steps"]).
 """
 
 from __future__ import annotations
