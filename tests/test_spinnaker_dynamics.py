@@ -19,22 +19,11 @@ from spikeforge.backends.spinnaker import SpiNNakerBackend
 from spikeforge.boardspec import get_board
 from spikeforge.errors import SpikeforgeError
 from spikeforge.interfaces import CompileOptions
+from tests.test_refsim_graph import paper_input  # the NIR paper's lif_norse drive (shared/README.md)
 
 BE = SpiNNakerBackend()
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
 needs_norse_file = pytest.mark.skipif(not (SHARED / "lif_norse.nir").exists(), reason="shared lif_norse.nir absent")
-
-
-def paper_input() -> np.ndarray:
-    """The NIR paper's drive for lif_norse (shared/README.md): 1,000 steps, 34 input spikes."""
-    gaps = [6, 15, 4, 3, 0, 2, 1, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5,
-            0, 14]
-    train: list[float] = []
-    for gap in gaps:
-        train += [0.0] * gap + [1.0]
-    x = np.zeros(1000, np.float32)
-    x[::10] = np.array(train[:100], np.float32)
-    return x[:, None, None]
 
 
 def lower(g: nir.NIRGraph, board: str = "spinn3", **kw):

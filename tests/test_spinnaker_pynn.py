@@ -83,7 +83,7 @@ def _two_layer() -> nir.NIRGraph:
 @pytest.mark.skipif(importlib.util.find_spec("pyNN") is None or not (SHARED / "lif_norse.nir").exists(),
                     reason="PyNN or the shared lif_norse.nir not present")
 def test_script_runs_on_pynn_brian2_and_agrees_with_emulator(tmp_path):
-    from tests.test_spinnaker_dynamics import paper_input
+    from tests.test_refsim_graph import paper_input
 
     rng = np.random.default_rng(2)
     cases = {"single": (G.read(SHARED / "lif_norse.nir"), paper_input(), 1e-4),
