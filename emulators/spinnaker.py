@@ -10,7 +10,10 @@ Per time step t, per neuron population (neuron_impl_standard.h, neuron_model_lif
 4. spike if V >= V_thresh: V = V_reset, timer = T_refract;
 5. exponential synapses decay (decay_s1615), delta ones are cleared.
 
-A spike sent in step t lands in ring slot t + d (d >= 1). Per-core event counts (packets received,
+A spike sent in step t lands in ring slot t + d (d >= 1). Since d >= 1, a population's ring-buffer cells for a
+block of steps depend only on spikes already computed (earlier populations in the block, or any population in
+earlier blocks when the block is no longer than the shortest loop delay): they are computed with one matrix
+product per projection, and only the neuron state is stepped. Per-core event counts (packets received,
 synaptic events, neuron updates, spikes sent) give CPU cycles per tick from the board's per-event costs,
 checked against the 200,000-cycle budget of a 1 ms tick.
 """
