@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import nir
@@ -13,19 +14,25 @@ from spikeforge.backends.reference.backend import with_dt
 from spikeforge.boardspec import Board
 from spikeforge.errors import UnsupportedError
 from spikeforge.interfaces import Backend, CompileOptions, CostModel, Emulator
+from spikeforge.options import validate_options
 
 from .budget import estimate_tsf
 from .cost import SpiNNakerCostModel
 from .emit import emit_files
 from .lower import lower_graph
 from .mapping import map_program
+from .options import OPTIONS
 from .program import Program
 
 
 class SpiNNakerBackend(Backend):
     name = "spinnaker"
+    options = OPTIONS
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
+        # the spinnaker.* keys are checked here too, so a direct API call gets the same refusal as the CLI
+        ours = {k: v for k, v in (options.extra or {}).items() if k.startswith("spinnaker.")}
+        options = replace(options, extra={**options.extra, **validate_options(self.name, OPTIONS, ours)})
         g, dt = with_dt(graph, options)
         prog = lower_graph(g, dt, options)
         mapping = map_program(prog, board, options.extra)
@@ -38,6 +45,8 @@ class SpiNNakerBackend(Backend):
             "warnings": list(prog.warnings),
             "neurons": int(sum(p.size for p in prog.populations if not p.is_source)),
             "synapses": int(sum(pr.weight.size for pr in prog.projections)),
+            "semantic_warnings": list(prog.semantic),
+            **latency_meta(prog),
         }
         tsf = options.extra.get("spinnaker.time_scale_factor")
         if tsf is not None:
@@ -105,6 +114,21 @@ class SpiNNakerBackend(Backend):
                 f" (recompile with --set spinnaker.time_scale_factor={cores.get('time_scale_factor', 1.0)})")),
             ("no_vanished_weight_class", not zero_all, "; ".join(zero_all) or "every projection keeps weights"),
         ]
+
+
+def latency_meta(prog: Program) -> dict[str, Any]:
+    """latency_steps (outputs vs the float reference), per output and per NIR node, and the layer map."""
+    by_out = {r.output: int(prog.latency.get(r.population, 0)) for r in prog.readouts}
+    common = max(by_out.values(), default=0)
+    out: dict[str, Any] = {
+        "latency_steps": common,
+        "latency_steps_by_node": {p.node: int(prog.latency.get(p.name, 0)) for p in prog.populations
+                                  if not p.is_source},
+        "layer_map": {p.node: p.name for p in prog.populations},
+    }
+    if any(v != common for v in by_out.values()):
+        out["latency_steps_by_output"] = by_out
+    return out
 
 
 def spynnaker_default_tsf(dt_ms: float) -> float:

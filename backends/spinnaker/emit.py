@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from spikeforge.emitsafe import py_str
 from spikeforge.npzio import save_npz
 
 from .program import Program
@@ -34,7 +35,7 @@ import os
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-STRUCTURE = json.loads({structure!r})
+STRUCTURE = json.loads({structure})
 SIMULATORS = {{"spynnaker": "pyNN.spiNNaker", "brian2": "pyNN.brian2", "nest": "pyNN.nest"}}
 
 
@@ -71,9 +72,11 @@ def main(argv=None):
             T = x.shape[0]
             counts = x[:, a.sample].reshape(T, -1)
             times = spike_times(counts, dt)
-            if a.simulator != "spynnaker":  # PyNN's own backends want one Sequence per neuron
+            if a.simulator != "spynnaker":  # PyNN's own backends want one Sequence per neuron ...
                 from pyNN.parameters import Sequence
                 times = [Sequence(x) for x in times]
+                if len(times) == 1:  # ... and a bare Sequence for one neuron (a list of one breaks pyNN.brian2)
+                    times = times[0]
             pops[p["name"]] = sim.Population(p["size"], sim.SpikeSourceArray(spike_times=times), label=p["name"])
             continue
         params = {{k: data["pop/%s/pynn/%s" % (p["name"], k)].tolist() for k in STRUCTURE["param_keys"][p["kind"]]}}
@@ -84,7 +87,11 @@ def main(argv=None):
             # 0.75 x 2**s lies strictly inside (2**(s-1), 2**s): sPyNNaker derives exactly shift s from it
             extra["additional_parameters"] = {{"max_expected_summed_weight": [0.75 * 2.0 ** s for s in p["shifts"]]}}
         pops[p["name"]] = sim.Population(p["size"], celltype, label=p["name"], **extra)
-        pops[p["name"]].initialize(v=v_init.tolist())
+        init = {{"v": v_init.tolist()}}
+        for var in ("isyn_exc", "isyn_inh"):  # IF_curr_exp: the synaptic current starts at the bias ramp's value
+            if "pop/%s/pynn/%s" % (p["name"], var) in data.files:
+                init[var] = data["pop/%s/pynn/%s" % (p["name"], var)].tolist()
+        pops[p["name"]].initialize(**init)
         pops[p["name"]].record(["spikes", "v"] if not p["spiking"] else ["spikes"])
         if a.simulator == "brian2":  # sPyNNaker's step order: add this step's input, then threshold and reset
             grp = pops[p["name"]].brian2_group
@@ -92,6 +99,9 @@ def main(argv=None):
                 grp.thresholder["spike"].when = "after_synapses"
                 grp.resetter["spike"].when = "after_synapses"
                 grp.resetter["spike"].order = 1
+            if p["kind"] == "IF_curr_exp":  # the core adds a step's input to isyn before it integrates V
+                grp.state_updater.when = "after_synapses"
+                grp.state_updater.order = -1
     kinds = {{p["name"]: p["kind"] for p in STRUCTURE["populations"]}}
     for i, pr in enumerate(STRUCTURE["projections"]):
         base = "proj/%04d/" % i
@@ -104,8 +114,15 @@ def main(argv=None):
             w = w * (tau / cm) * (1.0 - np.exp(-dt / tau))
         conns = [(int(a_), int(b_), float(w_), float(d_) * dt) for a_, b_, w_, d_ in zip(
             data[base + "pre_idx"], data[base + "post_idx"], w, data[base + "delay"])]
-        sim.Projection(pops[pr["pre"]], pops[pr["post"]], sim.FromListConnector(conns),
-                       receptor_type=pr["receptor"], label=pr["name"])
+        proj = sim.Projection(pops[pr["pre"]], pops[pr["post"]], sim.FromListConnector(conns),
+                              receptor_type=pr["receptor"], label=pr["name"])
+        if a.simulator == "brian2" and kinds[pr["pre"]] != "SpikeSourceArray":
+            # the source's threshold now runs after the synapses, so its spikes reach the pathway one step
+            # later: take that step off Brian2's delay (PyNN itself refuses delays below one step)
+            import brian2
+            for group in proj._brian2_synapses.values():
+                for syn in group.values():
+                    syn.delay = syn.delay[:] - dt * brian2.ms
     sim.run(T * dt)
     out = {{}}
     for p in STRUCTURE["populations"]:
@@ -146,7 +163,8 @@ def structure(prog: Program, time_scale_factor: float | None = None) -> dict[str
 
 def emit_files(prog: Program, time_scale_factor: float | None = None) -> dict[str, str | bytes]:
     """Script text and data-file bytes (deterministic)."""
-    text = SCRIPT.format(structure=json.dumps(structure(prog, time_scale_factor), sort_keys=True))
+    # every user string (node names, labels) reaches the script only inside this one escaped literal
+    text = SCRIPT.format(structure=py_str(json.dumps(structure(prog, time_scale_factor), sort_keys=True)))
     data = {k: v for k, v in prog.to_arrays().items() if "/raw/" not in k}
     with tempfile.TemporaryDirectory() as d:  # npzio writes deterministic bytes to a path
         save_npz(Path(d) / "data.npz", data)

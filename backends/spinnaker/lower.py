@@ -7,24 +7,25 @@ split by sign into an excitatory and an inhibitory `FromListConnector` projectio
 NIR -> PyNN parameter conversion (dt in ms; `keep` is the refsim's per-step membrane factor:
 1 - dt/tau for Euler, exp(-dt/tau) for exact):
 
-* tau_m = -dt / ln(keep), so the core's exp(-dt/tau_m) reproduces `keep` (up to the s16.15 rounding of
-  the on-core `expk`); cm = tau_m, so R = tau_m / cm is exactly 1.0 on the core.
+* tau_m is searched on the core's own `expk` so that exp_TC is the s16.15 value nearest `keep` (fit.py);
+  cm = tau_m, so R = tau_m / cm is exactly 1.0 on the core. Voltages are scaled by a power of two for
+  resolution, and an offset current centres the core's flooring V update; the residual is recorded.
 * v_rest = v_leak, v_thresh = v_threshold (one raw step above it when the node compares with '>', since
   the core compares V >= V_thresh), v_reset = v_reset, tau_refrac = 0 (NIR has no refractory period).
 * The input gain (1 - keep) r / (1 - exp_TC) is folded into the weights, with exp_TC the exact value the
   core will compute: the step response of V matches the refsim's. CubaLIF/CubaLI use IF_curr_exp with
-  tau_syn = -dt / ln(keep_syn) and the synapse gain (1 - keep_syn) w_in / init folded in as well;
+  tau_syn fitted to keep_syn the same way and the synapse gain (1 - keep_syn) w_in / init folded in as well;
   LIF/LI/IF use IF_curr_delta (input applied for exactly one step).
 * IF (no leak) cannot be expressed: sPyNNaker's LIF with exp_TC = 1 ignores its input. It becomes a LIF with
   a long tau_m (chosen so the largest possible input current stays inside s16.15), reported as a warning.
-* Every projection gets delay max(1, refsim latency) steps: sPyNNaker delivers a spike sent in step t in
-  step t + d, d >= 1, where the refsim's feed-forward edges take effect in the same step.
+* sPyNNaker delivers a spike sent in step t in step t + d, d >= 1, where the refsim's feed-forward edges take
+  effect in the same step: latency.py gives each population a latency and each projection the delay that
+  makes the population's output a pure shift of the reference's (meta["latency_steps"]).
 """
 
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -34,10 +35,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from spikeforge import graph as G
+from spikeforge.emitsafe import py_ident
 from spikeforge.errors import FitError, UnsupportedError
 from spikeforge.interfaces import CompileOptions
 from spikeforge.refsim import SimConfig, config_for_graph, make_kernel
+from spikeforge.semantics import record
 
+from . import fit, latency
 from . import fixed as F
 from .program import Population, Program, Projection, Readout
 
@@ -48,8 +52,8 @@ _CHUNK = 1024
 
 
 def sanitise(name: str) -> str:
-    s = re.sub(r"[^0-9A-Za-z_]", "_", str(name))
-    return s if s and not s[0].isdigit() else f"n_{s}"
+    """A PyNN label / Python identifier for a node name (spikeforge.emitsafe.py_ident)."""
+    return py_ident(name)
 
 
 def _vec(x: Any, n: int) -> np.ndarray:
@@ -178,6 +182,19 @@ class Lowering:
         self.warnings: list[str] = []
         self.auto: dict[str, Any] = {}  # every automatic choice, reported in the artifact meta
         self.calib: dict[str, dict[str, np.ndarray]] = {}
+        self.labels: dict[str, str] = {}  # NIR node -> unique PyNN label
+        self.sem: dict[str, Any] = {}  # structured semantic warnings (spikeforge.semantics), copied to the artifact
+
+    def pname(self, node: str) -> str:
+        """Unique population label of a node: names that sanitise alike ('a.b', 'a_b') get a numeric suffix."""
+        if node not in self.labels:
+            base = label = sanitise(node)
+            taken = set(self.labels.values())
+            i = 1
+            while label in taken:
+                label, i = f"{base}_{i}", i + 1
+            self.labels[node] = label
+        return self.labels[node]
 
     def warn(self, msg: str) -> None:
         self.warnings.append(msg)
@@ -190,7 +207,7 @@ class Lowering:
         node = self.g.nodes[name]
         if isinstance(node, nir.Input) or isinstance(node, NEURON_TYPES):
             size = int(np.prod(G.node_shape(node, "output") or G.node_shape(node, "input")))
-            m = _Map({(sanitise(name), 0): sp.identity(size, format="csr")}, np.zeros(size), ())
+            m = _Map({(self.pname(name), 0): sp.identity(size, format="csr")}, np.zeros(size), ())
         elif isinstance(node, LINEAR_TYPES):
             m = _compose(name, node, self._input_map(name), self.cfg)
         else:
@@ -249,9 +266,13 @@ class Lowering:
             if c.reset == "subtract":
                 self.warn(f"node '{name}': reset by subtraction is not available in sPyNNaker's IF_curr_*; "
                           "mapped to reset to v_reset (the overshoot above threshold is lost)")
+                record(self.sem, name, "reset_changed", "reset by subtraction runs as reset to v_reset "
+                       "(the overshoot above threshold, up to one step's input, is lost)", 1.0)
             if c.reset_timing == "delayed":
                 self.warn(f"node '{name}': delayed reset (snnTorch reset_delay) runs as sPyNNaker's "
                           "immediate reset")
+                record(self.sem, name, "reset_changed", "delayed reset (snnTorch reset_delay) runs as an "
+                       "immediate reset (one step earlier)", 1.0)
         else:
             v_th = np.full(n, 65535.0)
             v_reset = np.zeros(n)
@@ -272,28 +293,41 @@ class Lowering:
             pyn["tau_syn_E"] = pyn["tau_syn_I"] = np.full(n, 5.0)  # unused by IF_curr_delta
             syn_gain = np.ones(n)
         kind = "IF_curr_exp" if cuba else "IF_curr_delta"
-        pop = Population(sanitise(name), name, kind, n, shape, spiking, pyn, {})
+        pop = Population(self.pname(name), name, kind, n, shape, spiking, pyn, {})
         pop.raw["_in_gain"] = in_gain * syn_gain  # refsim: v += in_gain * syn_gain * x (before the core's gains)
         pop.raw["_is_if"] = np.asarray(keep is None)
+        if keep is not None:  # the reference's per-step factors: the core's decays are fitted to them
+            pop.raw["_keep"] = keep
+        if cuba:
+            pop.raw["_keep_syn"] = keep_s
         return pop, in_gain * syn_gain
 
-    def _finish_raw(self, pop: Population, if_bound: float) -> np.ndarray:
+    def _finish_raw(self, pop: Population, if_bound: float, bound: np.ndarray | None = None,
+                    bias: np.ndarray | None = None) -> np.ndarray:
         """Compute the on-core values from the PyNN floats; return the weight factor per neuron.
 
         `if_bound` is the per-step summed input bound (model voltage units) the ring-buffer policy assumes;
-        it only matters for IF populations, whose leak and voltage scale are chosen from it.
+        for IF populations the leak and voltage scale are chosen from it. For the others, tau_m / tau_syn are
+        fitted on the core's own arithmetic to the reference's per-step factors, and the voltages are scaled by
+        the power of two k that keeps |alpha| (per-neuron input bound `bound`, bias `bias`) below the headroom
+        (fit.py says why); the residual error is recorded.
         """
         p = pop.pynn
         dt_raw = F.to_accum(self.dt_ms)
         n = pop.size
         gain_ref = pop.raw.pop("_in_gain")
         is_if = bool(pop.raw.pop("_is_if"))
+        keep = pop.raw.pop("_keep", None)
+        keep_s = pop.raw.pop("_keep_syn", None)
         v_scale = 1.0
         if is_if and not np.all(np.isfinite(p["tau_m"])):
             p["tau_m"], v_scale = self._if_leak_and_scale(pop, if_bound * float(np.max(np.abs(gain_ref))))
             for k in ("v_rest", "v_reset", "v_thresh", "v_init"):
                 p[k] = np.asarray(p[k], dtype=np.float64) * v_scale
-        pop.v_scale = v_scale
+        if keep is not None:
+            p["tau_m"] = fit.per_unique_keep(fit.tau_m_raw_for_keep, keep, dt_raw) / F.ONE
+        if keep_s is not None:
+            p["tau_syn_E"] = p["tau_syn_I"] = fit.per_unique_keep(fit.tau_syn_raw_for_keep, keep_s, dt_raw) / F.ONE
         p["tau_m"] = np.clip(p["tau_m"], dt_raw / F.ONE / 16.0, 32767.0)
         p["cm"] = p["tau_m"].copy()
         for k in ("v_rest", "v_reset", "v_thresh", "i_offset", "v_init", "tau_m", "cm", "tau_refrac", "tau_syn_E",
@@ -305,6 +339,43 @@ class Lowering:
         raw["exp_tc"] = _per_unique(lambda t: F.lif_exp_tc(dt_raw, t), tau_raw)
         raw["r_mem"] = _per_unique(lambda tc: F.lif_r_membrane(tc >> 32, tc & 0xFFFFFFFF),
                                    (tau_raw << 32) | (cm_raw & 0xFFFFFFFF))
+        if pop.kind == "IF_curr_exp":
+            for rec in ("exc", "inh"):
+                t_raw = F.to_accum_array(p[f"tau_syn_{rec[0].upper()}"])
+                raw[f"{rec}_decay"] = _per_unique(lambda t: F.exp_synapse_decay_init(dt_raw, t)[0], t_raw)
+                raw[f"{rec}_init"] = _per_unique(lambda t: F.exp_synapse_decay_init(dt_raw, t)[1], t_raw)
+            syn = raw["exc_init"] / 2.0 ** 32
+            syn_ss = syn / np.maximum(1.0 - raw["exc_decay"] / 2.0 ** 32, 1e-9)  # steady-state current gain
+        else:
+            for k in ("exc_decay", "exc_init", "inh_decay", "inh_init"):
+                raw[k] = np.zeros(n, np.int64)
+            syn = syn_ss = np.ones(n)
+        mem = (1.0 - raw["exp_tc"] / F.ONE) * (raw["r_mem"] / F.ONE)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fac1 = np.where(mem * syn > 0, gain_ref / (mem * syn), 0.0)
+        v_top = float(np.max(np.abs(np.concatenate([np.ravel(p["v_rest"]), np.ravel(p["v_reset"]),
+                                                     np.ravel(p["v_thresh"]) if pop.spiking else []]))))
+        if keep is not None:
+            b = np.zeros(n) if bound is None else np.asarray(bound, dtype=np.float64)
+            bb = np.zeros(n) if bias is None else np.abs(np.asarray(bias, dtype=np.float64))
+            alpha_unit = float(np.max(np.abs(fac1) * syn_ss * (b + bb) * (raw["r_mem"] / F.ONE))) + v_top
+            pinned = self.extra.get("spinnaker.voltage_scale")
+            v_scale = float(pinned) if pinned is not None else fit.voltage_scale(
+                alpha_unit, float(self.extra.get("spinnaker.v_headroom", 16384.0)))
+            if pinned is not None and v_scale * (alpha_unit + v_top) >= 65536.0:
+                raise UnsupportedError(f"voltage scale {v_scale:g} puts |alpha| = {v_scale * alpha_unit:.4g} "
+                                       "outside s16.15 (65536)", node=pop.node, field="spinnaker.voltage_scale",
+                                       hint="use a smaller spinnaker.voltage_scale or leave it automatic")
+            for k in ("v_rest", "v_reset", "v_init") + (("v_thresh",) if pop.spiking else ()):
+                p[k] = p[k] * v_scale
+            if bool(self.extra.get("spinnaker.round_nearest", True)):
+                # the V update floors e (alpha - V), which adds [0, 1) LSB per step (+0.5 on average, up to
+                # 0.5 / g LSB in steady state): a constant current of -0.5 LSB / g centres it on zero
+                g_core = np.maximum(1.0 - raw["exp_tc"] / F.ONE, 1e-9)
+                raw["_offset_comp"] = -np.rint(0.5 / g_core).astype(np.int64)
+            self._residual(pop, keep, raw["exp_tc"], v_scale, alpha_unit, keep_s,
+                           raw["exc_decay"] if keep_s is not None else None)
+        pop.v_scale = v_scale
         raw["v_rest"] = F.to_accum_array(p["v_rest"])
         raw["v_reset"] = F.to_accum_array(p["v_reset"])
         vth = F.to_accum_array(np.minimum(p["v_thresh"], 65535.0))
@@ -312,22 +383,23 @@ class Lowering:
         raw["v_thresh"] = vth + (1 if (strict and pop.spiking) else 0)
         raw["v_init"] = F.to_accum_array(p["v_init"])
         raw["t_refract"] = _per_unique(lambda t: F.lif_t_refract(t, dt_raw), F.to_accum_array(p["tau_refrac"]))
-        if pop.kind == "IF_curr_exp":
-            de = [F.exp_synapse_decay_init(dt_raw, int(t)) for t in F.to_accum_array(p["tau_syn_E"])]
-            di = [F.exp_synapse_decay_init(dt_raw, int(t)) for t in F.to_accum_array(p["tau_syn_I"])]
-            raw["exc_decay"] = np.array([d for d, _ in de], np.int64)
-            raw["exc_init"] = np.array([i for _, i in de], np.int64)
-            raw["inh_decay"] = np.array([d for d, _ in di], np.int64)
-            raw["inh_init"] = np.array([i for _, i in di], np.int64)
-            syn = raw["exc_init"] / 2.0 ** 32
+        return fac1 * v_scale
+
+    def _residual(self, pop: Population, keep: np.ndarray, exp_tc: np.ndarray, v_scale: float, v_span: float,
+                  keep_s: np.ndarray | None, decay: np.ndarray | None) -> None:
+        """Record the population's residual integration error (bound, model units) in the artifact."""
+        node = self.g.nodes[pop.node]
+        if pop.spiking:
+            ref = float(np.min(np.abs(_vec(node.v_threshold, pop.size) - pop.pynn["v_reset"] / v_scale)))
         else:
-            for k in ("exc_decay", "exc_init", "inh_decay", "inh_init"):
-                raw[k] = np.zeros(n, np.int64)
-            syn = np.ones(n)
-        mem = (1.0 - raw["exp_tc"] / F.ONE) * (raw["r_mem"] / F.ONE)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            factor = np.where(mem * syn > 0, gain_ref * v_scale / (mem * syn), 0.0)
-        return factor
+            ref = v_span
+        res = fit.residual(keep, exp_tc, v_scale, v_span, ref, keep_s, decay)
+        res["v_scale"] = v_scale
+        self.auto.setdefault("integration", {})[pop.name] = {"node": pop.node, **res}
+        record(self.sem, pop.node, "integration",
+               f"{pop.kind}: core factor exp_TC {res['keep_core']:.6f} vs reference {res['keep_ref']:.6f}, voltage "
+               f"scale {v_scale:g}; |V - v_ref| <= {res['v_error_bound']:.3g} below threshold "
+               f"({100 * res['relative']:.3g}% of the threshold distance)", res["relative"])
 
     def calibration_inputs(self) -> dict[str, np.ndarray] | None:
         """Calibration inputs: `--set spinnaker.calibration=FILE.npz` or an in-memory dict in extra['calibration'].
@@ -486,6 +558,10 @@ class Lowering:
             "max_current": dv_bound * k / g if g > 0 else None,
             "v_lsb_model_units": 1.0 / (F.ONE * k), "i_offset_rounding_raw": comp,
         }
+        info = self.auto["if_neurons"][pop.name]
+        record(self.sem, pop.node, "leak_rounded",
+               f"IF (no leak) runs as a LIF with tau_m = {tau:.1f} ms: below threshold the rounding offset keeps V "
+               f"exactly, V < -threshold leaks {g:.3g} per step", info["leak_over_run"] or g)
         self.warn(f"node '{pop.node}': IF (no leak) mapped to sPyNNaker's LIF with tau_m = {tau:.1f} ms "
                   f"(V leaks {100 * g:.4f}% per step"
                   + (f", {100 * self.auto['if_neurons'][pop.name]['leak_over_run']:.2f}% over {T} steps" if T else "")
@@ -502,7 +578,7 @@ class Lowering:
             node = g.nodes[name]
             if isinstance(node, nir.Input):
                 shape = tuple(G.node_shape(node, "output") or ())
-                pop = Population(sanitise(name), name, "SpikeSourceArray", int(np.prod(shape)), shape)
+                pop = Population(self.pname(name), name, "SpikeSourceArray", int(np.prod(shape)), shape)
                 inputs[name] = pop.name
                 pop_list.append(pop)
             elif isinstance(node, NEURON_TYPES):
@@ -517,6 +593,11 @@ class Lowering:
         for p in pop_list:
             if not p.is_source:
                 in_maps[p.name] = self._input_map(p.node)
+        vf = {p.name for p in pop_list if p.kind == "IF_curr_exp"
+              and self.cfg.for_node(g.nodes[p.node]).cuba_order == "voltage_first"}
+        self.latency, self.core_delay = latency.plan([p.name for p in pop_list],
+                                                     {k: list(m.terms) for k, m in in_maps.items()}, vf,
+                                                     {p.name: p.node for p in pop_list}, self.sem)
         # bound of the summed input per step (raw NIR weights, the ring-buffer policy's bound): the IF leak
         # is chosen so that the largest current the ring buffers can deliver stays inside s16.15
         self._calibrate(pop_list, in_maps)
@@ -533,7 +614,7 @@ class Lowering:
                     exc = exc + _bound(abs(sp.csr_matrix(W.multiply(W > 0))), policy, rate)
                     inh = inh + _bound(abs(sp.csr_matrix(W.multiply(W < 0))), policy, rate)
             bound = float(np.maximum(exc, inh).max()) if p.size else 1.0
-            factors[p.name] = self._finish_raw(p, bound)
+            factors[p.name] = self._finish_raw(p, bound, np.maximum(exc, inh), m.bias)
         projections = self._projections(pop_list, in_maps, factors)
         readouts = self._readouts()
         prog = Program(self.dt_ms, pop_list, projections, readouts, inputs, warnings=self.warnings)
@@ -541,6 +622,8 @@ class Lowering:
             self.auto["calibration"] = self.calib_info
         self.report["automatic"] = self.auto
         prog.report = self.report
+        prog.semantic = self.sem.get("semantic_warnings", [])
+        prog.latency = dict(self.latency)
         prog.calibration = self.calib_inputs  # not serialised: the backend emulates it to plan the tick budget
         return prog
 
@@ -562,16 +645,18 @@ class Lowering:
             if post.kind == "IF_curr_exp":
                 off = off * (post.raw["exc_init"] / 2.0 ** 32) / np.maximum(1.0 - post.raw["exc_decay"] / 2.0 ** 32,
                                                                              1e-9)
-            comp = int(post.raw.pop("_offset_comp", 0))
+            comp = np.asarray(post.raw.pop("_offset_comp", 0), dtype=np.int64)
             post.raw["i_offset"] = F.to_accum_array(np.clip(off, -65535, 65535)) + comp
             post.pynn["i_offset"] = post.raw["i_offset"] / F.ONE
+            if post.kind == "IF_curr_exp":
+                self._bias_ramp(post, off)
             parts: list[tuple[str, int, str, sp.coo_matrix]] = []
             bound = {"excitatory": np.zeros(post.size), "inhibitory": np.zeros(post.size)}
             for (pre, d), W in sorted(m.terms.items()):
                 if pre not in self.pops:
                     raise UnsupportedError(f"input from '{pre}' is not a population", node=post.node)
                 Wf = (W @ sp.diags(fac)).tocsr()
-                delay = max(1, int(d))
+                delay = self.core_delay[(post.name, pre, int(d))]  # latency.py: a pure shift per population
                 for rec, sel in (("excitatory", Wf.multiply(Wf > 0)), ("inhibitory", Wf.multiply(Wf < 0))):
                     sel = sp.csr_matrix(sel)
                     sel.eliminate_zeros()
@@ -612,6 +697,28 @@ class Lowering:
                 self._report_projection(pr, s, post)
         return out
 
+    def _bias_ramp(self, post: Population, off: np.ndarray) -> None:
+        """Start the synaptic current at -I_offset decay**(1 - L), so I_offset + isyn ramps up like the reference.
+
+        The reference filters a bias through the synapse (its current rises from 0 to the steady state); the core
+        adds I_offset at full strength from step 0. An initial isyn (PyNN `initialize(isyn_exc=, isyn_inh=)`)
+        makes the sum equal the reference's current L steps later, exactly for L = 1; with L >= 2 the first L
+        steps see a small negative remainder, recorded as `bias_moved` with its size.
+        """
+        lat = int(self.latency.get(post.name, 1))
+        decay = post.raw["exc_decay"] / 2.0 ** 32
+        start = -off * np.where(decay > 0, decay, 1.0) ** (1 - lat)
+        start_raw = F.to_accum_array(np.clip(start, -65535, 65535))
+        post.raw["isyn_exc_init"] = np.maximum(start_raw, 0)
+        post.raw["isyn_inh_init"] = np.maximum(-start_raw, 0)
+        post.pynn["isyn_exc"] = post.raw["isyn_exc_init"] / F.ONE
+        post.pynn["isyn_inh"] = post.raw["isyn_inh_init"] / F.ONE
+        if lat >= 2 and np.any(off != 0):
+            early = float(np.max(np.abs(off) * (1.0 / np.maximum(decay, 1e-9) - 1.0))) / post.v_scale
+            record(self.sem, post.node, "bias_moved",
+                   f"the bias current starts {lat} steps behind the reference's (latency {lat}); in the first "
+                   f"{lat - 1} step(s) the core sees a remainder of up to {early:.3g} (model current units)", early)
+
     def _policy(self, pop: Population) -> tuple[str, float]:
         """Ring-buffer bound policy of one population, and the spike probability per step it assumes.
 
@@ -647,6 +754,14 @@ class Lowering:
                 "lsb": step, "worst_slot_sum_int": float(worst_sum),
                 "saturation_headroom": float(headroom)}
         self.report["projections"].append(item)
+        if n and zero:
+            record(self.sem, post.node, "quantisation",
+                   f"projection {pr.name}: {zero} of {n} {pr.receptor} weights quantise to zero (ring-buffer shift "
+                   f"{shift}); median relative error of the rest {item['median_rel_error']:.2g}", zero / n)
+        if worst_sum > 0xFFFF:
+            record(self.sem, post.node, "saturation",
+                   f"projection {pr.name}: worst-case ring-buffer slot sum {worst_sum:.0f} > 65535 (16-bit cells "
+                   "saturate; the emulator counts it)", worst_sum / 0xFFFF)
         if n and zero == n:
             self.warn(f"PROJECTION {pr.name}: ALL {n} {pr.receptor} weights quantise to zero with ring-buffer "
                       f"shift {shift} (LSB {step:.3g}): this weight class VANISHES on SpiNNaker "
@@ -667,7 +782,7 @@ class Lowering:
             src = preds[0][0]
             node = self.g.nodes[src]
             if isinstance(node, NEURON_TYPES):
-                pop = self.pops[sanitise(src)]
+                pop = self.pops[self.pname(src)]
                 out.append(Readout(name, pop.name, "spikes" if pop.spiking else "v"))
             else:
                 raise UnsupportedError(

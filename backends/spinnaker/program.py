@@ -71,6 +71,8 @@ class Program:
     inputs: dict[str, str]          # NIR Input node -> population name
     report: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    latency: dict[str, int] = field(default_factory=dict)   # population -> steps behind the reference
+    semantic: list[dict[str, Any]] = field(default_factory=list)  # spikeforge.semantics records (not serialised)
 
     def pop(self, name: str) -> Population:
         for p in self.populations:
@@ -106,6 +108,7 @@ class Program:
             "readouts": [{"output": r.output, "population": r.population, "variable": r.variable}
                          for r in self.readouts],
             "inputs": dict(self.inputs),
+            "latency": dict(self.latency),
         }
 
     @classmethod
@@ -126,4 +129,5 @@ class Program:
                                     a["weight"], a["delay"], a["w_int"], tuple(d["via"])))
         reads = [Readout(r["output"], r["population"], r["variable"]) for r in m["readouts"]]
         return cls(float(m["dt_ms"]), pops, projs, reads, dict(m["inputs"]),
-                   report=meta.get("quantisation", {}), warnings=list(meta.get("warnings", [])))
+                   report=meta.get("quantisation", {}), warnings=list(meta.get("warnings", [])),
+                   latency={k: int(v) for k, v in m.get("latency", {}).items()})
