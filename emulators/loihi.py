@@ -120,16 +120,35 @@ class Conn:
     name: str
     src: str
     dst: str
-    weights: np.ndarray          # (n_dst, n_src) int, as given to Lava
+    weights: Any                 # (n_dst, n_src) int ndarray, or a CSR matrix for Sparse, as given to Lava
     weight_exp: int = 0
     num_weight_bits: int = 8
     sign_mode: str = "mixed"
-    delays: np.ndarray | None = None  # (n_dst, n_src) int 0..62, None = no delays
+    delays: Any = None           # (n_dst, n_src) int 0..62 (CSR with the weights' pattern when sparse), or None
     sparse: bool = False
+    shared: int = 0              # weights of a shared (convolutional) kernel; 0 = every synapse stored
 
     @property
     def max_delay(self) -> int:
-        return 0 if self.delays is None else int(self.delays.max(initial=0))
+        if self.delays is None:
+            return 0
+        d = self.delays.data if sp.issparse(self.delays) else np.asarray(self.delays)
+        return int(d.max(initial=0))
+
+    def effective(self) -> Any:
+        """Effective int32 weights (dense array, or CSR without explicit zeros when sparse)."""
+        if sp.issparse(self.weights):
+            w = sp.csr_matrix(self.weights, copy=True)
+            w.data = effective_weights(w.data, self.sign_mode, self.num_weight_bits)
+            return w
+        return effective_weights(self.weights, self.sign_mode, self.num_weight_bits)
+
+    def nonzero(self) -> sp.csr_matrix:
+        """Boolean CSR of the synapses that exist after Lava's weight rules (what the chip stores)."""
+        w = self.effective()
+        m = sp.csr_matrix(w != 0) if not sp.issparse(w) else (w != 0).tocsr()
+        m.eliminate_zeros()
+        return m
 
     @property
     def kind(self) -> str:
@@ -165,10 +184,24 @@ class Program:
         for c in self.conns:
             conns.append({"name": c.name, "src": c.src, "dst": c.dst, "weight_exp": c.weight_exp,
                           "num_weight_bits": c.num_weight_bits, "sign_mode": c.sign_mode,
-                          "delays": c.delays is not None, "sparse": c.sparse, "kind": c.kind})
-            arrays[f"conn/{c.name}/weights"] = np.asarray(c.weights).astype(np.int32)
-            if c.delays is not None:
-                arrays[f"conn/{c.name}/delays"] = np.asarray(c.delays).astype(np.int32)
+                          "delays": c.delays is not None, "sparse": c.sparse, "kind": c.kind,
+                          "csr": sp.issparse(c.weights), "shape": list(c.weights.shape), "shared": int(c.shared)})
+            if sp.issparse(c.weights):
+                w = sp.csr_matrix(c.weights)
+                w.sort_indices()
+                arrays[f"conn/{c.name}/w_data"] = w.data.astype(np.int32)
+                arrays[f"conn/{c.name}/w_indices"] = w.indices.astype(np.int32)
+                arrays[f"conn/{c.name}/w_indptr"] = w.indptr.astype(np.int64)
+                if c.delays is not None:
+                    d = sp.csr_matrix(c.delays)
+                    d.sort_indices()
+                    if d.nnz != w.nnz or not np.array_equal(d.indices, w.indices):
+                        raise SpikeforgeError(f"connection '{c.name}': sparse delays must share the weights' pattern")
+                    arrays[f"conn/{c.name}/delays_data"] = d.data.astype(np.int32)
+            else:
+                arrays[f"conn/{c.name}/weights"] = np.asarray(c.weights).astype(np.int32)
+                if c.delays is not None:
+                    arrays[f"conn/{c.name}/delays"] = np.asarray(c.delays).astype(np.int32)
         spec = {"format": 1, "inputs": [{"name": k, "size": v} for k, v in self.inputs.items()],
                 "pops": pops, "conns": conns, "meta": self.meta}
         return spec, arrays
@@ -186,11 +219,19 @@ class Program:
         conns = []
         for c in spec["conns"]:
             n = c["name"]
-            conns.append(Conn(name=n, src=c["src"], dst=c["dst"], weights=np.asarray(arrays[f"conn/{n}/weights"]),
+            if c.get("csr"):
+                shape = tuple(int(x) for x in c["shape"])
+                idx, ptr = np.asarray(arrays[f"conn/{n}/w_indices"]), np.asarray(arrays[f"conn/{n}/w_indptr"])
+                w: Any = sp.csr_matrix((np.asarray(arrays[f"conn/{n}/w_data"]), idx, ptr), shape=shape)
+                d: Any = sp.csr_matrix((np.asarray(arrays[f"conn/{n}/delays_data"]), idx, ptr), shape=shape) \
+                    if c.get("delays") else None
+            else:
+                w = np.asarray(arrays[f"conn/{n}/weights"])
+                d = np.asarray(arrays[f"conn/{n}/delays"]) if c.get("delays") else None
+            conns.append(Conn(name=n, src=c["src"], dst=c["dst"], weights=w,
                               weight_exp=int(c["weight_exp"]), num_weight_bits=int(c["num_weight_bits"]),
-                              sign_mode=str(c["sign_mode"]),
-                              delays=np.asarray(arrays[f"conn/{n}/delays"]) if c.get("delays") else None,
-                              sparse=bool(c.get("sparse", False))))
+                              sign_mode=str(c["sign_mode"]), delays=d, sparse=bool(c.get("sparse", False)),
+                              shared=int(c.get("shared", 0))))
         return cls(inputs={i["name"]: int(i["size"]) for i in spec["inputs"]}, pops=pops, conns=conns,
                    meta=dict(spec.get("meta", {})))
 
@@ -203,7 +244,8 @@ class Program:
             if c.weights.shape != (self.pops[c.dst].size, n_src):
                 raise SpikeforgeError(f"connection '{c.name}' weights {c.weights.shape} do not match "
                                       f"({self.pops[c.dst].size}, {n_src})")
-            if c.delays is not None and (c.delays.min(initial=0) < 0 or c.delays.max(initial=0) > 63):
+            d = None if c.delays is None else (c.delays.data if sp.issparse(c.delays) else np.asarray(c.delays))
+            if d is not None and (d.min(initial=0) < 0 or d.max(initial=0) > 63):
                 raise SpikeforgeError(f"connection '{c.name}' delays outside 0..63")
 
 
@@ -232,7 +274,8 @@ class _ConnState:
     def __init__(self, c: Conn, batch: int, src_core: np.ndarray | None, dst_core: np.ndarray | None,
                  mesh: dict[str, int] | None, n_cores: int):
         self.c = c
-        w = effective_weights(c.weights, c.sign_mode, c.num_weight_bits)
+        w = c.effective()
+        is_sp = sp.issparse(w)
         self.exp = int(c.weight_exp)
         n_dst, n_src = w.shape
         # Weights stored (n_src, n_dst): a spike selects a row. Small batches sum the rows of the sources
@@ -244,19 +287,32 @@ class _ConnState:
         if c.delays is None:
             mats = [(0, w)]
             self.buf = np.zeros((batch, n_dst), np.int64)
+        elif is_sp:
+            dd = c.delays.data
+            mats = []
+            for k in np.unique(dd[w.data != 0]):
+                m = sp.csr_matrix((np.where(dd == k, w.data, 0), w.indices, w.indptr), shape=w.shape)
+                m.eliminate_zeros()
+                mats.append((int(k), m))
+            self.buf = np.zeros((batch, n_dst, c.max_delay + 1), np.int64)
         else:
             d = np.asarray(c.delays).astype(np.int64)
             mats = [(int(k), np.where(d == k, w, 0)) for k in np.unique(d[w != 0])]
             self.buf = np.zeros((batch, n_dst, c.max_delay + 1), np.int64)
-        self.slots = [(k, np.ascontiguousarray(m.T, self.fdtype)) for k, m in mats]
-        nz = w != 0
-        self.fanout = nz.sum(axis=0, dtype=np.int32).astype(np.float64)    # synapses per source neuron
+        if is_sp:
+            w.eliminate_zeros()
+            self.slots = [(k, sp.csr_matrix(m.T.astype(self.fdtype))) for k, m in mats]
+            nz = (w != 0).tocsr()
+            self.fanout = np.asarray(nz.sum(axis=0)).ravel().astype(np.float64)
+        else:
+            self.slots = [(k, np.ascontiguousarray(m.T, self.fdtype)) for k, m in mats]
+            nz = w != 0
+            self.fanout = nz.sum(axis=0, dtype=np.int32).astype(np.float64)    # synapses per source neuron
         self.route = None
         if dst_core is not None and mesh is not None:
             # per source neuron: packets (distinct other destination cores), tile hops x / y, synops per core
-            onehot = np.zeros((n_dst, n_cores))
-            onehot[np.arange(n_dst), dst_core] = 1.0
-            per_core = nz.T.astype(np.float64) @ onehot                       # (n_src, n_cores)
+            onehot = sp.csr_matrix((np.ones(n_dst), (np.arange(n_dst), np.asarray(dst_core))), shape=(n_dst, n_cores))
+            per_core = (sp.csr_matrix(nz.T, dtype=np.float64) @ onehot).toarray()  # (n_src, n_cores)
             reached = per_core > 0
             own = np.full(n_src, -1) if src_core is None else np.asarray(src_core)
             sx, sy = _tile_xy(np.maximum(own, 0), mesh)
@@ -269,7 +325,10 @@ class _ConnState:
         # float64 sums are exact for |sum| < 2^53 (255 * 2^7 * n_src is far below)
         self.delayed = c.delays is not None
         # largest |value| this connection can send in one step (every source spiking), after weight_exp
-        row_abs = int(np.abs(w).sum(axis=1, dtype=np.int64).max(initial=0))    # |w| <= 256: no int32 overflow
+        if is_sp:
+            row_abs = int(np.asarray(abs(w).astype(np.int64).sum(axis=1)).max(initial=0))
+        else:
+            row_abs = int(np.abs(w).sum(axis=1, dtype=np.int64).max(initial=0))    # |w| <= 256: no int32 overflow
         self.sent_bound = (row_abs << max(self.exp, 0)) + len(self.slots)
         if not -64 <= self.exp <= 64:     # beyond float scaling by 2^exp: take the int64 path
             self.sent_bound = max(self.sent_bound, 1 << 60)
@@ -295,13 +354,14 @@ class _ConnState:
                 continue
             m = (S - lag) * B
             if dense:
-                acc = flat[:m].astype(self.fdtype) @ wt
+                acc = np.asarray(flat[:m].astype(self.fdtype) @ wt)
             else:
                 nnz = int(np.searchsorted(rows, m))
                 indptr = np.zeros(m + 1, np.int64)
                 np.cumsum(np.bincount(rows[:nnz], minlength=m), out=indptr[1:])
                 mat = sp.csr_matrix((np.ones(nnz, self.fdtype), cols[:nnz], indptr), shape=(m, self.n_src))
-                acc = np.asarray(mat @ wt)
+                acc = mat @ wt
+                acc = acc.toarray() if sp.issparse(acc) else np.asarray(acc)
             if exact_float:
                 if self.exp > 0:
                     acc *= float(1 << self.exp)
@@ -320,6 +380,8 @@ class _ConnState:
         n_active = int(np.count_nonzero(s))
         if n_active == 0:
             return np.zeros((s.shape[0], wt.shape[1]), np.int64)
+        if sp.issparse(wt):
+            return (sp.csr_matrix(s.astype(self.fdtype)) @ wt).toarray().astype(np.int64)
         if self.small_batch and n_active < 0.2 * s.size:
             out = np.empty((s.shape[0], wt.shape[1]), self.fdtype)
             for b in range(s.shape[0]):

@@ -23,7 +23,7 @@ class LoihiBackend(Backend):
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
         g, dt = with_dt(graph, options)
         low = lower(g, board, dt, options.extra)
-        report = map_program(low.program, board)
+        report = map_program(low.program, board, low.shapes)
         spec, arrays = low.program.to_data()
         spec["io"] = low.io
         for name, scale in low.out_scales.items():

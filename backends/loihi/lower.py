@@ -18,17 +18,20 @@ Pipeline:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import nir
 import numpy as np
+import scipy.sparse as sp
 
 from spikeforge import graph as G
 from spikeforge.boards import Board
 from spikeforge.emulators.loihi import Conn, Pop, Program
 from spikeforge.errors import UnsupportedError
-from spikeforge.refsim import SimConfig, config_for_graph, make_kernel
+from spikeforge.refsim import SimConfig, config_for_graph
+
+from .structured import linear_map
 
 NEURONS = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.I)
 SPIKING = (nir.LIF, nir.CubaLIF, nir.IF)
@@ -42,10 +45,11 @@ class Path:
     """One chain of linear nodes from a source (Input or neuron) into a node's input."""
 
     src: str
-    matrix: np.ndarray          # (n_node_in, n_src)
+    matrix: sp.csr_matrix       # (n_node_in, n_src), sparse: built from each node's structure
     bias: np.ndarray            # (n_node_in,)
     delay: int                  # NIR delay in steps
     recurrent: bool             # crosses a recurrent (back) edge
+    conv: bool = False          # translation-invariant (Conv/Pool, no Affine): a shared-weight kernel
 
 
 @dataclass
@@ -55,32 +59,12 @@ class Lowered:
     layers: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
     out_scales: dict[str, np.ndarray] = field(default_factory=dict)
+    shapes: dict[str, Any] = field(default_factory=dict)       # population -> NIR node shape (locality)
 
 
 def _size(node: nir.NIRNode, port: str) -> int | None:
     shp = G.node_shape(node, port)
     return int(np.prod(shp)) if shp is not None else None
-
-
-def _linear_map(name: str, node: nir.NIRNode, n_in: int, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray, int]:
-    """(A, c, delay_steps) with y = A x + c for a linear node, from the reference simulator's kernel."""
-    if isinstance(node, nir.Delay):
-        steps = np.rint(np.asarray(node.delay, dtype=np.float64) / cfg.dt).astype(int)
-        if steps.size and np.any(steps != steps.ravel()[0]):
-            raise UnsupportedError("per-element delays differ; Loihi lowering needs one delay per Delay node",
-                                   node=name, field="delay")
-        return np.eye(n_in), np.zeros(n_in), int(steps.ravel()[0]) if steps.size else 0
-    k = make_kernel(node, replace(cfg, dtype="float64"))
-    in_shape = G.node_shape(node, "input")
-    if in_shape is None or int(np.prod(in_shape)) != n_in:
-        in_shape = (n_in,)
-    basis = np.eye(n_in).reshape(n_in, *in_shape)
-    zero = np.zeros((1, *in_shape))
-    y0, _ = k.step(zero, k.init(1))
-    y, _ = k.step(basis, k.init(n_in))
-    c = np.asarray(y0, dtype=np.float64).reshape(-1)
-    A = (np.asarray(y, dtype=np.float64).reshape(n_in, -1) - c[None, :]).T
-    return A, c, 0
 
 
 class _Paths:
@@ -116,12 +100,16 @@ class _Paths:
             snode = self.g.nodes[src]
             if isinstance(snode, (nir.Input, *NEURONS)):
                 n = self.out_size(src)
-                paths.append(Path(src, np.eye(n), np.zeros(n), 0, rec))
+                paths.append(Path(src, sp.identity(n, format="csr"), np.zeros(n), 0, rec))
             elif isinstance(snode, LINEAR):
                 for p in self.into(src):
                     n_in = p.matrix.shape[0]
-                    A, c, d = _linear_map(src, snode, n_in, self.cfg.for_node(snode))
-                    paths.append(Path(p.src, A @ p.matrix, A @ p.bias + c, p.delay + d, p.recurrent or rec))
+                    A, c, d = linear_map(src, snode, n_in, self.cfg.for_node(snode))
+                    conv = isinstance(snode, (nir.Conv1d, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)) or p.conv
+                    if isinstance(snode, (nir.Affine, nir.Linear)):
+                        conv = False
+                    paths.append(Path(p.src, (A @ p.matrix).tocsr(), A @ p.bias + c, p.delay + d,
+                                      p.recurrent or rec, conv))
             else:
                 raise UnsupportedError(f"{type(snode).__name__} cannot be lowered to Loihi", node=src,
                                        hint="supported: LIF, CubaLIF, IF, LI, CubaLI, I, Affine, Linear, Scale, "
@@ -231,26 +219,41 @@ def _decay_field(keep: np.ndarray, name: str, what: str, offset: int) -> tuple[i
     return val, err
 
 
-def _quantize_matrix(w: np.ndarray, lo_exp: int, hi_exp: int) -> tuple[np.ndarray, int, str, float]:
-    """Float matrix in a_in units -> (int weights, weight_exp, sign mode, relative rms error)."""
-    if not np.any(w):
-        return np.zeros(w.shape, np.int64), 0, "excitatory", 0.0
-    mixed = bool(w.min() < 0 < w.max())
+def _quantize_matrix(w: sp.csr_matrix, lo_exp: int, hi_exp: int) -> tuple[sp.csr_matrix, int, str]:
+    """Sparse float matrix in a_in units -> (int weights, weight_exp, sign mode); quantised once, on the
+    stored entries only (a convolution's taps, never an unrolled dense matrix)."""
+    d = w.data
+    if d.size == 0 or not np.any(d):
+        return sp.csr_matrix(w.shape, dtype=np.int64), 0, "excitatory"
+    mixed = bool(d.min() < 0 < d.max())
     limit = 254.0 if mixed else 255.0
-    amax = float(np.abs(w).max())
+    amax = float(np.abs(d).max())
     exp = int(math.ceil(math.log2(amax / limit))) if amax > 0 else 0
     exp = min(max(exp, lo_exp), hi_exp)
     step = 2.0 ** exp
     if mixed:
-        q = 2 * np.rint(w / step / 2)
-        q = np.clip(q, -256, 254)
+        q = np.clip(2 * np.rint(d / step / 2), -256, 254)
         mode = "mixed"
     else:
-        q = np.clip(np.rint(np.abs(w) / step), 0, 255) * np.sign(w)
-        mode = "excitatory" if w.max() > 0 else "inhibitory"
-    q = q.astype(np.int64)
-    err = float(np.sqrt(np.mean((q * step - w) ** 2)) / (np.sqrt(np.mean(w ** 2)) + 1e-300))
-    return q, exp, mode, err
+        q = np.clip(np.rint(np.abs(d) / step), 0, 255) * np.sign(d)
+        mode = "excitatory" if d.max() > 0 else "inhibitory"
+    out = sp.csr_matrix((q.astype(np.int64), w.indices.copy(), w.indptr.copy()), shape=w.shape)
+    out.eliminate_zeros()
+    return out, exp, mode
+
+
+def _kernel_taps(q: sp.csr_matrix, channels: int) -> int:
+    """Weights a shared-weight (convolutional) synapse table stores: per output channel, the taps of its
+    largest row (positions near the border see fewer taps of the same kernel)."""
+    nnz = np.diff(q.indptr).reshape(channels, -1)
+    return int(nnz.max(axis=1).sum())
+
+
+def _row_sums(w: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: sum of positive entries, sum of |negative| entries."""
+    pos = np.asarray(w.maximum(0).sum(axis=1)).ravel()
+    neg = np.asarray((-w).maximum(0).sum(axis=1)).ravel()
+    return pos, neg
 
 
 def _bias_fields(b: np.ndarray, mant_max: int, exp_max: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -314,13 +317,14 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
         for p in into[n]:
             if p.matrix.shape[0] != size:
                 raise UnsupportedError(f"input size {p.matrix.shape[0]} does not match population size {size}", node=n)
-        w_eff = [m.in_gain[:, None] * p.matrix for p in into[n]]           # v/u units per input spike
+        w_eff = [sp.diags(m.in_gain) @ p.matrix for p in into[n]]           # v/u units per input spike
         b_eff = m.bias_v + m.b_gain * sum((p.bias for p in into[n]), np.zeros(size))
         if m.cuba and any(np.any(p.bias) for p in into[n]):
             warnings.append(f"{n}: constant input current of a CubaLIF mapped to its steady-state v bias")
-        pos = sum((np.clip(w, 0, None).sum(axis=1) for w in w_eff), np.zeros(size))
-        neg = sum((np.clip(-w, 0, None).sum(axis=1) for w in w_eff), np.zeros(size))
-        wmax = max((float(np.abs(w).max()) for w in w_eff if w.size), default=0.0)
+        sums = [_row_sums(w) for w in w_eff]
+        pos = sum((a for a, _ in sums), np.zeros(size))
+        neg = sum((b for _, b in sums), np.zeros(size))
+        wmax = max((float(np.abs(w.data).max()) for w in w_eff if w.nnz), default=0.0)
         step_in = np.maximum(pos, neg) + np.abs(b_eff)
         if m.cuba:
             du_keep = m.keep_u
@@ -355,7 +359,12 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
         pops[n] = Pop(name=n, size=size, du=du, dv=dv, vth=vth_int, bias_mant=mant, bias_exp=bexp,
                       bias_start=offset[n])
         # ---- connections ------------------------------------------------------------------------------
-        groups: dict[tuple[str, int], np.ndarray] = {}
+        groups: dict[tuple[str, int], sp.csr_matrix] = {}
+        shape_n = G.node_shape(g.nodes[n], "input") or G.node_shape(g.nodes[n], "output")
+        uniform = bool(np.all(S == S[0]))
+        conv_src = {p.src for p in into[n] if p.conv and uniform and shape_n is not None and len(shape_n) >= 2}
+        conv_src -= {p.src for p in into[n] if not p.conv}
+        shared_taps: dict[str, int] = {}
         for p, w in zip(into[n], w_eff):
             if p.src not in offset:
                 raise UnsupportedError(f"recurrent input from '{p.src}' is not a neuron or input", node=n)
@@ -374,29 +383,39 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
                 raise UnsupportedError(f"edge {p.src} -> {n} needs a synaptic delay of {k} steps; Loihi allows "
                                        f"{max_delay}", node=n)
             key = (p.src, k)
-            groups[key] = groups.get(key, 0) + (S[:, None] * w / 64.0)
+            scaled = (sp.diags(S / 64.0) @ w).tocsr()
+            groups[key] = scaled if key not in groups else (groups[key] + scaled).tocsr()
         q_errs = []
         for (src, k), wf in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+            wf.sum_duplicates()
             # Mixed-sign weights lose their LSB in Lava (8-bit mixed = even values); an excitatory and an
             # inhibitory connection from the same source keep all 8 magnitude bits for the same synapse count.
             parts = [wf]
-            if split_sign and wf.min() < 0 < wf.max():
-                parts = [np.clip(wf, 0, None), np.clip(wf, None, 0)]
-            approx = np.zeros_like(wf)
+            if split_sign and wf.nnz and wf.data.min() < 0 < wf.data.max():
+                parts = [wf.maximum(0).tocsr(), wf.minimum(0).tocsr()]
+            approx = sp.csr_matrix(wf.shape)
             entries = []
             for i, part in enumerate(parts):
-                q, exp, mode, _ = _quantize_matrix(part, w_lo, w_hi)
-                if not np.any(q):
+                q, exp, mode = _quantize_matrix(part, w_lo, w_hi)
+                if not q.nnz:
                     continue
-                approx += q * 2.0 ** exp
-                density = float(np.count_nonzero(q)) / q.size
+                if src in conv_src:
+                    shared_taps[src] = _kernel_taps(q, int(shape_n[0]))
+                approx = approx + q * 2.0 ** exp
+                density = float(q.nnz) / max(1, q.shape[0] * q.shape[1])
                 cname = f"{src}->{n}" + (f"@{k}" if k else "") + ("" if len(parts) == 1 else "+-"[i])
-                conns.append(Conn(name=cname, src=src, dst=n, weights=q, weight_exp=exp, num_weight_bits=8,
-                                  sign_mode=mode, delays=(np.full(q.shape, k, np.int64) if k else None),
-                                  sparse=bool(density < 0.2 and q.size > 64)))
+                sparse = bool(density < 0.2 and q.shape[0] * q.shape[1] > 64)
+                weights: Any = q if sparse else q.toarray()
+                delays: Any = None
+                if k:
+                    delays = sp.csr_matrix((np.full(q.nnz, k, np.int64), q.indices, q.indptr), shape=q.shape) \
+                        if sparse else np.full(q.shape, k, np.int64)
+                conns.append(Conn(name=cname, src=src, dst=n, weights=weights, weight_exp=exp, num_weight_bits=8,
+                                  sign_mode=mode, delays=delays, sparse=sparse, shared=shared_taps.get(src, 0)))
                 entries.append({"connection": cname, "weight_exp": exp, "sign_mode": mode, "delay": k,
                                 "density": round(density, 4)})
-            err = float(np.sqrt(np.mean((approx - wf) ** 2)) / (np.sqrt(np.mean(wf ** 2)) + 1e-300))
+            diff = (approx - wf).tocsr()
+            err = float(np.sqrt(np.sum(diff.data ** 2)) / (np.sqrt(np.sum(wf.data ** 2)) + 1e-300))
             for e in entries:
                 e["rel_rms_error"] = round(err, 6)         # of the source's whole weight matrix
             q_errs.extend(entries)
@@ -416,7 +435,8 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
             continue
         ps = paths.into(o)
         if len(ps) != 1 or ps[0].src not in pops or ps[0].delay or np.any(ps[0].bias) or \
-                ps[0].matrix.shape[0] != ps[0].matrix.shape[1] or not np.array_equal(ps[0].matrix, np.eye(len(ps[0].matrix))):
+                ps[0].matrix.shape[0] != ps[0].matrix.shape[1] or \
+                (ps[0].matrix - sp.identity(ps[0].matrix.shape[0])).count_nonzero():
             raise UnsupportedError("Loihi outputs must read one neuron population directly (spikes, or v of "
                                    "a non-spiking LI/CubaLI/I readout)", node=o)
         src = ps[0].src
@@ -430,4 +450,5 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
     io = {"inputs": {n: n for n in inputs}, "outputs": io_out, "latency": latency}
     prog = Program(inputs=inputs, pops=pops, conns=conns, meta={"dt": dt})
     prog.check()
-    return Lowered(program=prog, io=io, layers=layers, warnings=warnings, out_scales=out_scales)
+    shapes = {n: G.node_shape(g.nodes[n], "output") or G.node_shape(g.nodes[n], "input") for n in pops}
+    return Lowered(program=prog, io=io, layers=layers, warnings=warnings, out_scales=out_scales, shapes=shapes)

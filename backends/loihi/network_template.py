@@ -58,6 +58,26 @@ def load(directory: Path = HERE) -> tuple[dict, dict[str, np.ndarray]]:
     return spec, arrays
 
 
+def _weights(c: dict, arrays: dict[str, np.ndarray]):
+    """(weights, delays) of a connection: CSR matrices for Sparse processes, dense arrays for Dense."""
+    from scipy.sparse import csr_matrix
+
+    n = c["name"]
+    if c.get("csr"):
+        shape = tuple(int(x) for x in c["shape"])
+        idx, ptr = arrays[f"conn/{n}/w_indices"], arrays[f"conn/{n}/w_indptr"]
+        w = csr_matrix((arrays[f"conn/{n}/w_data"].astype(np.int32), idx, ptr), shape=shape)
+        d = csr_matrix((arrays[f"conn/{n}/delays_data"].astype(np.int32), idx, ptr), shape=shape) \
+            if c.get("delays") else None
+        return (w, d) if c.get("sparse") else (w.toarray(), None if d is None else d.toarray())
+    w = arrays[f"conn/{n}/weights"].astype(np.int32)
+    d = arrays[f"conn/{n}/delays"].astype(int) if c.get("delays") else None
+    if c.get("sparse"):
+        d = None if d is None else csr_matrix(np.where(w != 0, d, 0))
+        w = csr_matrix(w)
+    return w, d
+
+
 def run_lava(spec: dict, arrays: dict[str, np.ndarray], inputs: dict[str, np.ndarray], *,
              probes: bool = False, hardware: bool = USE_HARDWARE) -> dict[str, np.ndarray]:
     """Run the program on inputs {program input: (steps, batch, n) 0/1}, one Lava run per sample.
@@ -83,19 +103,13 @@ def run_lava(spec: dict, arrays: dict[str, np.ndarray], inputs: dict[str, np.nda
                                 bias_exp=arrays[f"pop/{n}/bias_exp"].astype(np.int32), name=n)
         for c in spec["conns"]:
             n = c["name"]
-            w = arrays[f"conn/{n}/weights"].astype(np.int32)
             kw = {"weight_exp": int(c["weight_exp"]), "num_weight_bits": int(c["num_weight_bits"]),
                   "sign_mode": getattr(L["SignMode"], str(c["sign_mode"]).upper())}
-            if c.get("sparse"):
-                from scipy.sparse import csr_matrix
-                w = csr_matrix(w)
+            w, d = _weights(c, arrays)
             if c.get("delays"):
-                d = arrays[f"conn/{n}/delays"].astype(int)
-                if c.get("sparse"):
-                    from scipy.sparse import csr_matrix
-                    d = csr_matrix(np.where(arrays[f"conn/{n}/weights"] != 0, d, 0))
+                dmax = int(d.max()) if not hasattr(d, "tocsr") else int(d.data.max(initial=0))
                 cls = L["DelaySparse"] if c.get("sparse") else L["DelayDense"]
-                proc = cls(weights=w, delays=d, max_delay=int(np.max(arrays[f"conn/{n}/delays"])), **kw)
+                proc = cls(weights=w, delays=d, max_delay=dmax, **kw)
             else:
                 proc = (L["Sparse"] if c.get("sparse") else L["Dense"])(weights=w, **kw)
             procs[c["src"]].s_out.connect(proc.s_in)
