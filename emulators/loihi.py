@@ -831,6 +831,40 @@ def program_of(artifact: Artifact) -> Program:
     return Program.from_data(spec, artifact.arrays)
 
 
+def probe_states(artifact: Artifact, prog: Program, res: RunResult, T: int) -> dict[str, np.ndarray]:
+    """Probes under the Trace contract: ``<nir node>.s`` (and ``.v``, ``.i`` in the reference's float units:
+    the fixed-point state divided by the per-neuron scale the lowering chose, an exact power-free division)
+    on the reference's time axis, shaped like the node; plus the raw Lava state ``loihi/<pop>/{s,u,v}``
+    (Loihi steps x batch x neurons, integers) that the emitted network.py also writes."""
+    states: dict[str, np.ndarray] = {}
+    layer_map = artifact.meta.get("layer_map") or {n: n for n in prog.pops}
+    shapes = artifact.meta.get("pop_shapes", {})
+    offsets = {L["node"]: int(L["offset"]) for L in artifact.meta.get("layers", [])}
+    for n in prog.pops:
+        states[f"loihi/{n}/s"] = res.spikes[n]
+        states[f"loihi/{n}/u"] = res.u[n]
+        states[f"loihi/{n}/v"] = res.v[n]
+    for node, pop in layer_map.items():
+        if pop not in prog.pops or pop not in offsets:
+            continue
+        off = offsets[pop]
+        B = res.spikes[pop].shape[1]
+        shape = tuple(shapes.get(pop) or (prog.pops[pop].size,))
+
+        def cut(a: np.ndarray, off: int = off, B: int = B, shape: tuple = shape) -> np.ndarray:
+            return np.asarray(a[off - 1: off - 1 + T]).reshape(T, B, *shape)
+
+        if artifact.meta.get("pop_spiking", {}).get(pop, True):
+            states[f"{node}.s"] = cut(res.spikes[pop]).astype(np.float32)
+        sv = artifact.arrays.get(f"probe/{pop}/v_scale")
+        if sv is not None:
+            states[f"{node}.v"] = cut(res.v[pop] / np.asarray(sv, np.float64)).astype(np.float32)
+        si = artifact.arrays.get(f"probe/{pop}/i_scale")
+        if si is not None:
+            states[f"{node}.i"] = cut(res.u[pop] / np.asarray(si, np.float64)).astype(np.float32)
+    return states
+
+
 class LoihiEmulator(Emulator):
     """Runs a compiled Loihi artifact bit-exactly as Lava fixed_pt would, on a whole batch at once.
 
@@ -878,10 +912,7 @@ class LoihiEmulator(Emulator):
             outputs[out_name] = arr
         states: dict[str, np.ndarray] = {}
         if probes:
-            for n in prog.pops:
-                states[f"{n}.u"] = res.u[n]
-                states[f"{n}.v"] = res.v[n]
-                states[f"{n}.s"] = res.spikes[n]
+            states = probe_states(artifact, prog, res, T)
         return Trace(outputs=outputs, counts=res.counts, states=states, layer_counts=res.layer_counts,
                      meta={"batch": B, "loihi_steps": T + latency, "latency": latency, "timesteps": T,
                            "per_core": res.per_core})

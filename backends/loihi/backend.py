@@ -28,6 +28,8 @@ class LoihiBackend(Backend):
         spec["io"] = low.io
         for name, scale in low.out_scales.items():
             arrays[f"out/{name}/scale"] = np.asarray(scale, dtype=np.float64)
+        for key, scale in low.probe_scales.items():
+            arrays[f"probe/{key}"] = scale
         rng = np.random.default_rng(options.seed)
         T = int(options.timesteps or 20)
         example = {n: (rng.random((T, 1, size)) < 0.2).astype(np.int8) for n, size in low.program.inputs.items()}
@@ -40,7 +42,16 @@ class LoihiBackend(Backend):
             "mapping": report,
             "warnings": low.warnings,
             "neurons": report["neurons"],
-            "latency_steps": low.io["latency"],
+            # the emulator re-aligns every Output to the reference's time axis (it pads `latency` steps and
+            # cuts each output at its layer's offset), so its Output traces lag by 0; the pipeline latency
+            # of the chip itself is `pipeline_latency_steps` (per output: `offset - 1`)
+            "latency_steps": 0,
+            "latency_steps_by_output": {o: 0 for o in low.io["outputs"]},
+            "pipeline_latency_steps": low.io["latency"],
+            "pipeline_latency_steps_by_output": {o: int(v["offset"]) - 1 for o, v in low.io["outputs"].items()},
+            "layer_map": {n: n for n in low.program.pops if n in g.nodes},
+            "pop_shapes": {n: list(s) if s else None for n, s in low.shapes.items()},
+            "pop_spiking": low.spiking,
             "summary": {
                 "populations": len(low.program.pops), "connections": len(low.program.conns),
                 "neurons": report["neurons"], "synapses": report["synapses"],

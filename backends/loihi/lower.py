@@ -60,6 +60,8 @@ class Lowered:
     warnings: list[str] = field(default_factory=list)
     out_scales: dict[str, np.ndarray] = field(default_factory=dict)
     shapes: dict[str, Any] = field(default_factory=dict)       # population -> NIR node shape (locality)
+    probe_scales: dict[str, np.ndarray] = field(default_factory=dict)   # 'pop/v_scale' -> fixed point per float
+    spiking: dict[str, bool] = field(default_factory=dict)
 
 
 def _size(node: nir.NIRNode, port: str) -> int | None:
@@ -138,6 +140,7 @@ class _NeuronModel:
     vth: np.ndarray | None
     extra_delay: int = 0
     notes: list[str] = field(default_factory=list)
+    i_gain: np.ndarray | None = None   # Cuba (current first): u_int = S * i_gain * i
 
 
 def _neuron_model(name: str, node: nir.NIRNode, n: int, cfg: SimConfig) -> _NeuronModel:
@@ -200,7 +203,8 @@ def _neuron_model(name: str, node: nir.NIRNode, n: int, cfg: SimConfig) -> _Neur
         if c.threshold_cmp == ">=":
             notes.append("'>=' threshold approximated by '>' (Lava LIF)")
     return _NeuronModel(spiking=spiking, cuba=cuba, keep_v=keep, keep_u=keep_u, in_gain=in_gain,
-                        bias_v=gain * v_leak, b_gain=b_gain, vth=vth, extra_delay=extra, notes=notes)
+                        bias_v=gain * v_leak, b_gain=b_gain, vth=vth, extra_delay=extra, notes=notes,
+                        i_gain=gain * r if cuba and extra == 0 else None)
 
 
 def _decay_field(keep: np.ndarray, name: str, what: str, offset: int) -> tuple[int, float]:
@@ -311,6 +315,7 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
     conns: list[Conn] = []
     layers: list[dict[str, Any]] = []
     scales: dict[str, np.ndarray] = {}
+    probe_scales: dict[str, np.ndarray] = {}
     for n in neurons:
         m = models[n]
         size = paths.out_size(n)
@@ -350,6 +355,9 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
             lim.append((vth_int * 64 - 64) / np.maximum(vmax + u_bound, 1e-300))
             S = np.full(size, float(np.min(np.stack(lim))))
         scales[n] = S
+        probe_scales[f"{n}/v_scale"] = S.astype(np.float64)
+        if m.i_gain is not None:
+            probe_scales[f"{n}/i_scale"] = (S * m.i_gain).astype(np.float64)
         dv, dv_err = _decay_field(m.keep_v, n, "dv", 0)
         if m.cuba:
             du, du_err = _decay_field(m.keep_u, n, "du", 1)
@@ -451,4 +459,5 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
     prog = Program(inputs=inputs, pops=pops, conns=conns, meta={"dt": dt})
     prog.check()
     shapes = {n: G.node_shape(g.nodes[n], "output") or G.node_shape(g.nodes[n], "input") for n in pops}
-    return Lowered(program=prog, io=io, layers=layers, warnings=warnings, out_scales=out_scales, shapes=shapes)
+    return Lowered(program=prog, io=io, layers=layers, warnings=warnings, out_scales=out_scales, shapes=shapes,
+                   probe_scales=probe_scales, spiking={n: bool(models[n].spiking) for n in pops})
