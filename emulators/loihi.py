@@ -438,7 +438,7 @@ def feedforward_order(prog: Program) -> list[str] | None:
 
 
 def run_program(prog: Program, inputs: dict[str, np.ndarray], *, probes: bool = False,
-                record_v: tuple[str, ...] = (), method: str = "auto") -> RunResult:
+                record_v: tuple[str, ...] = (), record_u: tuple[str, ...] = (), method: str = "auto") -> RunResult:
     """Run `prog` for S Loihi steps. inputs: name -> (S, B, n) of 0/1 (row s-1 is sent at step s).
 
     method: "layered" (feed-forward programs: each population over the whole run at once, synaptic input of
@@ -451,14 +451,15 @@ def run_program(prog: Program, inputs: dict[str, np.ndarray], *, probes: bool = 
     if order is None:
         if method == "layered":
             raise SpikeforgeError("program has recurrent connections; use method='stepwise'")
-        return _run_stepwise(prog, inputs, S, B, probes=probes, record_v=record_v)
+        return _run_stepwise(prog, inputs, S, B, probes=probes, record_v=record_v, record_u=record_u)
     # the layered path holds whole-run arrays per population: bound memory by splitting the batch
     widest = max((p.size for p in prog.pops.values()), default=1)
     chunk = max(1, int(LAYERED_ELEMENTS // max(1, S * widest)))
     if chunk >= B:
-        return _run_layered(prog, inputs, S, B, order, probes=probes, record_v=record_v)
+        return _run_layered(prog, inputs, S, B, order, probes=probes, record_v=record_v, record_u=record_u)
     parts = [_run_layered(prog, {k: np.asarray(v)[:, b:b + chunk] for k, v in inputs.items()}, S,
-                          min(chunk, B - b), order, probes=probes, record_v=record_v) for b in range(0, B, chunk)]
+                          min(chunk, B - b), order, probes=probes, record_v=record_v, record_u=record_u)
+             for b in range(0, B, chunk)]
     return _merge(parts)
 
 
@@ -635,7 +636,7 @@ def _lif_loop_general(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.n
 
 
 def _run_layered(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, order: list[str], *,
-                 probes: bool, record_v: tuple[str, ...]) -> RunResult:
+                 probes: bool, record_v: tuple[str, ...], record_u: tuple[str, ...] = ()) -> RunResult:
     mesh = prog.meta.get("mesh")
     cores = {n: p.core for n, p in prog.pops.items()}
     if mesh is not None and any(c is None for c in cores.values()):
@@ -711,7 +712,7 @@ def _run_layered(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, o
             onehot = np.zeros((pop.size, n_cores))
             onehot[np.arange(pop.size), pop.core] = 1.0
             core_act += active.sum(axis=1) @ onehot
-        if probes:
+        if probes or n in record_u:
             pu[n] = u_h.astype(np.int64)
         if probes or n in record_v:
             pv[n] = v_h.astype(np.int64)
@@ -725,7 +726,7 @@ def _run_layered(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, o
 
 
 def _run_stepwise(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, *, probes: bool,
-                  record_v: tuple[str, ...]) -> RunResult:
+                  record_v: tuple[str, ...], record_u: tuple[str, ...] = ()) -> RunResult:
     mesh = prog.meta.get("mesh")
     cores = {n: p.core for n, p in prog.pops.items()}
     if mesh is not None and any(c is None for c in cores.values()):
@@ -746,7 +747,7 @@ def _run_stepwise(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, 
     keep_u = {n: DECAY_UNITY - (int(p.du) + 1) for n, p in prog.pops.items()}
     keep_v = {n: DECAY_UNITY - int(p.dv) for n, p in prog.pops.items()}
     spikes = {n: np.zeros((S, B, p.size), bool) for n, p in prog.pops.items()}
-    pu = {n: np.zeros((S, B, prog.pops[n].size), np.int64) for n in prog.pops} if probes else {}
+    pu = {n: np.zeros((S, B, prog.pops[n].size), np.int64) for n in prog.pops if probes or n in record_u}
     pv = {n: np.zeros((S, B, prog.pops[n].size), np.int64) for n in prog.pops if probes or n in record_v}
     counts = {k: np.zeros(S) for k in ("synops", "neuron_updates", "active_updates", "spikes", "packets",
                                        "hops_x", "hops_y")}
@@ -779,7 +780,7 @@ def _run_stepwise(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, 
             u[n], v[n] = uu, vv
             spikes[n][s] = spk
             cur[n] = spk
-            if probes:
+            if n in pu:
                 pu[n][s] = uu
             if n in pv:
                 pv[n][s] = vv
@@ -895,7 +896,8 @@ class LoihiEmulator(Emulator):
             pad[:T] = x != 0
             pin[pname] = pad
         v_pops = tuple(o["pop"] for o in io["outputs"].values() if o["var"] == "v")
-        res = run_program(prog, pin, probes=probes, record_v=v_pops)
+        u_pops = tuple(o["pop"] for o in io["outputs"].values() if o["var"] == "u")
+        res = run_program(prog, pin, probes=probes, record_v=v_pops, record_u=u_pops)
         outputs: dict[str, np.ndarray] = {}
         for out_name, o in io["outputs"].items():
             off = int(o["offset"])        # Loihi step (1-based) holding NIR time 0
@@ -903,9 +905,13 @@ class LoihiEmulator(Emulator):
             if o["var"] == "s":
                 arr = res.spikes[pop][off - 1: off - 1 + T].astype(np.float32)
             else:
-                res_v = res.v[pop]
+                # v of a non-spiking neuron, or u of a readout (+ the readout's float bias, added exactly)
+                res_x = res.v[pop] if o["var"] == "v" else res.u[pop]
                 scale = np.asarray(artifact.arrays[f"out/{out_name}/scale"], dtype=np.float64)
-                arr = (res_v[off - 1: off - 1 + T] / scale).astype(np.float32)
+                val = res_x[off - 1: off - 1 + T] / scale
+                if f"out/{out_name}/offset" in artifact.arrays:
+                    val = val + np.asarray(artifact.arrays[f"out/{out_name}/offset"], dtype=np.float64)
+                arr = val.astype(np.float32)
             shape = o.get("shape")
             if shape:
                 arr = arr.reshape(T, B, *shape)

@@ -28,6 +28,8 @@ class LoihiBackend(Backend):
         spec["io"] = low.io
         for name, scale in low.out_scales.items():
             arrays[f"out/{name}/scale"] = np.asarray(scale, dtype=np.float64)
+        for name, off in low.out_offsets.items():
+            arrays[f"out/{name}/offset"] = np.asarray(off, dtype=np.float64)
         for key, scale in low.probe_scales.items():
             arrays[f"probe/{key}"] = scale
         rng = np.random.default_rng(options.seed)
@@ -49,7 +51,8 @@ class LoihiBackend(Backend):
             "latency_steps_by_output": {o: 0 for o in low.io["outputs"]},
             "pipeline_latency_steps": low.io["latency"],
             "pipeline_latency_steps_by_output": {o: int(v["offset"]) - 1 for o, v in low.io["outputs"].items()},
-            "layer_map": {n: n for n in low.program.pops if n in g.nodes},
+            "layer_map": {n: n for n in low.program.pops if n in g.nodes and n not in low.readouts.values()},
+            "readouts": low.readouts,
             "pop_shapes": {n: list(s) if s else None for n, s in low.shapes.items()},
             "pop_spiking": low.spiking,
             "summary": {

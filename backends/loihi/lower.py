@@ -62,6 +62,8 @@ class Lowered:
     shapes: dict[str, Any] = field(default_factory=dict)       # population -> NIR node shape (locality)
     probe_scales: dict[str, np.ndarray] = field(default_factory=dict)   # 'pop/v_scale' -> fixed point per float
     spiking: dict[str, bool] = field(default_factory=dict)
+    out_offsets: dict[str, np.ndarray] = field(default_factory=dict)   # readout Output -> float bias added
+    readouts: dict[str, str] = field(default_factory=dict)             # Output -> readout population
 
 
 def _size(node: nir.NIRNode, port: str) -> int | None:
@@ -141,6 +143,7 @@ class _NeuronModel:
     extra_delay: int = 0
     notes: list[str] = field(default_factory=list)
     i_gain: np.ndarray | None = None   # Cuba (current first): u_int = S * i_gain * i
+    readout: bool = False              # Affine/Linear -> Output: u (du = 4095) is the step's weighted sum
 
 
 def _neuron_model(name: str, node: nir.NIRNode, n: int, cfg: SimConfig) -> _NeuronModel:
@@ -205,6 +208,21 @@ def _neuron_model(name: str, node: nir.NIRNode, n: int, cfg: SimConfig) -> _Neur
     return _NeuronModel(spiking=spiking, cuba=cuba, keep_v=keep, keep_u=keep_u, in_gain=in_gain,
                         bias_v=gain * v_leak, b_gain=b_gain, vth=vth, extra_delay=extra, notes=notes,
                         i_gain=gain * r if cuba and extra == 0 else None)
+
+
+def _direct(ps: list[Path], neurons: set[str]) -> bool:
+    """An Output that reads one population as it is (spikes, or v of a non-spiking neuron)."""
+    if len(ps) != 1 or ps[0].src not in neurons or ps[0].delay or np.any(ps[0].bias):
+        return False
+    m = ps[0].matrix
+    return m.shape[0] == m.shape[1] and not (m - sp.identity(m.shape[0])).count_nonzero()
+
+
+def _readout_model(n: int) -> _NeuronModel:
+    """A readout compartment: du = 4095 makes u = a_in << 6 each step, i.e. exactly the quantised weighted
+    input sum of that step; the threshold sits at its maximum and only u is read (a spike resets v, never u)."""
+    return _NeuronModel(spiking=False, cuba=False, keep_v=np.zeros(n), keep_u=None, in_gain=np.ones(n),
+                        bias_v=np.zeros(n), b_gain=np.zeros(n), vth=None, readout=True)
 
 
 def _decay_field(keep: np.ndarray, name: str, what: str, offset: int) -> tuple[int, float]:
@@ -289,6 +307,8 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
     max_delay = int(board.value("arithmetic.max_delay", 62))
     horizon = int(extra.get("loihi.horizon_steps", 100))
     split_sign = str(extra.get("loihi.split_sign", "1")).lower() not in ("0", "false", "no")
+    weight_bytes = int(extra.get("loihi.weight_bytes", 1))
+    readout_bytes = int(extra.get("loihi.readout_weight_bytes", 2))
 
     inputs = {n: paths.out_size(n) for n in sched.order if isinstance(g.nodes[n], nir.Input)}
     neurons = [n for n in sched.order if isinstance(g.nodes[n], NEURONS)]
@@ -296,15 +316,40 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
         if not isinstance(node, (nir.Input, nir.Output, *NEURONS, *LINEAR)):
             raise UnsupportedError(f"{type(node).__name__} cannot be lowered to Loihi", node=n)
 
+    # ---- readouts: an Output fed by Affine/Linear (not by a population directly) -------------------------
+    readouts: dict[str, str] = {}                  # Output -> readout population
+    sizes = {n: paths.out_size(n) for n in neurons}
+    out_bias: dict[str, np.ndarray] = {}
+    for o, node in g.nodes.items():
+        if not isinstance(node, nir.Output):
+            continue
+        ps = paths.into(o)
+        if _direct(ps, set(neurons)):
+            continue
+        if not ps or any(p.src not in inputs and p.src not in sizes for p in ps) or any(p.recurrent for p in ps):
+            raise UnsupportedError("a Loihi output reads a population directly or through Affine/Linear/Conv "
+                                   "layers (a readout) from neurons or inputs", node=o)
+        preds = [src for src, _ in sched.predecessors(o)]
+        r = preds[0] if len(preds) == 1 and isinstance(g.nodes[preds[0]], (nir.Affine, nir.Linear)) \
+            and preds[0] not in sizes else f"{o}.readout"
+        readouts[o] = r
+        sizes[r] = int(ps[0].matrix.shape[0])
+        out_bias[o] = sum((p.bias for p in ps), np.zeros(sizes[r]))
+        neurons.append(r)
+
     # ---- offsets (Loihi step holding NIR time 0) -----------------------------------------------------
     offset: dict[str, int] = {n: 1 for n in inputs}
     models: dict[str, _NeuronModel] = {}
     into: dict[str, list[Path]] = {}
+    readout_of = {r: o for o, r in readouts.items()}
     for n in neurons:
-        node = g.nodes[n]
-        size = paths.out_size(n)
-        models[n] = _neuron_model(n, node, size, cfg)
-        into[n] = paths.into(n)
+        size = sizes[n]
+        if n in readout_of:
+            models[n] = _readout_model(size)
+            into[n] = paths.into(readout_of[n])
+        else:
+            models[n] = _neuron_model(n, g.nodes[n], size, cfg)
+            into[n] = paths.into(n)
         d = 2
         for p in into[n]:
             if not p.recurrent and p.src in offset:
@@ -318,7 +363,7 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
     probe_scales: dict[str, np.ndarray] = {}
     for n in neurons:
         m = models[n]
-        size = paths.out_size(n)
+        size = sizes[n]
         for p in into[n]:
             if p.matrix.shape[0] != size:
                 raise UnsupportedError(f"input size {p.matrix.shape[0]} does not match population size {size}", node=n)
@@ -348,6 +393,10 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
                 raise UnsupportedError("threshold cannot be represented: the inputs are too large relative to "
                                        "v_threshold for Loihi's 24-bit state", node=n, field="v_threshold")
             S = vth_int * 64.0 / m.vth
+        elif m.readout:
+            vth_int = vth_max
+            lim.append(np.full(size, (MAX_UV // 2) / max(float(np.max(u_bound, initial=0)), 1e-300)))
+            S = np.full(size, float(np.min(np.stack(lim))))
         else:
             vth_int = vth_max
             leak = 1 - m.keep_v
@@ -355,10 +404,11 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
             lim.append((vth_int * 64 - 64) / np.maximum(vmax + u_bound, 1e-300))
             S = np.full(size, float(np.min(np.stack(lim))))
         scales[n] = S
-        probe_scales[f"{n}/v_scale"] = S.astype(np.float64)
+        if not m.readout:
+            probe_scales[f"{n}/v_scale"] = S.astype(np.float64)
         if m.i_gain is not None:
             probe_scales[f"{n}/i_scale"] = (S * m.i_gain).astype(np.float64)
-        dv, dv_err = _decay_field(m.keep_v, n, "dv", 0)
+        dv, dv_err = (4095, 0.0) if m.readout else _decay_field(m.keep_v, n, "dv", 0)
         if m.cuba:
             du, du_err = _decay_field(m.keep_u, n, "du", 1)
         else:
@@ -368,7 +418,8 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
                       bias_start=offset[n])
         # ---- connections ------------------------------------------------------------------------------
         groups: dict[tuple[str, int], sp.csr_matrix] = {}
-        shape_n = G.node_shape(g.nodes[n], "input") or G.node_shape(g.nodes[n], "output")
+        shape_n = None if n in readout_of else (G.node_shape(g.nodes[n], "input")
+                                                 or G.node_shape(g.nodes[n], "output"))
         uniform = bool(np.all(S == S[0]))
         conv_src = {p.src for p in into[n] if p.conv and uniform and shape_n is not None and len(shape_n) >= 2}
         conv_src -= {p.src for p in into[n] if not p.conv}
@@ -403,15 +454,24 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
                 parts = [wf.maximum(0).tocsr(), wf.minimum(0).tocsr()]
             approx = sp.csr_matrix(wf.shape)
             entries = []
-            for i, part in enumerate(parts):
-                q, exp, mode = _quantize_matrix(part, w_lo, w_hi)
+            nbytes = readout_bytes if m.readout else weight_bytes
+            todo = [(part, "" if len(parts) == 1 else "+-"[i], w_hi) for i, part in enumerate(parts)]
+            while todo:
+                part, label, hi = todo.pop(0)
+                q, exp, mode = _quantize_matrix(part, w_lo, hi)
                 if not q.nnz:
                     continue
                 if src in conv_src:
                     shared_taps[src] = _kernel_taps(q, int(shape_n[0]))
                 approx = approx + q * 2.0 ** exp
+                if label.count("~") + 1 < nbytes and exp - 8 >= w_lo:
+                    # a second connection carries the residual 8 bits lower (Lava sums both): ~16-bit weights
+                    res = (part - q * 2.0 ** exp).tocsr()
+                    res.eliminate_zeros()
+                    if res.nnz:
+                        todo.append((res, label + "~", exp - 1))
                 density = float(q.nnz) / max(1, q.shape[0] * q.shape[1])
-                cname = f"{src}->{n}" + (f"@{k}" if k else "") + ("" if len(parts) == 1 else "+-"[i])
+                cname = f"{src}->{n}" + (f"@{k}" if k else "") + label
                 sparse = bool(density < 0.2 and q.shape[0] * q.shape[1] > 64)
                 weights: Any = q if sparse else q.toarray()
                 delays: Any = None
@@ -428,7 +488,8 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
                 e["rel_rms_error"] = round(err, 6)         # of the source's whole weight matrix
             q_errs.extend(entries)
         layers.append({
-            "node": n, "type": type(g.nodes[n]).__name__, "size": size, "offset": offset[n],
+            "node": n, "type": "readout" if m.readout else type(g.nodes[n]).__name__, "size": size,
+            "offset": offset[n],
             "scale_min": float(np.min(S)), "scale_max": float(np.max(S)), "vth": vth_int, "du": du, "dv": dv,
             "decay_error_v": round(dv_err, 8), "decay_error_u": round(du_err, 8),
             "bias_max_abs_error_int": round(b_err, 3), "connections": q_errs, "notes": m.notes,
@@ -438,15 +499,18 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
     # ---- outputs --------------------------------------------------------------------------------------
     io_out: dict[str, Any] = {}
     out_scales: dict[str, np.ndarray] = {}
+    out_offsets: dict[str, np.ndarray] = {}
     for o, node in g.nodes.items():
         if not isinstance(node, nir.Output):
             continue
+        if o in readouts:
+            r = readouts[o]
+            shape = G.node_shape(node, "input")
+            io_out[o] = {"pop": r, "var": "u", "offset": offset[r], "shape": list(shape) if shape else None}
+            out_scales[o] = scales[r]
+            out_offsets[o] = out_bias[o]
+            continue
         ps = paths.into(o)
-        if len(ps) != 1 or ps[0].src not in pops or ps[0].delay or np.any(ps[0].bias) or \
-                ps[0].matrix.shape[0] != ps[0].matrix.shape[1] or \
-                (ps[0].matrix - sp.identity(ps[0].matrix.shape[0])).count_nonzero():
-            raise UnsupportedError("Loihi outputs must read one neuron population directly (spikes, or v of "
-                                   "a non-spiking LI/CubaLI/I readout)", node=o)
         src = ps[0].src
         spiking = models[src].spiking
         shape = G.node_shape(node, "input") or G.node_shape(g.nodes[src], "output")
@@ -458,6 +522,8 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
     io = {"inputs": {n: n for n in inputs}, "outputs": io_out, "latency": latency}
     prog = Program(inputs=inputs, pops=pops, conns=conns, meta={"dt": dt})
     prog.check()
-    shapes = {n: G.node_shape(g.nodes[n], "output") or G.node_shape(g.nodes[n], "input") for n in pops}
+    shapes = {n: (G.node_shape(g.nodes[n], "output") or G.node_shape(g.nodes[n], "input")) if n in g.nodes
+              and n not in readout_of else None for n in pops}
     return Lowered(program=prog, io=io, layers=layers, warnings=warnings, out_scales=out_scales, shapes=shapes,
-                   probe_scales=probe_scales, spiking={n: bool(models[n].spiking) for n in pops})
+                   probe_scales=probe_scales, spiking={n: bool(models[n].spiking) for n in pops},
+                   out_offsets=out_offsets, readouts=readouts)

@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(spec["io"]["inputs"]) == 1 and "input" in data and next(iter(spec["io"]["inputs"])) not in data:
         data = {next(iter(spec["io"]["inputs"])): data["input"]}
     inputs, T = _nir_inputs(spec, data)
-    res = run_lava(spec, arrays, inputs, probes=args.probe, hardware=args.hw or USE_HARDWARE)
+    analog = any(o["var"] != "s" for o in spec["io"]["outputs"].values())
+    res = run_lava(spec, arrays, inputs, probes=args.probe or analog, hardware=args.hw or USE_HARDWARE)
     result = {f"loihi/{k}": v for k, v in res.items()}
     for out_name, o in spec["io"]["outputs"].items():
         off = int(o["offset"])
@@ -186,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
             result[out_name] = res[f"{o['pop']}/s"][off - 1: off - 1 + T]
             counts = result[out_name].sum(axis=0)
             print(f"{out_name}: spike counts per sample (first 5): {counts[:5].tolist()}")
+        else:   # v of a non-spiking neuron or u of a readout, back in the model's float units
+            x = res[f"{o['pop']}/{o['var']}"][off - 1: off - 1 + T] / arrays[f"out/{out_name}/scale"]
+            if f"out/{out_name}/offset" in arrays:
+                x = x + arrays[f"out/{out_name}/offset"]
+            result[out_name] = x
+            print(f"{out_name}: mean value per sample (first 5): {x.mean(axis=(0, 2))[:5].round(4).tolist()}")
     if args.out:
         np.savez(args.out, **result)
         print(f"wrote {args.out}")
