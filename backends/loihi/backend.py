@@ -15,10 +15,12 @@ from .cost import LoihiCostModel
 from .emit import emit
 from .lower import lower
 from .mapping import map_program
+from .options import OPTIONS
 
 
 class LoihiBackend(Backend):
     name = "loihi"
+    options = OPTIONS
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
         g, dt = with_dt(graph, options)
@@ -53,6 +55,7 @@ class LoihiBackend(Backend):
             "pipeline_latency_steps_by_output": {o: int(v["offset"]) - 1 for o, v in low.io["outputs"].items()},
             "layer_map": {n: n for n in low.program.pops if n in g.nodes and n not in low.readouts.values()},
             "readouts": low.readouts,
+            "semantic_warnings": list(low.semantic.get("semantic_warnings", [])),
             "pop_shapes": {n: list(s) if s else None for n, s in low.shapes.items()},
             "pop_spiking": low.spiking,
             "summary": {

@@ -18,7 +18,7 @@ Pipeline:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import nir
@@ -30,7 +30,9 @@ from spikeforge.boards import Board
 from spikeforge.emulators.loihi import Conn, Pop, Program
 from spikeforge.errors import UnsupportedError
 from spikeforge.refsim import SimConfig, config_for_graph
+from spikeforge.semantics import record
 
+from .options import read as opt
 from .structured import linear_map
 
 NEURONS = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.I)
@@ -38,6 +40,9 @@ SPIKING = (nir.LIF, nir.CubaLIF, nir.IF)
 LINEAR = (nir.Affine, nir.Linear, nir.Scale, nir.Flatten, nir.Conv1d, nir.Conv2d, nir.SumPool2d,
           nir.AvgPool2d, nir.Delay)
 MAX_UV = (1 << 23) - 1
+#: a one-neuron population that spikes at every step (bias 1 > vth 0): carries constant input currents
+#: into CubaLIF/CubaLI u as ordinary synapses, so they integrate exactly as the reference does
+TONIC = "spikeforge.tonic"
 
 
 @dataclass
@@ -62,6 +67,7 @@ class Lowered:
     shapes: dict[str, Any] = field(default_factory=dict)       # population -> NIR node shape (locality)
     probe_scales: dict[str, np.ndarray] = field(default_factory=dict)   # 'pop/v_scale' -> fixed point per float
     spiking: dict[str, bool] = field(default_factory=dict)
+    semantic: dict[str, Any] = field(default_factory=dict)       # {'semantic_warnings': [...]}
     out_offsets: dict[str, np.ndarray] = field(default_factory=dict)   # readout Output -> float bias added
     readouts: dict[str, str] = field(default_factory=dict)             # Output -> readout population
 
@@ -142,6 +148,7 @@ class _NeuronModel:
     vth: np.ndarray | None
     extra_delay: int = 0
     notes: list[str] = field(default_factory=list)
+    sem_notes: list[tuple[str, str]] = field(default_factory=list)   # (semantics kind, detail)
     i_gain: np.ndarray | None = None   # Cuba (current first): u_int = S * i_gain * i
     readout: bool = False              # Affine/Linear -> Output: u (du = 4095) is the step's weighted sum
 
@@ -149,6 +156,7 @@ class _NeuronModel:
 def _neuron_model(name: str, node: nir.NIRNode, n: int, cfg: SimConfig) -> _NeuronModel:
     c = cfg.for_node(node)
     notes: list[str] = []
+    sem_notes: list[tuple[str, str]] = []
     cuba = isinstance(node, (nir.CubaLIF, nir.CubaLI))
     leaky = not isinstance(node, (nir.IF, nir.I))
     r = _vec(node.r, n)
@@ -201,12 +209,16 @@ def _neuron_model(name: str, node: nir.NIRNode, n: int, cfg: SimConfig) -> _Neur
             raise UnsupportedError("Loihi (Lava LIF) resets v to 0; v_reset must be 0", node=name, field="v_reset")
         if c.reset == "subtract":
             notes.append("reset by subtraction approximated by reset to zero (Lava LIF)")
+            sem_notes.append(("reset_changed", notes[-1]))
         if c.reset_timing == "delayed":
             notes.append("delayed reset approximated by immediate reset (Lava LIF)")
+            sem_notes.append(("reset_changed", notes[-1]))
         if c.threshold_cmp == ">=":
             notes.append("'>=' threshold approximated by '>' (Lava LIF)")
+            sem_notes.append(("other", notes[-1]))
     return _NeuronModel(spiking=spiking, cuba=cuba, keep_v=keep, keep_u=keep_u, in_gain=in_gain,
                         bias_v=gain * v_leak, b_gain=b_gain, vth=vth, extra_delay=extra, notes=notes,
+                        sem_notes=sem_notes,
                         i_gain=gain * r if cuba and extra == 0 else None)
 
 
@@ -223,6 +235,22 @@ def _readout_model(n: int) -> _NeuronModel:
     input sum of that step; the threshold sits at its maximum and only u is read (a spike resets v, never u)."""
     return _NeuronModel(spiking=False, cuba=False, keep_v=np.zeros(n), keep_u=None, in_gain=np.ones(n),
                         bias_v=np.zeros(n), b_gain=np.zeros(n), vth=None, readout=True)
+
+
+def _vbias_effect(keep_u: float, keep_v: float) -> float:
+    """Measured effect of the steady-state v bias: float v of a unit current charging i (reference) vs the
+    same current's steady state applied to v at once, no threshold, over 5 synaptic time constants."""
+    steps = int(min(10_000, 5 / max(1e-6, 1 - keep_u)) + 1)
+    gain = 1 - keep_v
+    i = v_ref = v_mov = 0.0
+    dev = 0.0
+    steady_i = 1.0                                           # i -> w_in b (here b = w_in = 1)
+    for _ in range(steps):
+        i = keep_u * i + (1 - keep_u)
+        v_ref = keep_v * v_ref + gain * i
+        v_mov = keep_v * v_mov + gain * steady_i
+        dev = max(dev, abs(v_ref - v_mov))
+    return float(dev / max(abs(v_mov), 1e-300))
 
 
 def _decay_field(keep: np.ndarray, name: str, what: str, offset: int) -> tuple[int, float]:
@@ -299,16 +327,18 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
     paths = _Paths(g, cfg)
     sched = paths.sched
     warnings: list[str] = []
+    sem: dict[str, Any] = {}                 # structured semantic warnings (spikeforge.semantics)
     w_lo = int(board.value("arithmetic.weight_exp_min", -8))
     w_hi = int(board.value("arithmetic.weight_exp_max", 7))
     vth_max = int(board.value("arithmetic.vth_max", 131071))
     mant_max = int(board.value("arithmetic.bias_mant_max", 4095))
     bexp_max = int(board.value("arithmetic.bias_exp_max", 7))
     max_delay = int(board.value("arithmetic.max_delay", 62))
-    horizon = int(extra.get("loihi.horizon_steps", 100))
-    split_sign = str(extra.get("loihi.split_sign", "1")).lower() not in ("0", "false", "no")
-    weight_bytes = int(extra.get("loihi.weight_bytes", 1))
-    readout_bytes = int(extra.get("loihi.readout_weight_bytes", 2))
+    horizon = int(opt(extra, "loihi.horizon_steps"))
+    split_sign = bool(opt(extra, "loihi.split_sign"))
+    weight_bytes = int(opt(extra, "loihi.weight_bytes"))
+    readout_bytes = int(opt(extra, "loihi.readout_weight_bytes"))
+    allow_extra_latency = bool(opt(extra, "loihi.allow_extra_latency"))
 
     inputs = {n: paths.out_size(n) for n in sched.order if isinstance(g.nodes[n], nir.Input)}
     neurons = [n for n in sched.order if isinstance(g.nodes[n], NEURONS)]
@@ -339,9 +369,11 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
 
     # ---- offsets (Loihi step holding NIR time 0) -----------------------------------------------------
     offset: dict[str, int] = {n: 1 for n in inputs}
+    tonic_users: list[str] = []
     models: dict[str, _NeuronModel] = {}
     into: dict[str, list[Path]] = {}
     readout_of = {r: o for o, r in readouts.items()}
+    cuba_bias = str(opt(extra, "loihi.cuba_bias"))
     for n in neurons:
         size = sizes[n]
         if n in readout_of:
@@ -350,6 +382,13 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
         else:
             models[n] = _neuron_model(n, g.nodes[n], size, cfg)
             into[n] = paths.into(n)
+            bias = sum((p.bias for p in into[n]), np.zeros(size))
+            if models[n].cuba and np.any(bias) and cuba_bias == "exact":
+                # the constant current enters i (then u) through w_in, like any input: a synapse from TONIC
+                into[n] = [replace(p, bias=np.zeros(size)) for p in into[n]]
+                into[n].append(Path(TONIC, sp.csr_matrix(bias.reshape(-1, 1)), np.zeros(size), 0, False))
+                offset[TONIC] = 1
+                tonic_users.append(n)
         d = 2
         for p in into[n]:
             if not p.recurrent and p.src in offset:
@@ -357,6 +396,9 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
         offset[n] = d
     # ---- per-neuron scales --------------------------------------------------------------------------
     pops: dict[str, Pop] = {}
+    if tonic_users:
+        pops[TONIC] = Pop(name=TONIC, size=1, du=4095, dv=0, vth=0, bias_mant=np.ones(1, np.int64),
+                          bias_exp=np.zeros(1, np.int64), bias_start=1)
     conns: list[Conn] = []
     layers: list[dict[str, Any]] = []
     scales: dict[str, np.ndarray] = {}
@@ -370,7 +412,11 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
         w_eff = [sp.diags(m.in_gain) @ p.matrix for p in into[n]]           # v/u units per input spike
         b_eff = m.bias_v + m.b_gain * sum((p.bias for p in into[n]), np.zeros(size))
         if m.cuba and any(np.any(p.bias) for p in into[n]):
+            effect = _vbias_effect(float(m.keep_u[0]), float(m.keep_v[0]))
             warnings.append(f"{n}: constant input current of a CubaLIF mapped to its steady-state v bias")
+            record(sem, n, "bias_moved", "constant input current mapped to its steady-state v bias "
+                   "(loihi.cuba_bias=v_bias): it acts at once instead of charging i with tau_syn; magnitude = "
+                   "largest v deviation over 5 tau / steady-state v", effect)
         sums = [_row_sums(w) for w in w_eff]
         pos = sum((a for a, _ in sums), np.zeros(size))
         neg = sum((b for _, b in sums), np.zeros(size))
@@ -429,7 +475,7 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
                 raise UnsupportedError(f"recurrent input from '{p.src}' is not a neuron or input", node=n)
             k = offset[n] - offset[p.src] - 1 + p.delay + (1 if p.recurrent else 0) + m.extra_delay
             if k < 0:
-                if not extra.get("loihi.allow_extra_latency"):
+                if not allow_extra_latency:
                     raise UnsupportedError(
                         f"edge {p.src} -> {n} needs {-k} step(s) less latency than Loihi's one step per hop "
                         "(a recurrent edge from a later layer)", node=n,
@@ -437,6 +483,8 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
                              "the reference timing; --set loihi.allow_extra_latency=1 accepts the extra delay")
                 warnings.append(f"{n}: recurrent input from {p.src} arrives {-k} step(s) later than in the "
                                 "reference (loihi.allow_extra_latency)")
+                record(sem, n, "delay_clamped", f"recurrent input from {p.src} arrives {-k} step(s) later than in "
+                       "the reference (loihi.allow_extra_latency)", float(-k))
                 k = 0
             if k > max_delay:
                 raise UnsupportedError(f"edge {p.src} -> {n} needs a synaptic delay of {k} steps; Loihi allows "
@@ -454,7 +502,7 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
                 parts = [wf.maximum(0).tocsr(), wf.minimum(0).tocsr()]
             approx = sp.csr_matrix(wf.shape)
             entries = []
-            nbytes = readout_bytes if m.readout else weight_bytes
+            nbytes = readout_bytes if (m.readout or src == TONIC) else weight_bytes
             todo = [(part, "" if len(parts) == 1 else "+-"[i], w_hi) for i, part in enumerate(parts)]
             while todo:
                 part, label, hi = todo.pop(0)
@@ -495,6 +543,18 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
             "bias_max_abs_error_int": round(b_err, 3), "connections": q_errs, "notes": m.notes,
         })
         warnings.extend(f"{n}: {note}" for note in m.notes)
+        for kind, note in m.sem_notes:
+            record(sem, n, kind, note, 1.0)
+        if dv_err > 0 or du_err > 0:
+            record(sem, n, "leak_rounded", f"decay factors rounded to 12 bits (dv={dv}, du={du}): |keep error| "
+                   f"v {dv_err:.3g}, u {du_err:.3g} per step", max(dv_err, du_err))
+        worst = max((e["rel_rms_error"] for e in q_errs), default=0.0)
+        if worst > 0:
+            record(sem, n, "quantisation", f"input weights quantised to Loihi's 8-bit mantissa x 2^weight_exp "
+                   f"(relative RMS error of the worst source's matrix {worst:.3g})", worst)
+        if b_err > 0:
+            record(sem, n, "quantisation", f"bias rounded to bias_mant << bias_exp: largest error {b_err:.3g} "
+                   f"in v units of {float(np.min(S)):.6g} per float unit", b_err / float(np.min(S)))
 
     # ---- outputs --------------------------------------------------------------------------------------
     io_out: dict[str, Any] = {}
@@ -525,5 +585,6 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
     shapes = {n: (G.node_shape(g.nodes[n], "output") or G.node_shape(g.nodes[n], "input")) if n in g.nodes
               and n not in readout_of else None for n in pops}
     return Lowered(program=prog, io=io, layers=layers, warnings=warnings, out_scales=out_scales, shapes=shapes,
-                   probe_scales=probe_scales, spiking={n: bool(models[n].spiking) for n in pops},
+                   probe_scales=probe_scales, spiking={n: bool(models[n].spiking) if n in models else True
+                                                       for n in pops}, semantic=sem,
                    out_offsets=out_offsets, readouts=readouts)
