@@ -320,7 +320,10 @@ class _ConnState:
             other = reached & (np.arange(n_cores)[None, :] != own[:, None])
             hx = (np.abs(cx[None, :] - sx[:, None]) * other).sum(axis=1)
             hy = (np.abs(cy[None, :] - sy[:, None]) * other).sum(axis=1)
-            self.route = np.stack([other.sum(axis=1), hx, hy], axis=1).astype(np.float64)  # (n_src, 3)
+            cpc = int(mesh.get("cores_per_chip", 1 << 30))
+            chip_other = reached & ((np.arange(n_cores)[None, :] // cpc) != (np.maximum(own, 0)[:, None] // cpc))
+            # (n_src, 4): packets to other cores, E-W hops, N-S hops, packets to other chips
+            self.route = np.stack([other.sum(axis=1), hx, hy, chip_other.sum(axis=1)], axis=1).astype(np.float64)
             self.per_core = per_core
         # float64 sums are exact for |sum| < 2^53 (255 * 2^7 * n_src is far below)
         self.delayed = c.delays is not None
@@ -644,7 +647,7 @@ def _run_layered(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, o
     n_cores = (max(int(c.max(initial=0)) for c in cores.values()) + 1) if mesh is not None and cores else 0
     spikes: dict[str, np.ndarray] = {name: np.asarray(inputs[name]) != 0 for name in prog.inputs}
     counts = {k: np.zeros(S) for k in ("synops", "neuron_updates", "active_updates", "spikes", "packets",
-                                       "hops_x", "hops_y")}
+                                       "hops_x", "hops_y", "interchip_packets")}
     core_syn = np.zeros((S, n_cores))
     core_act = np.zeros((S, n_cores))
     layer = {n: {"synops": 0.0, "spikes": 0.0, "active_updates": 0.0} for n in prog.pops}
@@ -675,10 +678,11 @@ def _run_layered(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, o
             layer[n]["synops"] += float(syn.sum())
             if cs.route is not None:
                 fs = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(S * B, src.shape[-1]))
-                r = np.asarray(fs @ cs.route).reshape(S, B, 3).sum(axis=1)
+                r = np.asarray(fs @ cs.route).reshape(S, B, 4).sum(axis=1)
                 counts["packets"] += r[:, 0]
                 counts["hops_x"] += r[:, 1]
                 counts["hops_y"] += r[:, 2]
+                counts["interchip_packets"] += r[:, 3]
                 core_syn += np.asarray(fs @ cs.per_core).reshape(S, B, -1).sum(axis=1)
         bias = pop.effective_bias.reshape(1, -1)
         if bound >= (1 << 31):
@@ -750,7 +754,7 @@ def _run_stepwise(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, 
     pu = {n: np.zeros((S, B, prog.pops[n].size), np.int64) for n in prog.pops if probes or n in record_u}
     pv = {n: np.zeros((S, B, prog.pops[n].size), np.int64) for n in prog.pops if probes or n in record_v}
     counts = {k: np.zeros(S) for k in ("synops", "neuron_updates", "active_updates", "spikes", "packets",
-                                       "hops_x", "hops_y")}
+                                       "hops_x", "hops_y", "interchip_packets")}
     layer = {n: {"synops": 0.0, "spikes": 0.0, "active_updates": 0.0} for n in prog.pops}
     for s in range(S):
         step = s + 1
@@ -811,6 +815,7 @@ def _run_stepwise(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, 
                     counts["packets"][s] += r[0]
                     counts["hops_x"][s] += r[1]
                     counts["hops_y"][s] += r[2]
+                    counts["interchip_packets"][s] += r[3]
                     core_syn[s] += (sf @ cs.per_core).sum(axis=0)
     core_size = np.zeros(n_cores)
     if n_cores:

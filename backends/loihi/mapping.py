@@ -77,7 +77,7 @@ class _PopIn:
         for c in conns:
             m = nz[c.name]
             b = synapse_bits(c.num_weight_bits, c.sign_mode, c.delays is not None, lim["overhead"])
-            if lim["shared"] and c.shared:
+            if lim["shared"] and c.shared and c.kind == "Conv":
                 self.fixed_bytes += math.ceil(c.shared * b / 8.0)
             else:
                 bits += np.asarray(m.sum(axis=1)).ravel() * b
@@ -148,14 +148,18 @@ def _fan_out(prog: Program, nz: dict[str, sp.csr_matrix], core_base: dict[str, i
     return out
 
 
-def smallest_fit(cores: int, backend: str = "loihi") -> str:
-    """Name the smallest registered board of this backend with at least `cores` cores, if any."""
+def smallest_fit(cores: int, lim: dict[str, int], backend: str = "loihi") -> str:
+    """Name the smallest registered board of this backend with at least `cores` cores and per-core limits no
+    smaller than `lim` (so the same partition holds there), if any."""
     from spikeforge.boards import list_boards
 
     best = None
     for b in list_boards():
         name = b.name
         if b.backend != backend:
+            continue
+        other = _limits(b)
+        if any(other[k] < lim[k] for k in ("npc", "mem", "fan_in", "fan_out")):
             continue
         total = int(b.value("limits.cores")) * int(b.value("limits.chips", 1))
         if total >= cores and (best is None or total < best[0]):
@@ -211,7 +215,7 @@ def map_program(prog: Program, board: Board, shapes: dict[str, Any] | None = Non
     available = lim["cores_per_chip"] * lim["chips"]
     if total > available:
         chips = math.ceil(total / lim["cores_per_chip"])
-        alt = smallest_fit(total)
+        alt = smallest_fit(total, lim)
         hint = f"board '{alt}' has enough cores" if alt else \
             f"a board with {chips} chips of {lim['cores_per_chip']} cores (limits.chips = {chips} in a board TOML)"
         raise FitError(f"the model needs {total} cores; the board has {available} (short by {total - available}; "
