@@ -46,6 +46,11 @@ def wrap32(x: np.ndarray) -> np.ndarray:
     return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
+def wrap24(x: np.ndarray) -> np.ndarray:
+    """Lava's signed_clamp(x, 24): (x + 2^23) mod 2^24 - 2^23 (a wrap, not a saturation)."""
+    return ((x + (1 << 23)) & 0xFFFFFF) - (1 << 23)
+
+
 def trunc_decay(x: np.ndarray, keep: int) -> np.ndarray:
     """sign(x) * ((|x| * keep) >> 12): Lava's decay, truncating toward zero."""
     p = x * keep
@@ -85,6 +90,46 @@ def sign_mode_of(weights: np.ndarray) -> str:
 
 def shift_exp(acc: np.ndarray, weight_exp: int) -> np.ndarray:
     return acc << weight_exp if weight_exp > 0 else acc >> (-weight_exp)
+
+
+def conv_matrix(weight: np.ndarray, in_shape: tuple[int, ...], stride: tuple[int, ...],
+                padding: tuple[int, ...], dilation: tuple[int, ...], groups: int) -> tuple[sp.csr_matrix,
+                                                                                          tuple[int, ...]]:
+    """CSR (n_out, n_in) of a 1-d/2-d cross-correlation (PyTorch's conv semantics) and its output shape.
+
+    Input *indices* (1-based, 0 = padding) are unfolded with the geometry `conv2d` uses, so stride,
+    padding, dilation and groups mean what PyTorch (the reference simulator) and Lava's Conv compute."""
+    import torch
+    import torch.nn.functional as F
+
+    w = np.asarray(weight, dtype=np.float64)
+    if w.ndim == 3:                                     # conv1d: treat as 2-d with height 1
+        w = w[:, :, None, :]
+        in_shape = (in_shape[0], 1, in_shape[1])
+        stride, padding, dilation = (1, stride[0]), (0, padding[0]), (1, dilation[0])
+    C, H, W = in_shape
+    n_out_ch, Cg, kh, kw = w.shape
+    if groups < 1 or C % groups or n_out_ch % groups or Cg != C // groups:
+        raise SpikeforgeError(f"convolution weight {w.shape} does not fit {C} input channels in {groups} groups",
+                              field="groups")
+    idx = torch.arange(1, C * H * W + 1, dtype=torch.float64).reshape(1, C, H, W)
+    cols = F.unfold(idx, (kh, kw), dilation=dilation, padding=padding, stride=stride)[0].numpy()
+    Ho = (H + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    Wo = (W + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    L = cols.shape[1]
+    if Ho * Wo != L or Ho < 1 or Wo < 1:
+        raise SpikeforgeError(f"convolution geometry gives no output for input {in_shape}")
+    kk = Cg * kh * kw
+    Og = n_out_ch // groups
+    src = cols.astype(np.int64).reshape(groups, kk, L)                  # (groups, Cg*kh*kw, L), 0 = padding
+    src = np.repeat(src, Og, axis=0)                                     # (n_out_ch, kk, L)
+    vals = np.broadcast_to(w.reshape(n_out_ch, kk, 1), src.shape)
+    dst = np.broadcast_to((np.arange(n_out_ch)[:, None, None] * L + np.arange(L)[None, None, :]), src.shape)
+    keep = (src > 0) & (vals != 0)
+    m = sp.csr_matrix((vals[keep], (dst[keep], src[keep] - 1)), shape=(n_out_ch * L, C * H * W))
+    m.sum_duplicates()
+    out = (n_out_ch, Ho, Wo) if len(weight.shape) == 4 else (n_out_ch, Wo)
+    return m, out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -127,6 +172,16 @@ class Conn:
     delays: Any = None           # (n_dst, n_src) int 0..62 (CSR with the weights' pattern when sparse), or None
     sparse: bool = False
     shared: int = 0              # weights of a shared (convolutional) kernel; 0 = every synapse stored
+    kernel: np.ndarray | None = None  # Lava Conv: int kernel (C_out, C_in/groups, kh, kw), NIR layout
+    conv: dict[str, Any] | None = None  # Lava Conv geometry: in_shape (C, H, W), stride, padding, dilation, groups
+
+    def __post_init__(self) -> None:
+        if self.kernel is not None and self.weights is None:
+            g = self.conv or {}
+            self.weights, _ = conv_matrix(np.asarray(self.kernel), tuple(g["in_shape"]), tuple(g["stride"]),
+                                          tuple(g["padding"]), tuple(g["dilation"]), int(g["groups"]))
+            self.weights = self.weights.astype(np.int64)
+            self.shared = int(np.asarray(self.kernel).size)
 
     @property
     def max_delay(self) -> int:
@@ -136,7 +191,12 @@ class Conn:
         return int(d.max(initial=0))
 
     def effective(self) -> Any:
-        """Effective int32 weights (dense array, or CSR without explicit zeros when sparse)."""
+        """Effective int32 weights (dense array, or CSR without explicit zeros when sparse). Lava's Conv
+        (fixed_pt) uses its kernel as given: no 8-bit clip, no truncation, weight_exp ignored."""
+        if self.kernel is not None:
+            w = sp.csr_matrix(self.weights, dtype=np.int64, copy=True)
+            w.eliminate_zeros()
+            return w
         if sp.issparse(self.weights):
             w = sp.csr_matrix(self.weights, copy=True)
             w.data = effective_weights(w.data, self.sign_mode, self.num_weight_bits)
@@ -152,6 +212,8 @@ class Conn:
 
     @property
     def kind(self) -> str:
+        if self.kernel is not None:
+            return "Conv"
         base = "Sparse" if self.sparse else "Dense"
         return ("Delay" + base) if self.delays is not None else base
 
@@ -185,8 +247,11 @@ class Program:
             conns.append({"name": c.name, "src": c.src, "dst": c.dst, "weight_exp": c.weight_exp,
                           "num_weight_bits": c.num_weight_bits, "sign_mode": c.sign_mode,
                           "delays": c.delays is not None, "sparse": c.sparse, "kind": c.kind,
-                          "csr": sp.issparse(c.weights), "shape": list(c.weights.shape), "shared": int(c.shared)})
-            if sp.issparse(c.weights):
+                          "csr": sp.issparse(c.weights), "shape": list(c.weights.shape), "shared": int(c.shared),
+                          "conv": c.conv})
+            if c.kernel is not None:
+                arrays[f"conn/{c.name}/kernel"] = np.asarray(c.kernel).astype(np.int32)
+            elif sp.issparse(c.weights):
                 w = sp.csr_matrix(c.weights)
                 w.sort_indices()
                 arrays[f"conn/{c.name}/w_data"] = w.data.astype(np.int32)
@@ -219,6 +284,11 @@ class Program:
         conns = []
         for c in spec["conns"]:
             n = c["name"]
+            if c.get("conv"):
+                conns.append(Conn(name=n, src=c["src"], dst=c["dst"], weights=None, weight_exp=int(c["weight_exp"]),
+                                  num_weight_bits=int(c["num_weight_bits"]), sign_mode=str(c["sign_mode"]),
+                                  kernel=np.asarray(arrays[f"conn/{n}/kernel"]), conv=dict(c["conv"])))
+                continue
             if c.get("csr"):
                 shape = tuple(int(x) for x in c["shape"])
                 idx, ptr = np.asarray(arrays[f"conn/{n}/w_indices"]), np.asarray(arrays[f"conn/{n}/w_indptr"])
@@ -276,12 +346,13 @@ class _ConnState:
         self.c = c
         w = c.effective()
         is_sp = sp.issparse(w)
-        self.exp = int(c.weight_exp)
+        self.exp = 0 if c.kernel is not None else int(c.weight_exp)       # Lava's Conv ignores weight_exp
         n_dst, n_src = w.shape
         # Weights stored (n_src, n_dst): a spike selects a row. Small batches sum the rows of the sources
         # that spiked (event-driven, exact int); large batches use a float matmul, exact because partial
         # sums stay below 2^24 (float32) or 2^53 (float64).
-        exact32 = 256 * n_src < (1 << 24)
+        wmax = int(abs(w).max()) if (w.nnz if is_sp else w.size) else 0
+        exact32 = max(wmax, 256) * n_src < (1 << 24)
         self.fdtype = np.float32 if exact32 else np.float64
         self.small_batch = batch <= 16
         if c.delays is None:
@@ -336,6 +407,8 @@ class _ConnState:
         if not -64 <= self.exp <= 64:     # beyond float scaling by 2^exp: take the int64 path
             self.sent_bound = max(self.sent_bound, 1 << 60)
         self.n_src, self.n_dst = n_src, n_dst
+        # Lava's Conv sends signed_clamp(a, 24): a wrap modulo 2^24, only reachable above 2^23
+        self.wrap24 = c.kernel is not None and self.sent_bound >= (1 << 23)
 
     def deliver_layered(self, src: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.ndarray,
                         exact_float: bool) -> None:
@@ -365,6 +438,8 @@ class _ConnState:
                 mat = sp.csr_matrix((np.ones(nnz, self.fdtype), cols[:nnz], indptr), shape=(m, self.n_src))
                 acc = mat @ wt
                 acc = acc.toarray() if sp.issparse(acc) else np.asarray(acc)
+            if self.wrap24:
+                acc = wrap24(np.rint(acc).astype(np.int64)).astype(acc.dtype if exact_float else np.int64)
             if exact_float:
                 if self.exp > 0:
                     acc *= float(1 << self.exp)
@@ -396,6 +471,8 @@ class _ConnState:
         if not self.delayed:
             if self.slots:
                 self.buf = shift_exp(self._accumulate(s, self.slots[0][1]), self.exp)
+                if self.wrap24:
+                    self.buf = wrap24(self.buf)
             else:
                 self.buf = np.zeros_like(self.buf)
             return

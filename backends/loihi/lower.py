@@ -55,6 +55,7 @@ class Path:
     delay: int                  # NIR delay in steps
     recurrent: bool             # crosses a recurrent (back) edge
     conv: bool = False          # translation-invariant (Conv/Pool, no Affine): a shared-weight kernel
+    nodes: tuple[str, ...] = ()  # the linear nodes along the path, source side first
 
 
 @dataclass
@@ -119,7 +120,7 @@ class _Paths:
                     if isinstance(snode, (nir.Affine, nir.Linear)):
                         conv = False
                     paths.append(Path(p.src, (A @ p.matrix).tocsr(), A @ p.bias + c, p.delay + d,
-                                      p.recurrent or rec, conv))
+                                      p.recurrent or rec, conv, p.nodes + (src,)))
             else:
                 raise UnsupportedError(f"{type(snode).__name__} cannot be lowered to Loihi", node=src,
                                        hint="supported: LIF, CubaLIF, IF, LI, CubaLI, I, Affine, Linear, Scale, "
@@ -292,6 +293,54 @@ def _quantize_matrix(w: sp.csr_matrix, lo_exp: int, hi_exp: int) -> tuple[sp.csr
     return out, exp, mode
 
 
+def _conv_node(g: nir.NIRGraph, p: Path, all_paths: list[Path]) -> nir.Conv2d | None:
+    """The Conv2d of a path that is exactly source -> Conv2d -> population (and the only path from that
+    source): such a connection becomes Lava's own Conv process with a shared kernel."""
+    if len(p.nodes) != 1 or p.recurrent or p.delay:
+        return None
+    node = g.nodes[p.nodes[0]]
+    if not isinstance(node, nir.Conv2d) or isinstance(node.padding, str):
+        return None
+    if sum(q.src == p.src for q in all_paths) != 1:
+        return None
+    shp = G.node_shape(node, "input")
+    return node if shp is not None and len(shp) == 3 else None
+
+
+def _conv_conns(g: nir.NIRGraph, p: Path, kf: np.ndarray, dst: str, w_hi: int, split_sign: bool,
+                report: list[dict]) -> list[Conn]:
+    """Quantise a float kernel (a_in units) once: 8-bit mantissa x 2^weight_exp, the exponent baked into the
+    integer kernel (Lava's fixed-point Conv ignores weight_exp and sums the kernel as given). A mixed-sign
+    kernel is split into a positive and a negative Conv (each with its own exponent), as for Dense."""
+    from spikeforge.refsim import _pair
+
+    node = g.nodes[p.nodes[0]]
+    geom = {"in_shape": [int(x) for x in G.node_shape(node, "input")], "stride": list(_pair(node.stride, 2)),
+            "padding": list(_pair(node.padding, 2)), "dilation": list(_pair(node.dilation, 2)),
+            "groups": int(node.groups)}
+    parts = [("", kf)]
+    if split_sign and kf.min() < 0 < kf.max():
+        parts = [("+", np.clip(kf, 0, None)), ("-", np.clip(kf, None, 0))]
+    out, approx = [], np.zeros_like(kf)
+    for label, part in parts:
+        amax = float(np.abs(part).max())
+        exp = min(max(int(math.ceil(math.log2(amax / 255.0))), 0), w_hi)
+        kernel = np.clip(np.rint(part / 2.0 ** exp), -255, 255).astype(np.int64) << exp
+        approx += kernel
+        c = Conn(name=f"{p.src}->{dst}{label}", src=p.src, dst=dst, weights=None, weight_exp=0, num_weight_bits=8,
+                 sign_mode="mixed", kernel=kernel, conv=geom)
+        if c.weights.shape != p.matrix.shape:
+            raise UnsupportedError(f"Conv geometry gives {c.weights.shape}, the graph {p.matrix.shape}", node=dst)
+        out.append(c)
+        report.append({"connection": c.name, "weight_exp": exp, "sign_mode": "conv (exponent baked)", "delay": 0,
+                       "density": round(c.weights.nnz / max(1, np.prod(c.weights.shape)), 4),
+                       "kernel_weights": int(kernel.size)})
+    err = float(np.sqrt(np.sum((approx - kf) ** 2)) / (np.sqrt(np.sum(kf ** 2)) + 1e-300))
+    for e in report[-len(out):]:
+        e["rel_rms_error"] = round(err, 6)
+    return out
+
+
 def _kernel_taps(q: sp.csr_matrix, channels: int) -> int:
     """Weights a shared-weight (convolutional) synapse table stores: per output channel, the taps of its
     largest row (positions near the border see fewer taps of the same kernel)."""
@@ -307,14 +356,15 @@ def _row_sums(w: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _bias_fields(b: np.ndarray, mant_max: int, exp_max: int) -> tuple[np.ndarray, np.ndarray, float]:
-    mant = np.zeros(b.shape, np.int64)
+    """Per neuron: the smallest bias_exp whose rounded mantissa fits, and that mantissa (vectorised)."""
+    b = np.asarray(b, dtype=np.float64)
     exps = np.zeros(b.shape, np.int64)
-    for i, x in enumerate(b):
-        e = 0
-        while e < exp_max and abs(round(x / 2 ** e)) > mant_max:
-            e += 1
-        mant[i] = int(np.clip(round(x / 2 ** e), -mant_max - 1, mant_max))
-        exps[i] = e
+    for e in range(exp_max):
+        too_big = np.abs(np.round(b / 2.0 ** exps)) > mant_max
+        if not too_big.any():
+            break
+        exps = np.where(too_big, e + 1, exps)
+    mant = np.clip(np.round(b / 2.0 ** exps), -mant_max - 1, mant_max).astype(np.int64)
     approx = mant * (2.0 ** exps)
     err = float(np.max(np.abs(approx - b))) if b.size else 0.0
     return mant, exps, err
@@ -339,6 +389,7 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
     weight_bytes = int(opt(extra, "loihi.weight_bytes"))
     readout_bytes = int(opt(extra, "loihi.readout_weight_bytes"))
     allow_extra_latency = bool(opt(extra, "loihi.allow_extra_latency"))
+    use_conv = bool(opt(extra, "loihi.conv_process"))
 
     inputs = {n: paths.out_size(n) for n in sched.order if isinstance(g.nodes[n], nir.Input)}
     neurons = [n for n in sched.order if isinstance(g.nodes[n], NEURONS)]
@@ -470,6 +521,7 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
         conv_src = {p.src for p in into[n] if p.conv and uniform and shape_n is not None and len(shape_n) >= 2}
         conv_src -= {p.src for p in into[n] if not p.conv}
         shared_taps: dict[str, int] = {}
+        conv_paths: list[tuple[Path, np.ndarray]] = []
         for p, w in zip(into[n], w_eff):
             if p.src not in offset:
                 raise UnsupportedError(f"recurrent input from '{p.src}' is not a neuron or input", node=n)
@@ -489,10 +541,21 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
             if k > max_delay:
                 raise UnsupportedError(f"edge {p.src} -> {n} needs a synaptic delay of {k} steps; Loihi allows "
                                        f"{max_delay}", node=n)
+            if use_conv and k == 0 and _conv_node(g, p, into[n]) is not None and uniform and \
+                    np.all(m.in_gain == m.in_gain[0]):
+                factor = float(S[0] * m.in_gain[0] / 64.0)
+                kf = np.asarray(_conv_node(g, p, into[n]).weight, dtype=np.float64) * factor
+                amax = min(float(kf.max(initial=0)), float(-kf.min(initial=0))) if split_sign and \
+                    kf.min(initial=0) < 0 < kf.max(initial=0) else float(np.abs(kf).max(initial=0))
+                if amax >= 255.0 / 2:              # weight_exp >= 0: the exponent can be baked into the kernel
+                    conv_paths.append((p, kf))
+                    continue
             key = (p.src, k)
             scaled = (sp.diags(S / 64.0) @ w).tocsr()
             groups[key] = scaled if key not in groups else (groups[key] + scaled).tocsr()
         q_errs = []
+        for p, kf in conv_paths:
+            conns.extend(_conv_conns(g, p, kf, n, w_hi, split_sign, q_errs))
         for (src, k), wf in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
             wf.sum_duplicates()
             # Mixed-sign weights lose their LSB in Lava (8-bit mixed = even values); an excitatory and an

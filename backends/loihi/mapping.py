@@ -91,8 +91,11 @@ class _PopIn:
         self.rows = allin.tocsr()[order] if blocks else allin
 
     def fan_in(self, a: int, b: int) -> int:
+        """Distinct source neurons of rows a..b (a bitmap count: linear, no sort)."""
         ptr = self.rows.indptr
-        return int(np.unique(self.rows.indices[ptr[a]:ptr[b]]).size)
+        seen = np.zeros(self.rows.shape[1], bool)
+        seen[self.rows.indices[ptr[a]:ptr[b]]] = True
+        return int(np.count_nonzero(seen))
 
     def cut(self, cap: int, lim: dict[str, int], name: str) -> np.ndarray:
         """Core number (0-based within the population) of each neuron in *original* index order."""

@@ -39,6 +39,7 @@ def _import_lava():
         install()
     import lava.magma.core.run_conditions as rc
     import lava.magma.core.run_configs as cfg
+    from lava.proc.conv.process import Conv
     from lava.proc.dense.process import DelayDense, Dense
     from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIF
@@ -47,7 +48,7 @@ def _import_lava():
     from lava.utils.weightutils import SignMode
     return {"RunSteps": rc.RunSteps, "Loihi2SimCfg": cfg.Loihi2SimCfg,
             "Loihi2HwCfg": getattr(cfg, "Loihi2HwCfg", None), "Dense": Dense, "DelayDense": DelayDense,
-            "Sparse": Sparse, "DelaySparse": DelaySparse, "RingBuffer": RingBuffer, "LIF": LIF,
+            "Sparse": Sparse, "DelaySparse": DelaySparse, "Conv": Conv, "RingBuffer": RingBuffer, "LIF": LIF,
             "Monitor": Monitor, "SignMode": SignMode}
 
 
@@ -78,6 +79,22 @@ def _weights(c: dict, arrays: dict[str, np.ndarray]):
     return w, d
 
 
+def _connect_conv(L: dict, procs: dict, c: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Lava's Conv works on (W, H, C) with a flipped (C_out, kW, kH, C_in) kernel; the populations are flat
+    (C, H, W) vectors as in NIR: reshape + transpose the ports on both sides."""
+    g = c["conv"]
+    C, H, W = (int(x) for x in g["in_shape"])
+    k = arrays[f"conn/{c['name']}/kernel"].astype(np.int32)          # (C_out, C_in/groups, kh, kw)
+    weight = np.ascontiguousarray(k.transpose([0, 3, 2, 1])[:, ::-1, ::-1])
+    proc = L["Conv"](weight=weight, input_shape=(W, H, C), padding=tuple(g["padding"])[::-1],
+                     stride=tuple(g["stride"])[::-1], dilation=tuple(g["dilation"])[::-1], groups=int(g["groups"]),
+                     weight_exp=int(c["weight_exp"]), num_weight_bits=int(c["num_weight_bits"]))
+    procs[c["src"]].s_out.reshape((C, H, W)).transpose([2, 1, 0]).connect(proc.s_in)
+    n_out = int(np.prod(proc.a_out.shape))
+    proc.a_out.transpose([2, 1, 0]).reshape((n_out,)).connect(procs[c["dst"]].a_in)
+    procs[c["name"]] = proc
+
+
 def run_lava(spec: dict, arrays: dict[str, np.ndarray], inputs: dict[str, np.ndarray], *,
              probes: bool = False, hardware: bool = USE_HARDWARE) -> dict[str, np.ndarray]:
     """Run the program on inputs {program input: (steps, batch, n) 0/1}, one Lava run per sample.
@@ -105,6 +122,9 @@ def run_lava(spec: dict, arrays: dict[str, np.ndarray], inputs: dict[str, np.nda
             n = c["name"]
             kw = {"weight_exp": int(c["weight_exp"]), "num_weight_bits": int(c["num_weight_bits"]),
                   "sign_mode": getattr(L["SignMode"], str(c["sign_mode"]).upper())}
+            if c.get("conv"):
+                _connect_conv(L, procs, c, arrays)
+                continue
             w, d = _weights(c, arrays)
             if c.get("delays"):
                 dmax = int(d.max()) if not hasattr(d, "tocsr") else int(d.data.max(initial=0))

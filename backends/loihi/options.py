@@ -17,6 +17,8 @@ OPTIONS: dict[str, Opt] = {
                               "(about 16-bit weights, twice the synapses)", min=1, max=2),
     "loihi.readout_weight_bytes": Opt(int, 2, "as loihi.weight_bytes, for readouts and tonic (bias) synapses",
                                       min=1, max=2),
+    "loihi.conv_process": Opt(bool, True, "lower source -> Conv2d -> population as Lava's Conv process (shared "
+                              "kernel, exponent baked into it); off: unrolled Sparse synapses"),
     "loihi.cuba_bias": Opt(str, "exact", "constant input current into CubaLIF/CubaLI: 'exact' (a tonic source "
                            "feeds it into u through synapses) or 'v_bias' (its steady state on v; recorded)",
                            choices=("exact", "v_bias")),

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from spikeforge import graph as G
+from spikeforge.emulators.loihi import conv_matrix
 from spikeforge.errors import UnsupportedError
 from spikeforge.refsim import SimConfig, make_kernel
 
@@ -34,43 +35,6 @@ def _in_shape(name: str, node: nir.NIRNode, n_in: int, dims: int) -> tuple[int, 
         raise UnsupportedError(f"{type(node).__name__} needs its input shape (channels, spatial...) with "
                                f"{n_in} elements; got {shp}", node=name, field="input_type")
     return tuple(int(x) for x in shp)
-
-
-def conv_matrix(name: str, weight: np.ndarray, in_shape: tuple[int, ...], stride: tuple[int, ...],
-                padding: tuple[int, ...], dilation: tuple[int, ...], groups: int) -> tuple[sp.csr_matrix,
-                                                                                          tuple[int, ...]]:
-    """CSR (n_out, n_in) of a 1-d/2-d cross-correlation (PyTorch's conv semantics) and its output shape."""
-    import torch
-    import torch.nn.functional as F
-
-    w = np.asarray(weight, dtype=np.float64)
-    if w.ndim == 3:                                     # conv1d: treat as 2-d with height 1
-        w = w[:, :, None, :]
-        in_shape = (in_shape[0], 1, in_shape[1])
-        stride, padding, dilation = (1, stride[0]), (0, padding[0]), (1, dilation[0])
-    C, H, W = in_shape
-    n_out_ch, Cg, kh, kw = w.shape
-    if groups < 1 or C % groups or n_out_ch % groups or Cg != C // groups:
-        raise UnsupportedError(f"weight {w.shape} does not fit {C} input channels in {groups} groups", node=name,
-                               field="groups")
-    idx = torch.arange(1, C * H * W + 1, dtype=torch.float64).reshape(1, C, H, W)
-    cols = F.unfold(idx, (kh, kw), dilation=dilation, padding=padding, stride=stride)[0].numpy()
-    Ho = (H + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    Wo = (W + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    L = cols.shape[1]
-    if Ho * Wo != L or Ho < 1 or Wo < 1:
-        raise UnsupportedError(f"convolution geometry gives no output for input {in_shape}", node=name)
-    kk = Cg * kh * kw
-    Og = n_out_ch // groups
-    src = cols.astype(np.int64).reshape(groups, kk, L)                  # (groups, Cg*kh*kw, L), 0 = padding
-    src = np.repeat(src, Og, axis=0)                                     # (n_out_ch, kk, L)
-    vals = np.broadcast_to(w.reshape(n_out_ch, kk, 1), src.shape)
-    dst = np.broadcast_to((np.arange(n_out_ch)[:, None, None] * L + np.arange(L)[None, None, :]), src.shape)
-    keep = (src > 0) & (vals != 0)
-    m = sp.csr_matrix((vals[keep], (dst[keep], src[keep] - 1)), shape=(n_out_ch * L, C * H * W))
-    m.sum_duplicates()
-    out = (n_out_ch, Ho, Wo) if len(weight.shape) == 4 else (n_out_ch, Wo)
-    return m, out
 
 
 def linear_map(name: str, node: nir.NIRNode, n_in: int, cfg: SimConfig) -> tuple[sp.csr_matrix, np.ndarray, int]:
@@ -100,13 +64,13 @@ def linear_map(name: str, node: nir.NIRNode, n_in: int, cfg: SimConfig) -> tuple
                 raise UnsupportedError(f"padding '{pad}' is not supported for Loihi; give explicit padding",
                                        node=name, field="padding")
             pad = 0
-        A, _ = conv_matrix(name, np.asarray(node.weight), shp, _pair(node.stride, dims), _pair(pad, dims),
+        A, _ = conv_matrix(np.asarray(node.weight), shp, _pair(node.stride, dims), _pair(pad, dims),
                            _pair(node.dilation, dims), int(node.groups))
     elif isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
         C, H, W = _in_shape(name, node, n_in, 2)
         k = _pair(node.kernel_size, 2)
         scale = 1.0 if isinstance(node, nir.SumPool2d) else 1.0 / (k[0] * k[1])   # count_include_pad=True
-        A, _ = conv_matrix(name, np.full((C, 1, *k), scale), (C, H, W), _pair(node.stride, 2),
+        A, _ = conv_matrix(np.full((C, 1, *k), scale), (C, H, W), _pair(node.stride, 2),
                            _pair(node.padding, 2), (1, 1), C)
     else:
         raise UnsupportedError(f"{type(node).__name__} has no linear map", node=name)
