@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from spikeforge.npzio import save_npz
-
 TEMPLATE = Path(__file__).with_name("network_template.py")
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """Deterministic .npz content (fixed timestamps, sorted keys) as bytes."""
-    with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / "a.npz"
-        save_npz(p, arrays)
-        return p.read_bytes()
+    """Deterministic .npz content (fixed timestamps, sorted keys) as bytes. Deflate level 1: the weight
+    tables of a 1 M-synapse model take ~1.8 s at zlib's default level and ~0.2 s at level 1."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for key in sorted(arrays):
+            item = io.BytesIO()
+            np.lib.format.write_array(item, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, item.getvalue(), compresslevel=1)
+    return buf.getvalue()
 
 
 def readme(spec: dict[str, Any], board: str, mapping: dict[str, Any], layers: list[dict[str, Any]]) -> str:
