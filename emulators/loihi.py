@@ -32,6 +32,8 @@ from spikeforge.artifact import Artifact
 from spikeforge.errors import InputError, SpikeforgeError
 from spikeforge.interfaces import Emulator, Trace
 
+from . import loihi_kernels as kernels
+
 UV_BITS = 24
 MAX_UV = 1 << (UV_BITS - 1)          # 2^23
 DECAY_SHIFT = 12
@@ -435,6 +437,9 @@ class _ConnState:
                 nnz = int(np.searchsorted(rows, m))
                 indptr = np.zeros(m + 1, np.int64)
                 np.cumsum(np.bincount(rows[:nnz], minlength=m), out=indptr[1:])
+            if not dense and kernels.AVAILABLE and not sp.issparse(wt):
+                acc = kernels.event_sum(indptr, cols[:nnz], wt, m, self.n_dst)      # fused, exact (ints)
+            elif not dense:
                 mat = sp.csr_matrix((np.ones(nnz, self.fdtype), cols[:nnz], indptr), shape=(m, self.n_src))
                 acc = mat @ wt
                 acc = acc.toarray() if sp.issparse(acc) else np.asarray(acc)
@@ -585,9 +590,11 @@ def _v_clip_needed(pop: Pop, umax: float, umin: float, bias: np.ndarray, S: int)
     return bool(upper), bool(lower)
 
 
-def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                  np.ndarray | None]:
     """Integrate one population over all steps. act: (S, B, n) float64 or int64 holding exact integers,
-    already wrap32(a_in << 6). Returns u, v (float64 holding exact integers) and spikes, (S, B, n) each.
+    already wrap32(a_in << 6). Returns u, v (float64 holding exact integers), spikes, (S, B, n) each, and
+    the neurons' activity when the compiled kernel computed it (else None).
 
     Fast path (u provably cannot wrap): u and v live side by side in one (2, B, n) float64 slice per step,
     so each step is one multiply by (keep_u, keep_v) / 4096 (exact: a power-of-two division), one trunc,
@@ -600,7 +607,7 @@ def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, 
     amax = float(np.abs(act).max(initial=0))
     # |u_t| <= amax min(t, 1 / (1 - cu)) (cu < 1 always): below 2^23 - 1 no wrap can happen
     if amax * min(S, 1.0 / (1.0 - cu)) >= MAX_UV - 1:
-        return _lif_loop_general(act, pop, bias)
+        return (*_lif_loop_general(act, pop, bias), None)
     cv = (DECAY_UNITY - int(pop.dv)) / DECAY_UNITY
     vth = float(int(pop.vth) << VTH_SHIFT)
     biasf = np.asarray(bias, np.float64)
@@ -609,6 +616,12 @@ def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, 
     umax_b = amax * min(S, 1.0 / (1.0 - cu))
     clip_hi, clip_lo = _v_clip_needed(pop, umax_b, -umax_b, biasf, S)
     lo, hi = float(-MAX_UV + 1), float(MAX_UV - 1)
+    if kernels.AVAILABLE:
+        actc = np.ascontiguousarray(act, dtype=np.float64)
+        u_h, v_h, s_h, active = kernels.lif_fast(actc, float(cu), float(cv), vth,
+                                                 np.ascontiguousarray(biasf.reshape(-1)), start, has_bias,
+                                                 clip_hi, clip_lo, lo, hi)
+        return u_h, v_h, s_h, active
     s_h = np.empty((S, B, n), bool)
     actf = act if act.dtype == np.float64 else act.astype(np.float64)
     if cu == 0.0:
@@ -632,7 +645,7 @@ def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, 
             np.greater(v, vth, out=spk)
             np.putmask(v, spk, 0.0)
             prev = v
-        return u_h, v_h, s_h
+        return u_h, v_h, s_h, None
     h = np.empty((S, 2, B, n), np.float64)
     coef = np.array([cu, cv]).reshape(2, 1, 1)
     prev = np.zeros((2, B, n))
@@ -651,7 +664,7 @@ def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, 
         np.greater(v, vth, out=spk)
         np.putmask(v, spk, 0.0)
         prev = x
-    return h[:, 0], h[:, 1], s_h
+    return h[:, 0], h[:, 1], s_h, None
 
 
 def _lif_loop_general(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -770,15 +783,16 @@ def _run_layered(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, o
             act = a_in
             a_in = None                                    # act is a_in * 64: the same zeros (active below)
             act *= float(1 << ACT_SHIFT)
-        u_h, v_h, s_h = _lif_loop(act, pop, bias)
+        u_h, v_h, s_h, active = _lif_loop(act, pop, bias)
         spikes[n] = s_h
         # a neuron is active when it received input, held state (u or v non-zero before the step), or has
         # its bias switched on
-        active = (act if a_in is None else a_in) != 0
-        if u_h.base is not None and u_h.base is v_h.base and u_h.base.shape == (S, 2, B, pop.size):
-            active[1:] |= (u_h.base[:-1] != 0).any(axis=1)            # fused path: one contiguous (S, 2, B, n)
-        else:
-            active[1:] |= (u_h[:-1] != 0) | (v_h[:-1] != 0)
+        if active is None:                                 # (the compiled kernel computes it on the fly)
+            active = (act if a_in is None else a_in) != 0
+            if u_h.base is not None and u_h.base is v_h.base and u_h.base.shape == (S, 2, B, pop.size):
+                active[1:] |= (u_h.base[:-1] != 0).any(axis=1)        # fused path: one contiguous (S, 2, B, n)
+            else:
+                active[1:] |= (u_h[:-1] != 0) | (v_h[:-1] != 0)
         if np.any(bias != 0):
             start = max(0, int(pop.bias_start) - 1)
             active[start:] |= (bias != 0)[None]
