@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from spikeforge.emitsafe import one_line
+
 TEMPLATE = Path(__file__).with_name("network_template.py")
 
 
@@ -30,7 +32,7 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 def readme(spec: dict[str, Any], board: str, mapping: dict[str, Any], layers: list[dict[str, Any]]) -> str:
     lines = [
-        f"# Lava network for board `{board}` (emitted by spikeforge)",
+        f"# Lava network for board `{one_line(board)}` (emitted by spikeforge)",
         "",
         "Run (CPU, bit-accurate fixed point, Lava 0.10.0):",
         "",
@@ -53,13 +55,13 @@ def readme(spec: dict[str, Any], board: str, mapping: dict[str, Any], layers: li
         "|---|---|---|---|---|---|---|",
     ]
     for L in layers:
-        lines.append(f"| {L['node']} | {L['size']} | {L['offset']} | {L['du']} | {L['dv']} | {L['vth']} | "
+        lines.append(f"| {one_line(L['node'])} | {L['size']} | {L['offset']} | {L['du']} | {L['dv']} | {L['vth']} | "
                      f"{L['scale_min']:.6g}..{L['scale_max']:.6g} |")
     lines += ["", "| connection | Lava process | weight_exp | sign mode | delay |", "|---|---|---|---|---|"]
     kinds = {c["name"]: c["kind"] for c in spec["conns"]}
     for L in layers:
         for c in L["connections"]:
-            lines.append(f"| {c['connection']} | {kinds.get(c['connection'], '?')} | {c['weight_exp']} | "
+            lines.append(f"| {one_line(c['connection'])} | {kinds.get(c['connection'], '?')} | {c['weight_exp']} | "
                          f"{c['sign_mode']} | {c['delay']} |")
     return "\n".join(lines) + "\n"
 

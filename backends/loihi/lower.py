@@ -390,6 +390,7 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
     readout_bytes = int(opt(extra, "loihi.readout_weight_bytes"))
     allow_extra_latency = bool(opt(extra, "loihi.allow_extra_latency"))
     use_conv = bool(opt(extra, "loihi.conv_process"))
+    headroom = float(opt(extra, "loihi.negative_headroom"))
 
     inputs = {n: paths.out_size(n) for n in sched.order if isinstance(g.nodes[n], nir.Input)}
     neurons = [n for n in sched.order if isinstance(g.nodes[n], NEURONS)]
@@ -484,11 +485,25 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
         lim.append((mant_max * 2.0 ** bexp_max) / np.maximum(np.abs(b_eff), 1e-300))
         if m.spiking:
             lim.append(MAX_UV / (m.vth + step_in + u_bound))
+            # below the threshold nothing resets v: leaky neurons settle above -(drive / leak); leak-free ones
+            # (IF) can fall without bound, so keep `loihi.negative_headroom` thresholds of room (24-bit v clips)
+            leak = 1 - m.keep_v
+            neg_drive = np.maximum(neg, 0) + np.maximum(-b_eff, 0) + (u_bound if m.cuba else 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                settle = np.where(leak > 0, neg_drive / np.maximum(leak, 1e-300), np.inf)
+            room = np.minimum(settle, headroom * m.vth)
+            lim.append((MAX_UV - 1) / np.maximum(room + step_in, 1e-300))
+            if np.any(settle > room):
+                record(sem, n, "saturation", f"v is a 24-bit state: below -{headroom:g} x v_threshold it saturates "
+                       f"(the float model's v can fall to -{float(np.max(settle[np.isfinite(settle)], initial=0)):.3g}"
+                       f"{' or without bound (no leak)' if np.any(np.isinf(settle)) else ''}); raise "
+                       "loihi.negative_headroom to trade precision for room", float(headroom))
             s_max = np.min(np.stack(lim), axis=0)
             vth_int = int(min(vth_max, math.floor(float(np.min(s_max * m.vth / 64)))))
             if vth_int < 1:
                 raise UnsupportedError("threshold cannot be represented: the inputs are too large relative to "
-                                       "v_threshold for Loihi's 24-bit state", node=n, field="v_threshold")
+                                       "v_threshold for Loihi's 24-bit state", node=n, field="v_threshold",
+                                       hint="a smaller --set loihi.negative_headroom leaves more room above zero")
             S = vth_int * 64.0 / m.vth
         elif m.readout:
             vth_int = vth_max

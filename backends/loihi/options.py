@@ -19,6 +19,9 @@ OPTIONS: dict[str, Opt] = {
                                       min=1, max=2),
     "loihi.conv_process": Opt(bool, True, "lower source -> Conv2d -> population as Lava's Conv process (shared "
                               "kernel, exponent baked into it); off: unrolled Sparse synapses"),
+    "loihi.negative_headroom": Opt(float, 24.0, "room below zero, in multiples of v_threshold, that v of a "
+                                   "leak-free (or slowly leaking) spiking neuron keeps before its 24-bit state "
+                                   "saturates", min=1.0, max=1e6),
     "loihi.cuba_bias": Opt(str, "exact", "constant input current into CubaLIF/CubaLI: 'exact' (a tonic source "
                            "feeds it into u through synapses) or 'v_bias' (its steady state on v; recorded)",
                            choices=("exact", "v_bias")),
