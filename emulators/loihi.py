@@ -65,8 +65,9 @@ def effective_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int)
         raise SpikeforgeError(f"unknown sign mode {sign_mode!r}; allowed: {SIGN_MODES}")
     mixed = sign_mode == "mixed"
     inhib = sign_mode == "inhibitory"
-    w = np.clip(np.asarray(weights), -255 if inhib else (-256 if mixed else 0), 0 if inhib else 255)
-    w = w.astype(np.int32)
+    src = np.asarray(weights)
+    w = np.empty(src.shape, np.int32)
+    np.clip(src, -255 if inhib else (-256 if mixed else 0), 0 if inhib else 255, out=w, casting="unsafe")
     k = 8 - int(num_weight_bits) + int(mixed)
     if k < 0:
         raise SpikeforgeError(f"num_weight_bits={num_weight_bits} leaves {k} truncation bits (must be 1..8)")
@@ -353,7 +354,14 @@ class _ConnState:
         # Weights stored (n_src, n_dst): a spike selects a row. Small batches sum the rows of the sources
         # that spiked (event-driven, exact int); large batches use a float matmul, exact because partial
         # sums stay below 2^24 (float32) or 2^53 (float64).
-        wmax = int(abs(w).max()) if (w.nnz if is_sp else w.size) else 0
+        aw = abs(w)                                 # |w| <= 2^15 (Conv kernels) / 256: no int32 overflow below
+        if is_sp:
+            row_abs = int(np.asarray(aw.astype(np.int64).sum(axis=1)).max(initial=0))
+            wmax = int(aw.max()) if w.nnz else 0
+        else:
+            row_abs = int(aw.sum(axis=1, dtype=np.int64).max(initial=0))
+            wmax = int(aw.max(initial=0))
+        del aw
         exact32 = max(wmax, 256) * n_src < (1 << 24)
         self.fdtype = np.float32 if exact32 else np.float64
         self.small_batch = batch <= 16
@@ -378,11 +386,17 @@ class _ConnState:
             nz = (w != 0).tocsr()
             self.fanout = np.asarray(nz.sum(axis=0)).ravel().astype(np.float64)
         else:
-            self.slots = [(k, np.ascontiguousarray(m.T, self.fdtype)) for k, m in mats]
-            nz = w != 0
-            self.fanout = nz.sum(axis=0, dtype=np.int32).astype(np.float64)    # synapses per source neuron
+            self.slots = []
+            for k, m in mats:
+                wt = np.empty((n_src, n_dst), self.fdtype)
+                wt[...] = m.T                                           # one converting transpose copy
+                self.slots.append((k, wt))
+            nz = None
+            self.fanout = np.count_nonzero(w, axis=0).astype(np.float64)    # synapses per source neuron
         self.route = None
         if dst_core is not None and mesh is not None:
+            if nz is None:
+                nz = w != 0
             # per source neuron: packets (distinct other destination cores), tile hops x / y, synops per core
             onehot = sp.csr_matrix((np.ones(n_dst), (np.arange(n_dst), np.asarray(dst_core))), shape=(n_dst, n_cores))
             per_core = (sp.csr_matrix(nz.T, dtype=np.float64) @ onehot).toarray()  # (n_src, n_cores)
@@ -401,10 +415,6 @@ class _ConnState:
         # float64 sums are exact for |sum| < 2^53 (255 * 2^7 * n_src is far below)
         self.delayed = c.delays is not None
         # largest |value| this connection can send in one step (every source spiking), after weight_exp
-        if is_sp:
-            row_abs = int(np.asarray(abs(w).astype(np.int64).sum(axis=1)).max(initial=0))
-        else:
-            row_abs = int(np.abs(w).sum(axis=1, dtype=np.int64).max(initial=0))    # |w| <= 256: no int32 overflow
         self.sent_bound = (row_abs << max(self.exp, 0)) + len(self.slots)
         if not -64 <= self.exp <= 64:     # beyond float scaling by 2^exp: take the int64 path
             self.sent_bound = max(self.sent_bound, 1 << 60)
