@@ -32,6 +32,8 @@ from spikeforge.artifact import Artifact
 from spikeforge.errors import InputError, SpikeforgeError
 from spikeforge.interfaces import Emulator, Trace
 
+from . import loihi_kernels as kernels
+
 UV_BITS = 24
 MAX_UV = 1 << (UV_BITS - 1)          # 2^23
 DECAY_SHIFT = 12
@@ -46,6 +48,11 @@ def wrap32(x: np.ndarray) -> np.ndarray:
     return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
+def wrap24(x: np.ndarray) -> np.ndarray:
+    """Lava's signed_clamp(x, 24): (x + 2^23) mod 2^24 - 2^23 (a wrap, not a saturation)."""
+    return ((x + (1 << 23)) & 0xFFFFFF) - (1 << 23)
+
+
 def trunc_decay(x: np.ndarray, keep: int) -> np.ndarray:
     """sign(x) * ((|x| * keep) >> 12): Lava's decay, truncating toward zero."""
     p = x * keep
@@ -58,8 +65,9 @@ def effective_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int)
         raise SpikeforgeError(f"unknown sign mode {sign_mode!r}; allowed: {SIGN_MODES}")
     mixed = sign_mode == "mixed"
     inhib = sign_mode == "inhibitory"
-    w = np.clip(np.asarray(weights), -255 if inhib else (-256 if mixed else 0), 0 if inhib else 255)
-    w = w.astype(np.int32)
+    src = np.asarray(weights)
+    w = np.empty(src.shape, np.int32)
+    np.clip(src, -255 if inhib else (-256 if mixed else 0), 0 if inhib else 255, out=w, casting="unsafe")
     k = 8 - int(num_weight_bits) + int(mixed)
     if k < 0:
         raise SpikeforgeError(f"num_weight_bits={num_weight_bits} leaves {k} truncation bits (must be 1..8)")
@@ -85,6 +93,46 @@ def sign_mode_of(weights: np.ndarray) -> str:
 
 def shift_exp(acc: np.ndarray, weight_exp: int) -> np.ndarray:
     return acc << weight_exp if weight_exp > 0 else acc >> (-weight_exp)
+
+
+def conv_matrix(weight: np.ndarray, in_shape: tuple[int, ...], stride: tuple[int, ...],
+                padding: tuple[int, ...], dilation: tuple[int, ...], groups: int) -> tuple[sp.csr_matrix,
+                                                                                          tuple[int, ...]]:
+    """CSR (n_out, n_in) of a 1-d/2-d cross-correlation (PyTorch's conv semantics) and its output shape.
+
+    Input *indices* (1-based, 0 = padding) are unfolded with the geometry `conv2d` uses, so stride,
+    padding, dilation and groups mean what PyTorch (the reference simulator) and Lava's Conv compute."""
+    import torch
+    import torch.nn.functional as F
+
+    w = np.asarray(weight, dtype=np.float64)
+    if w.ndim == 3:                                     # conv1d: treat as 2-d with height 1
+        w = w[:, :, None, :]
+        in_shape = (in_shape[0], 1, in_shape[1])
+        stride, padding, dilation = (1, stride[0]), (0, padding[0]), (1, dilation[0])
+    C, H, W = in_shape
+    n_out_ch, Cg, kh, kw = w.shape
+    if groups < 1 or C % groups or n_out_ch % groups or Cg != C // groups:
+        raise SpikeforgeError(f"convolution weight {w.shape} does not fit {C} input channels in {groups} groups",
+                              field="groups")
+    idx = torch.arange(1, C * H * W + 1, dtype=torch.float64).reshape(1, C, H, W)
+    cols = F.unfold(idx, (kh, kw), dilation=dilation, padding=padding, stride=stride)[0].numpy()
+    Ho = (H + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    Wo = (W + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    L = cols.shape[1]
+    if Ho * Wo != L or Ho < 1 or Wo < 1:
+        raise SpikeforgeError(f"convolution geometry gives no output for input {in_shape}")
+    kk = Cg * kh * kw
+    Og = n_out_ch // groups
+    src = cols.astype(np.int64).reshape(groups, kk, L)                  # (groups, Cg*kh*kw, L), 0 = padding
+    src = np.repeat(src, Og, axis=0)                                     # (n_out_ch, kk, L)
+    vals = np.broadcast_to(w.reshape(n_out_ch, kk, 1), src.shape)
+    dst = np.broadcast_to((np.arange(n_out_ch)[:, None, None] * L + np.arange(L)[None, None, :]), src.shape)
+    keep = (src > 0) & (vals != 0)
+    m = sp.csr_matrix((vals[keep], (dst[keep], src[keep] - 1)), shape=(n_out_ch * L, C * H * W))
+    m.sum_duplicates()
+    out = (n_out_ch, Ho, Wo) if len(weight.shape) == 4 else (n_out_ch, Wo)
+    return m, out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -120,19 +168,55 @@ class Conn:
     name: str
     src: str
     dst: str
-    weights: np.ndarray          # (n_dst, n_src) int, as given to Lava
+    weights: Any                 # (n_dst, n_src) int ndarray, or a CSR matrix for Sparse, as given to Lava
     weight_exp: int = 0
     num_weight_bits: int = 8
     sign_mode: str = "mixed"
-    delays: np.ndarray | None = None  # (n_dst, n_src) int 0..62, None = no delays
+    delays: Any = None           # (n_dst, n_src) int 0..62 (CSR with the weights' pattern when sparse), or None
     sparse: bool = False
+    shared: int = 0              # weights of a shared (convolutional) kernel; 0 = every synapse stored
+    kernel: np.ndarray | None = None  # Lava Conv: int kernel (C_out, C_in/groups, kh, kw), NIR layout
+    conv: dict[str, Any] | None = None  # Lava Conv geometry: in_shape (C, H, W), stride, padding, dilation, groups
+
+    def __post_init__(self) -> None:
+        if self.kernel is not None and self.weights is None:
+            g = self.conv or {}
+            self.weights, _ = conv_matrix(np.asarray(self.kernel), tuple(g["in_shape"]), tuple(g["stride"]),
+                                          tuple(g["padding"]), tuple(g["dilation"]), int(g["groups"]))
+            self.weights = self.weights.astype(np.int64)
+            self.shared = int(np.asarray(self.kernel).size)
 
     @property
     def max_delay(self) -> int:
-        return 0 if self.delays is None else int(self.delays.max(initial=0))
+        if self.delays is None:
+            return 0
+        d = self.delays.data if sp.issparse(self.delays) else np.asarray(self.delays)
+        return int(d.max(initial=0))
+
+    def effective(self) -> Any:
+        """Effective int32 weights (dense array, or CSR without explicit zeros when sparse). Lava's Conv
+        (fixed_pt) uses its kernel as given: no 8-bit clip, no truncation, weight_exp ignored."""
+        if self.kernel is not None:
+            w = sp.csr_matrix(self.weights, dtype=np.int64, copy=True)
+            w.eliminate_zeros()
+            return w
+        if sp.issparse(self.weights):
+            w = sp.csr_matrix(self.weights, copy=True)
+            w.data = effective_weights(w.data, self.sign_mode, self.num_weight_bits)
+            return w
+        return effective_weights(self.weights, self.sign_mode, self.num_weight_bits)
+
+    def nonzero(self) -> sp.csr_matrix:
+        """Boolean CSR of the synapses that exist after Lava's weight rules (what the chip stores)."""
+        w = self.effective()
+        m = sp.csr_matrix(w != 0) if not sp.issparse(w) else (w != 0).tocsr()
+        m.eliminate_zeros()
+        return m
 
     @property
     def kind(self) -> str:
+        if self.kernel is not None:
+            return "Conv"
         base = "Sparse" if self.sparse else "Dense"
         return ("Delay" + base) if self.delays is not None else base
 
@@ -165,10 +249,27 @@ class Program:
         for c in self.conns:
             conns.append({"name": c.name, "src": c.src, "dst": c.dst, "weight_exp": c.weight_exp,
                           "num_weight_bits": c.num_weight_bits, "sign_mode": c.sign_mode,
-                          "delays": c.delays is not None, "sparse": c.sparse, "kind": c.kind})
-            arrays[f"conn/{c.name}/weights"] = np.asarray(c.weights).astype(np.int32)
-            if c.delays is not None:
-                arrays[f"conn/{c.name}/delays"] = np.asarray(c.delays).astype(np.int32)
+                          "delays": c.delays is not None, "sparse": c.sparse, "kind": c.kind,
+                          "csr": sp.issparse(c.weights), "shape": list(c.weights.shape), "shared": int(c.shared),
+                          "conv": c.conv})
+            if c.kernel is not None:
+                arrays[f"conn/{c.name}/kernel"] = np.asarray(c.kernel).astype(np.int32)
+            elif sp.issparse(c.weights):
+                w = sp.csr_matrix(c.weights)
+                w.sort_indices()
+                arrays[f"conn/{c.name}/w_data"] = w.data.astype(np.int32)
+                arrays[f"conn/{c.name}/w_indices"] = w.indices.astype(np.int32)
+                arrays[f"conn/{c.name}/w_indptr"] = w.indptr.astype(np.int64)
+                if c.delays is not None:
+                    d = sp.csr_matrix(c.delays)
+                    d.sort_indices()
+                    if d.nnz != w.nnz or not np.array_equal(d.indices, w.indices):
+                        raise SpikeforgeError(f"connection '{c.name}': sparse delays must share the weights' pattern")
+                    arrays[f"conn/{c.name}/delays_data"] = d.data.astype(np.int32)
+            else:
+                arrays[f"conn/{c.name}/weights"] = np.asarray(c.weights).astype(np.int32)
+                if c.delays is not None:
+                    arrays[f"conn/{c.name}/delays"] = np.asarray(c.delays).astype(np.int32)
         spec = {"format": 1, "inputs": [{"name": k, "size": v} for k, v in self.inputs.items()],
                 "pops": pops, "conns": conns, "meta": self.meta}
         return spec, arrays
@@ -186,11 +287,24 @@ class Program:
         conns = []
         for c in spec["conns"]:
             n = c["name"]
-            conns.append(Conn(name=n, src=c["src"], dst=c["dst"], weights=np.asarray(arrays[f"conn/{n}/weights"]),
+            if c.get("conv"):
+                conns.append(Conn(name=n, src=c["src"], dst=c["dst"], weights=None, weight_exp=int(c["weight_exp"]),
+                                  num_weight_bits=int(c["num_weight_bits"]), sign_mode=str(c["sign_mode"]),
+                                  kernel=np.asarray(arrays[f"conn/{n}/kernel"]), conv=dict(c["conv"])))
+                continue
+            if c.get("csr"):
+                shape = tuple(int(x) for x in c["shape"])
+                idx, ptr = np.asarray(arrays[f"conn/{n}/w_indices"]), np.asarray(arrays[f"conn/{n}/w_indptr"])
+                w: Any = sp.csr_matrix((np.asarray(arrays[f"conn/{n}/w_data"]), idx, ptr), shape=shape)
+                d: Any = sp.csr_matrix((np.asarray(arrays[f"conn/{n}/delays_data"]), idx, ptr), shape=shape) \
+                    if c.get("delays") else None
+            else:
+                w = np.asarray(arrays[f"conn/{n}/weights"])
+                d = np.asarray(arrays[f"conn/{n}/delays"]) if c.get("delays") else None
+            conns.append(Conn(name=n, src=c["src"], dst=c["dst"], weights=w,
                               weight_exp=int(c["weight_exp"]), num_weight_bits=int(c["num_weight_bits"]),
-                              sign_mode=str(c["sign_mode"]),
-                              delays=np.asarray(arrays[f"conn/{n}/delays"]) if c.get("delays") else None,
-                              sparse=bool(c.get("sparse", False))))
+                              sign_mode=str(c["sign_mode"]), delays=d, sparse=bool(c.get("sparse", False)),
+                              shared=int(c.get("shared", 0))))
         return cls(inputs={i["name"]: int(i["size"]) for i in spec["inputs"]}, pops=pops, conns=conns,
                    meta=dict(spec.get("meta", {})))
 
@@ -203,7 +317,8 @@ class Program:
             if c.weights.shape != (self.pops[c.dst].size, n_src):
                 raise SpikeforgeError(f"connection '{c.name}' weights {c.weights.shape} do not match "
                                       f"({self.pops[c.dst].size}, {n_src})")
-            if c.delays is not None and (c.delays.min(initial=0) < 0 or c.delays.max(initial=0) > 63):
+            d = None if c.delays is None else (c.delays.data if sp.issparse(c.delays) else np.asarray(c.delays))
+            if d is not None and (d.min(initial=0) < 0 or d.max(initial=0) > 63):
                 raise SpikeforgeError(f"connection '{c.name}' delays outside 0..63")
 
 
@@ -232,31 +347,59 @@ class _ConnState:
     def __init__(self, c: Conn, batch: int, src_core: np.ndarray | None, dst_core: np.ndarray | None,
                  mesh: dict[str, int] | None, n_cores: int):
         self.c = c
-        w = effective_weights(c.weights, c.sign_mode, c.num_weight_bits)
-        self.exp = int(c.weight_exp)
+        w = c.effective()
+        is_sp = sp.issparse(w)
+        self.exp = 0 if c.kernel is not None else int(c.weight_exp)       # Lava's Conv ignores weight_exp
         n_dst, n_src = w.shape
         # Weights stored (n_src, n_dst): a spike selects a row. Small batches sum the rows of the sources
         # that spiked (event-driven, exact int); large batches use a float matmul, exact because partial
         # sums stay below 2^24 (float32) or 2^53 (float64).
-        exact32 = 256 * n_src < (1 << 24)
+        aw = abs(w)                                 # |w| <= 2^15 (Conv kernels) / 256: no int32 overflow below
+        if is_sp:
+            row_abs = int(np.asarray(aw.astype(np.int64).sum(axis=1)).max(initial=0))
+            wmax = int(aw.max()) if w.nnz else 0
+        else:
+            row_abs = int(aw.sum(axis=1, dtype=np.int64).max(initial=0))
+            wmax = int(aw.max(initial=0))
+        del aw
+        exact32 = max(wmax, 256) * n_src < (1 << 24)
         self.fdtype = np.float32 if exact32 else np.float64
         self.small_batch = batch <= 16
         if c.delays is None:
             mats = [(0, w)]
             self.buf = np.zeros((batch, n_dst), np.int64)
+        elif is_sp:
+            dd = c.delays.data
+            mats = []
+            for k in np.unique(dd[w.data != 0]):
+                m = sp.csr_matrix((np.where(dd == k, w.data, 0), w.indices, w.indptr), shape=w.shape)
+                m.eliminate_zeros()
+                mats.append((int(k), m))
+            self.buf = np.zeros((batch, n_dst, c.max_delay + 1), np.int64)
         else:
             d = np.asarray(c.delays).astype(np.int64)
             mats = [(int(k), np.where(d == k, w, 0)) for k in np.unique(d[w != 0])]
             self.buf = np.zeros((batch, n_dst, c.max_delay + 1), np.int64)
-        self.slots = [(k, np.ascontiguousarray(m.T, self.fdtype)) for k, m in mats]
-        nz = w != 0
-        self.fanout = nz.sum(axis=0, dtype=np.int32).astype(np.float64)    # synapses per source neuron
+        if is_sp:
+            w.eliminate_zeros()
+            self.slots = [(k, sp.csr_matrix(m.T.astype(self.fdtype))) for k, m in mats]
+            nz = (w != 0).tocsr()
+            self.fanout = np.asarray(nz.sum(axis=0)).ravel().astype(np.float64)
+        else:
+            self.slots = []
+            for k, m in mats:
+                wt = np.empty((n_src, n_dst), self.fdtype)
+                wt[...] = m.T                                           # one converting transpose copy
+                self.slots.append((k, wt))
+            nz = None
+            self.fanout = np.count_nonzero(w, axis=0).astype(np.float64)    # synapses per source neuron
         self.route = None
         if dst_core is not None and mesh is not None:
+            if nz is None:
+                nz = w != 0
             # per source neuron: packets (distinct other destination cores), tile hops x / y, synops per core
-            onehot = np.zeros((n_dst, n_cores))
-            onehot[np.arange(n_dst), dst_core] = 1.0
-            per_core = nz.T.astype(np.float64) @ onehot                       # (n_src, n_cores)
+            onehot = sp.csr_matrix((np.ones(n_dst), (np.arange(n_dst), np.asarray(dst_core))), shape=(n_dst, n_cores))
+            per_core = (sp.csr_matrix(nz.T, dtype=np.float64) @ onehot).toarray()  # (n_src, n_cores)
             reached = per_core > 0
             own = np.full(n_src, -1) if src_core is None else np.asarray(src_core)
             sx, sy = _tile_xy(np.maximum(own, 0), mesh)
@@ -264,16 +407,20 @@ class _ConnState:
             other = reached & (np.arange(n_cores)[None, :] != own[:, None])
             hx = (np.abs(cx[None, :] - sx[:, None]) * other).sum(axis=1)
             hy = (np.abs(cy[None, :] - sy[:, None]) * other).sum(axis=1)
-            self.route = np.stack([other.sum(axis=1), hx, hy], axis=1).astype(np.float64)  # (n_src, 3)
+            cpc = int(mesh.get("cores_per_chip", 1 << 30))
+            chip_other = reached & ((np.arange(n_cores)[None, :] // cpc) != (np.maximum(own, 0)[:, None] // cpc))
+            # (n_src, 4): packets to other cores, E-W hops, N-S hops, packets to other chips
+            self.route = np.stack([other.sum(axis=1), hx, hy, chip_other.sum(axis=1)], axis=1).astype(np.float64)
             self.per_core = per_core
         # float64 sums are exact for |sum| < 2^53 (255 * 2^7 * n_src is far below)
         self.delayed = c.delays is not None
         # largest |value| this connection can send in one step (every source spiking), after weight_exp
-        row_abs = int(np.abs(w).sum(axis=1, dtype=np.int64).max(initial=0))    # |w| <= 256: no int32 overflow
         self.sent_bound = (row_abs << max(self.exp, 0)) + len(self.slots)
         if not -64 <= self.exp <= 64:     # beyond float scaling by 2^exp: take the int64 path
             self.sent_bound = max(self.sent_bound, 1 << 60)
         self.n_src, self.n_dst = n_src, n_dst
+        # Lava's Conv sends signed_clamp(a, 24): a wrap modulo 2^24, only reachable above 2^23
+        self.wrap24 = c.kernel is not None and self.sent_bound >= (1 << 23)
 
     def deliver_layered(self, src: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.ndarray,
                         exact_float: bool) -> None:
@@ -295,13 +442,19 @@ class _ConnState:
                 continue
             m = (S - lag) * B
             if dense:
-                acc = flat[:m].astype(self.fdtype) @ wt
+                acc = np.asarray(flat[:m].astype(self.fdtype) @ wt)
             else:
                 nnz = int(np.searchsorted(rows, m))
                 indptr = np.zeros(m + 1, np.int64)
                 np.cumsum(np.bincount(rows[:nnz], minlength=m), out=indptr[1:])
+            if not dense and kernels.AVAILABLE and not sp.issparse(wt):
+                acc = kernels.event_sum(indptr, cols[:nnz], wt, m, self.n_dst)      # fused, exact (ints)
+            elif not dense:
                 mat = sp.csr_matrix((np.ones(nnz, self.fdtype), cols[:nnz], indptr), shape=(m, self.n_src))
-                acc = np.asarray(mat @ wt)
+                acc = mat @ wt
+                acc = acc.toarray() if sp.issparse(acc) else np.asarray(acc)
+            if self.wrap24:
+                acc = wrap24(np.rint(acc).astype(np.int64)).astype(acc.dtype if exact_float else np.int64)
             if exact_float:
                 if self.exp > 0:
                     acc *= float(1 << self.exp)
@@ -320,6 +473,8 @@ class _ConnState:
         n_active = int(np.count_nonzero(s))
         if n_active == 0:
             return np.zeros((s.shape[0], wt.shape[1]), np.int64)
+        if sp.issparse(wt):
+            return (sp.csr_matrix(s.astype(self.fdtype)) @ wt).toarray().astype(np.int64)
         if self.small_batch and n_active < 0.2 * s.size:
             out = np.empty((s.shape[0], wt.shape[1]), self.fdtype)
             for b in range(s.shape[0]):
@@ -331,6 +486,8 @@ class _ConnState:
         if not self.delayed:
             if self.slots:
                 self.buf = shift_exp(self._accumulate(s, self.slots[0][1]), self.exp)
+                if self.wrap24:
+                    self.buf = wrap24(self.buf)
             else:
                 self.buf = np.zeros_like(self.buf)
             return
@@ -376,7 +533,7 @@ def feedforward_order(prog: Program) -> list[str] | None:
 
 
 def run_program(prog: Program, inputs: dict[str, np.ndarray], *, probes: bool = False,
-                record_v: tuple[str, ...] = (), method: str = "auto") -> RunResult:
+                record_v: tuple[str, ...] = (), record_u: tuple[str, ...] = (), method: str = "auto") -> RunResult:
     """Run `prog` for S Loihi steps. inputs: name -> (S, B, n) of 0/1 (row s-1 is sent at step s).
 
     method: "layered" (feed-forward programs: each population over the whole run at once, synaptic input of
@@ -389,14 +546,15 @@ def run_program(prog: Program, inputs: dict[str, np.ndarray], *, probes: bool = 
     if order is None:
         if method == "layered":
             raise SpikeforgeError("program has recurrent connections; use method='stepwise'")
-        return _run_stepwise(prog, inputs, S, B, probes=probes, record_v=record_v)
+        return _run_stepwise(prog, inputs, S, B, probes=probes, record_v=record_v, record_u=record_u)
     # the layered path holds whole-run arrays per population: bound memory by splitting the batch
     widest = max((p.size for p in prog.pops.values()), default=1)
     chunk = max(1, int(LAYERED_ELEMENTS // max(1, S * widest)))
     if chunk >= B:
-        return _run_layered(prog, inputs, S, B, order, probes=probes, record_v=record_v)
+        return _run_layered(prog, inputs, S, B, order, probes=probes, record_v=record_v, record_u=record_u)
     parts = [_run_layered(prog, {k: np.asarray(v)[:, b:b + chunk] for k, v in inputs.items()}, S,
-                          min(chunk, B - b), order, probes=probes, record_v=record_v) for b in range(0, B, chunk)]
+                          min(chunk, B - b), order, probes=probes, record_v=record_v, record_u=record_u)
+             for b in range(0, B, chunk)]
     return _merge(parts)
 
 
@@ -442,9 +600,11 @@ def _v_clip_needed(pop: Pop, umax: float, umin: float, bias: np.ndarray, S: int)
     return bool(upper), bool(lower)
 
 
-def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                  np.ndarray | None]:
     """Integrate one population over all steps. act: (S, B, n) float64 or int64 holding exact integers,
-    already wrap32(a_in << 6). Returns u, v (float64 holding exact integers) and spikes, (S, B, n) each.
+    already wrap32(a_in << 6). Returns u, v (float64 holding exact integers), spikes, (S, B, n) each, and
+    the neurons' activity when the compiled kernel computed it (else None).
 
     Fast path (u provably cannot wrap): u and v live side by side in one (2, B, n) float64 slice per step,
     so each step is one multiply by (keep_u, keep_v) / 4096 (exact: a power-of-two division), one trunc,
@@ -457,7 +617,7 @@ def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, 
     amax = float(np.abs(act).max(initial=0))
     # |u_t| <= amax min(t, 1 / (1 - cu)) (cu < 1 always): below 2^23 - 1 no wrap can happen
     if amax * min(S, 1.0 / (1.0 - cu)) >= MAX_UV - 1:
-        return _lif_loop_general(act, pop, bias)
+        return (*_lif_loop_general(act, pop, bias), None)
     cv = (DECAY_UNITY - int(pop.dv)) / DECAY_UNITY
     vth = float(int(pop.vth) << VTH_SHIFT)
     biasf = np.asarray(bias, np.float64)
@@ -466,6 +626,12 @@ def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, 
     umax_b = amax * min(S, 1.0 / (1.0 - cu))
     clip_hi, clip_lo = _v_clip_needed(pop, umax_b, -umax_b, biasf, S)
     lo, hi = float(-MAX_UV + 1), float(MAX_UV - 1)
+    if kernels.AVAILABLE:
+        actc = np.ascontiguousarray(act, dtype=np.float64)
+        u_h, v_h, s_h, active = kernels.lif_fast(actc, float(cu), float(cv), vth,
+                                                 np.ascontiguousarray(biasf.reshape(-1)), start, has_bias,
+                                                 clip_hi, clip_lo, lo, hi)
+        return u_h, v_h, s_h, active
     s_h = np.empty((S, B, n), bool)
     actf = act if act.dtype == np.float64 else act.astype(np.float64)
     if cu == 0.0:
@@ -489,7 +655,7 @@ def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, 
             np.greater(v, vth, out=spk)
             np.putmask(v, spk, 0.0)
             prev = v
-        return u_h, v_h, s_h
+        return u_h, v_h, s_h, None
     h = np.empty((S, 2, B, n), np.float64)
     coef = np.array([cu, cv]).reshape(2, 1, 1)
     prev = np.zeros((2, B, n))
@@ -508,7 +674,7 @@ def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, 
         np.greater(v, vth, out=spk)
         np.putmask(v, spk, 0.0)
         prev = x
-    return h[:, 0], h[:, 1], s_h
+    return h[:, 0], h[:, 1], s_h, None
 
 
 def _lif_loop_general(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -573,7 +739,7 @@ def _lif_loop_general(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.n
 
 
 def _run_layered(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, order: list[str], *,
-                 probes: bool, record_v: tuple[str, ...]) -> RunResult:
+                 probes: bool, record_v: tuple[str, ...], record_u: tuple[str, ...] = ()) -> RunResult:
     mesh = prog.meta.get("mesh")
     cores = {n: p.core for n, p in prog.pops.items()}
     if mesh is not None and any(c is None for c in cores.values()):
@@ -581,7 +747,7 @@ def _run_layered(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, o
     n_cores = (max(int(c.max(initial=0)) for c in cores.values()) + 1) if mesh is not None and cores else 0
     spikes: dict[str, np.ndarray] = {name: np.asarray(inputs[name]) != 0 for name in prog.inputs}
     counts = {k: np.zeros(S) for k in ("synops", "neuron_updates", "active_updates", "spikes", "packets",
-                                       "hops_x", "hops_y")}
+                                       "hops_x", "hops_y", "interchip_packets")}
     core_syn = np.zeros((S, n_cores))
     core_act = np.zeros((S, n_cores))
     layer = {n: {"synops": 0.0, "spikes": 0.0, "active_updates": 0.0} for n in prog.pops}
@@ -612,10 +778,11 @@ def _run_layered(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, o
             layer[n]["synops"] += float(syn.sum())
             if cs.route is not None:
                 fs = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(S * B, src.shape[-1]))
-                r = np.asarray(fs @ cs.route).reshape(S, B, 3).sum(axis=1)
+                r = np.asarray(fs @ cs.route).reshape(S, B, 4).sum(axis=1)
                 counts["packets"] += r[:, 0]
                 counts["hops_x"] += r[:, 1]
                 counts["hops_y"] += r[:, 2]
+                counts["interchip_packets"] += r[:, 3]
                 core_syn += np.asarray(fs @ cs.per_core).reshape(S, B, -1).sum(axis=1)
         bias = pop.effective_bias.reshape(1, -1)
         if bound >= (1 << 31):
@@ -626,15 +793,16 @@ def _run_layered(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, o
             act = a_in
             a_in = None                                    # act is a_in * 64: the same zeros (active below)
             act *= float(1 << ACT_SHIFT)
-        u_h, v_h, s_h = _lif_loop(act, pop, bias)
+        u_h, v_h, s_h, active = _lif_loop(act, pop, bias)
         spikes[n] = s_h
         # a neuron is active when it received input, held state (u or v non-zero before the step), or has
         # its bias switched on
-        active = (act if a_in is None else a_in) != 0
-        if u_h.base is not None and u_h.base is v_h.base and u_h.base.shape == (S, 2, B, pop.size):
-            active[1:] |= (u_h.base[:-1] != 0).any(axis=1)            # fused path: one contiguous (S, 2, B, n)
-        else:
-            active[1:] |= (u_h[:-1] != 0) | (v_h[:-1] != 0)
+        if active is None:                                 # (the compiled kernel computes it on the fly)
+            active = (act if a_in is None else a_in) != 0
+            if u_h.base is not None and u_h.base is v_h.base and u_h.base.shape == (S, 2, B, pop.size):
+                active[1:] |= (u_h.base[:-1] != 0).any(axis=1)        # fused path: one contiguous (S, 2, B, n)
+            else:
+                active[1:] |= (u_h[:-1] != 0) | (v_h[:-1] != 0)
         if np.any(bias != 0):
             start = max(0, int(pop.bias_start) - 1)
             active[start:] |= (bias != 0)[None]
@@ -649,7 +817,7 @@ def _run_layered(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, o
             onehot = np.zeros((pop.size, n_cores))
             onehot[np.arange(pop.size), pop.core] = 1.0
             core_act += active.sum(axis=1) @ onehot
-        if probes:
+        if probes or n in record_u:
             pu[n] = u_h.astype(np.int64)
         if probes or n in record_v:
             pv[n] = v_h.astype(np.int64)
@@ -663,7 +831,7 @@ def _run_layered(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, o
 
 
 def _run_stepwise(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, *, probes: bool,
-                  record_v: tuple[str, ...]) -> RunResult:
+                  record_v: tuple[str, ...], record_u: tuple[str, ...] = ()) -> RunResult:
     mesh = prog.meta.get("mesh")
     cores = {n: p.core for n, p in prog.pops.items()}
     if mesh is not None and any(c is None for c in cores.values()):
@@ -684,10 +852,10 @@ def _run_stepwise(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, 
     keep_u = {n: DECAY_UNITY - (int(p.du) + 1) for n, p in prog.pops.items()}
     keep_v = {n: DECAY_UNITY - int(p.dv) for n, p in prog.pops.items()}
     spikes = {n: np.zeros((S, B, p.size), bool) for n, p in prog.pops.items()}
-    pu = {n: np.zeros((S, B, prog.pops[n].size), np.int64) for n in prog.pops} if probes else {}
+    pu = {n: np.zeros((S, B, prog.pops[n].size), np.int64) for n in prog.pops if probes or n in record_u}
     pv = {n: np.zeros((S, B, prog.pops[n].size), np.int64) for n in prog.pops if probes or n in record_v}
     counts = {k: np.zeros(S) for k in ("synops", "neuron_updates", "active_updates", "spikes", "packets",
-                                       "hops_x", "hops_y")}
+                                       "hops_x", "hops_y", "interchip_packets")}
     layer = {n: {"synops": 0.0, "spikes": 0.0, "active_updates": 0.0} for n in prog.pops}
     for s in range(S):
         step = s + 1
@@ -717,7 +885,7 @@ def _run_stepwise(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, 
             u[n], v[n] = uu, vv
             spikes[n][s] = spk
             cur[n] = spk
-            if probes:
+            if n in pu:
                 pu[n][s] = uu
             if n in pv:
                 pv[n][s] = vv
@@ -748,6 +916,7 @@ def _run_stepwise(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, 
                     counts["packets"][s] += r[0]
                     counts["hops_x"][s] += r[1]
                     counts["hops_y"][s] += r[2]
+                    counts["interchip_packets"][s] += r[3]
                     core_syn[s] += (sf @ cs.per_core).sum(axis=0)
     core_size = np.zeros(n_cores)
     if n_cores:
@@ -767,6 +936,40 @@ def program_of(artifact: Artifact) -> Program:
     if spec is None:
         raise SpikeforgeError("artifact has no Loihi program (was it compiled for a loihi board?)")
     return Program.from_data(spec, artifact.arrays)
+
+
+def probe_states(artifact: Artifact, prog: Program, res: RunResult, T: int) -> dict[str, np.ndarray]:
+    """Probes under the Trace contract: ``<nir node>.s`` (and ``.v``, ``.i`` in the reference's float units:
+    the fixed-point state divided by the per-neuron scale the lowering chose, an exact power-free division)
+    on the reference's time axis, shaped like the node; plus the raw Lava state ``loihi/<pop>/{s,u,v}``
+    (Loihi steps x batch x neurons, integers) that the emitted network.py also writes."""
+    states: dict[str, np.ndarray] = {}
+    layer_map = artifact.meta.get("layer_map") or {n: n for n in prog.pops}
+    shapes = artifact.meta.get("pop_shapes", {})
+    offsets = {L["node"]: int(L["offset"]) for L in artifact.meta.get("layers", [])}
+    for n in prog.pops:
+        states[f"loihi/{n}/s"] = res.spikes[n]
+        states[f"loihi/{n}/u"] = res.u[n]
+        states[f"loihi/{n}/v"] = res.v[n]
+    for node, pop in layer_map.items():
+        if pop not in prog.pops or pop not in offsets:
+            continue
+        off = offsets[pop]
+        B = res.spikes[pop].shape[1]
+        shape = tuple(shapes.get(pop) or (prog.pops[pop].size,))
+
+        def cut(a: np.ndarray, off: int = off, B: int = B, shape: tuple = shape) -> np.ndarray:
+            return np.asarray(a[off - 1: off - 1 + T]).reshape(T, B, *shape)
+
+        if artifact.meta.get("pop_spiking", {}).get(pop, True):
+            states[f"{node}.s"] = cut(res.spikes[pop]).astype(np.float32)
+        sv = artifact.arrays.get(f"probe/{pop}/v_scale")
+        if sv is not None:
+            states[f"{node}.v"] = cut(res.v[pop] / np.asarray(sv, np.float64)).astype(np.float32)
+        si = artifact.arrays.get(f"probe/{pop}/i_scale")
+        if si is not None:
+            states[f"{node}.i"] = cut(res.u[pop] / np.asarray(si, np.float64)).astype(np.float32)
+    return states
 
 
 class LoihiEmulator(Emulator):
@@ -799,7 +1002,8 @@ class LoihiEmulator(Emulator):
             pad[:T] = x != 0
             pin[pname] = pad
         v_pops = tuple(o["pop"] for o in io["outputs"].values() if o["var"] == "v")
-        res = run_program(prog, pin, probes=probes, record_v=v_pops)
+        u_pops = tuple(o["pop"] for o in io["outputs"].values() if o["var"] == "u")
+        res = run_program(prog, pin, probes=probes, record_v=v_pops, record_u=u_pops)
         outputs: dict[str, np.ndarray] = {}
         for out_name, o in io["outputs"].items():
             off = int(o["offset"])        # Loihi step (1-based) holding NIR time 0
@@ -807,19 +1011,20 @@ class LoihiEmulator(Emulator):
             if o["var"] == "s":
                 arr = res.spikes[pop][off - 1: off - 1 + T].astype(np.float32)
             else:
-                res_v = res.v[pop]
+                # v of a non-spiking neuron, or u of a readout (+ the readout's float bias, added exactly)
+                res_x = res.v[pop] if o["var"] == "v" else res.u[pop]
                 scale = np.asarray(artifact.arrays[f"out/{out_name}/scale"], dtype=np.float64)
-                arr = (res_v[off - 1: off - 1 + T] / scale).astype(np.float32)
+                val = res_x[off - 1: off - 1 + T] / scale
+                if f"out/{out_name}/offset" in artifact.arrays:
+                    val = val + np.asarray(artifact.arrays[f"out/{out_name}/offset"], dtype=np.float64)
+                arr = val.astype(np.float32)
             shape = o.get("shape")
             if shape:
                 arr = arr.reshape(T, B, *shape)
             outputs[out_name] = arr
         states: dict[str, np.ndarray] = {}
         if probes:
-            for n in prog.pops:
-                states[f"{n}.u"] = res.u[n]
-                states[f"{n}.v"] = res.v[n]
-                states[f"{n}.s"] = res.spikes[n]
+            states = probe_states(artifact, prog, res, T)
         return Trace(outputs=outputs, counts=res.counts, states=states, layer_counts=res.layer_counts,
                      meta={"batch": B, "loihi_steps": T + latency, "latency": latency, "timesteps": T,
                            "per_core": res.per_core})

@@ -15,19 +15,25 @@ from .cost import LoihiCostModel
 from .emit import emit
 from .lower import lower
 from .mapping import map_program
+from .options import OPTIONS
 
 
 class LoihiBackend(Backend):
     name = "loihi"
+    options = OPTIONS
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
         g, dt = with_dt(graph, options)
         low = lower(g, board, dt, options.extra)
-        report = map_program(low.program, board)
+        report = map_program(low.program, board, low.shapes)
         spec, arrays = low.program.to_data()
         spec["io"] = low.io
         for name, scale in low.out_scales.items():
             arrays[f"out/{name}/scale"] = np.asarray(scale, dtype=np.float64)
+        for name, off in low.out_offsets.items():
+            arrays[f"out/{name}/offset"] = np.asarray(off, dtype=np.float64)
+        for key, scale in low.probe_scales.items():
+            arrays[f"probe/{key}"] = scale
         rng = np.random.default_rng(options.seed)
         T = int(options.timesteps or 20)
         example = {n: (rng.random((T, 1, size)) < 0.2).astype(np.int8) for n, size in low.program.inputs.items()}
@@ -40,7 +46,18 @@ class LoihiBackend(Backend):
             "mapping": report,
             "warnings": low.warnings,
             "neurons": report["neurons"],
-            "latency_steps": low.io["latency"],
+            # the emulator re-aligns every Output to the reference's time axis (it pads `latency` steps and
+            # cuts each output at its layer's offset), so its Output traces lag by 0; the pipeline latency
+            # of the chip itself is `pipeline_latency_steps` (per output: `offset - 1`)
+            "latency_steps": 0,
+            "latency_steps_by_output": {o: 0 for o in low.io["outputs"]},
+            "pipeline_latency_steps": low.io["latency"],
+            "pipeline_latency_steps_by_output": {o: int(v["offset"]) - 1 for o, v in low.io["outputs"].items()},
+            "layer_map": {n: n for n in low.program.pops if n in g.nodes and n not in low.readouts.values()},
+            "readouts": low.readouts,
+            "semantic_warnings": list(low.semantic.get("semantic_warnings", [])),
+            "pop_shapes": {n: list(s) if s else None for n, s in low.shapes.items()},
+            "pop_spiking": low.spiking,
             "summary": {
                 "populations": len(low.program.pops), "connections": len(low.program.conns),
                 "neurons": report["neurons"], "synapses": report["synapses"],

@@ -69,8 +69,14 @@ class LoihiCostModel(CostModel):
         ]
         mapping = artifact.meta.get("mapping", {})
         p.resources += [
-            ProfileItem("cores", float(mapping.get("cores_used", 0)), "core", "greedy mapping (backends/loihi/mapping.py)",
+            ProfileItem("cores", float(mapping.get("cores_used", 0)), "core",
+                        "partition by every per-core limit (backends/loihi/mapping.py)",
                         [c("limits.cores"), c("limits.neurons_per_core"), c("limits.synaptic_memory_per_core")]),
+            ProfileItem("chips", float(mapping.get("chips_used", 1)), "chip", "cores // cores per chip",
+                        [c("limits.chips")]),
+            ProfileItem("interchip_packets", trace.total("interchip_packets") / B, "packet",
+                        "spike packets to cores on another chip, per inference (energy unpublished, not charged)",
+                        []),
             ProfileItem("neurons", float(mapping.get("neurons", 0)), "neuron", "sum of population sizes", []),
             ProfileItem("synapses", float(mapping.get("synapses", 0)), "synapse", "nonzero effective weights", []),
             ProfileItem("loihi_steps", float(steps), "step", "model timesteps + pipeline latency", []),

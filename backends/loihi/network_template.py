@@ -39,6 +39,7 @@ def _import_lava():
         install()
     import lava.magma.core.run_conditions as rc
     import lava.magma.core.run_configs as cfg
+    from lava.proc.conv.process import Conv
     from lava.proc.dense.process import DelayDense, Dense
     from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIF
@@ -47,7 +48,7 @@ def _import_lava():
     from lava.utils.weightutils import SignMode
     return {"RunSteps": rc.RunSteps, "Loihi2SimCfg": cfg.Loihi2SimCfg,
             "Loihi2HwCfg": getattr(cfg, "Loihi2HwCfg", None), "Dense": Dense, "DelayDense": DelayDense,
-            "Sparse": Sparse, "DelaySparse": DelaySparse, "RingBuffer": RingBuffer, "LIF": LIF,
+            "Sparse": Sparse, "DelaySparse": DelaySparse, "Conv": Conv, "RingBuffer": RingBuffer, "LIF": LIF,
             "Monitor": Monitor, "SignMode": SignMode}
 
 
@@ -56,6 +57,42 @@ def load(directory: Path = HERE) -> tuple[dict, dict[str, np.ndarray]]:
     with np.load(directory / "weights.npz", allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     return spec, arrays
+
+
+def _weights(c: dict, arrays: dict[str, np.ndarray]):
+    """(weights, delays) of a connection: CSR matrices for Sparse processes, dense arrays for Dense."""
+    from scipy.sparse import csr_matrix
+
+    n = c["name"]
+    if c.get("csr"):
+        shape = tuple(int(x) for x in c["shape"])
+        idx, ptr = arrays[f"conn/{n}/w_indices"], arrays[f"conn/{n}/w_indptr"]
+        w = csr_matrix((arrays[f"conn/{n}/w_data"].astype(np.int32), idx, ptr), shape=shape)
+        d = csr_matrix((arrays[f"conn/{n}/delays_data"].astype(np.int32), idx, ptr), shape=shape) \
+            if c.get("delays") else None
+        return (w, d) if c.get("sparse") else (w.toarray(), None if d is None else d.toarray())
+    w = arrays[f"conn/{n}/weights"].astype(np.int32)
+    d = arrays[f"conn/{n}/delays"].astype(int) if c.get("delays") else None
+    if c.get("sparse"):
+        d = None if d is None else csr_matrix(np.where(w != 0, d, 0))
+        w = csr_matrix(w)
+    return w, d
+
+
+def _connect_conv(L: dict, procs: dict, c: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Lava's Conv works on (W, H, C) with a flipped (C_out, kW, kH, C_in) kernel; the populations are flat
+    (C, H, W) vectors as in NIR: reshape + transpose the ports on both sides."""
+    g = c["conv"]
+    C, H, W = (int(x) for x in g["in_shape"])
+    k = arrays[f"conn/{c['name']}/kernel"].astype(np.int32)          # (C_out, C_in/groups, kh, kw)
+    weight = np.ascontiguousarray(k.transpose([0, 3, 2, 1])[:, ::-1, ::-1])
+    proc = L["Conv"](weight=weight, input_shape=(W, H, C), padding=tuple(g["padding"])[::-1],
+                     stride=tuple(g["stride"])[::-1], dilation=tuple(g["dilation"])[::-1], groups=int(g["groups"]),
+                     weight_exp=int(c["weight_exp"]), num_weight_bits=int(c["num_weight_bits"]))
+    procs[c["src"]].s_out.reshape((C, H, W)).transpose([2, 1, 0]).connect(proc.s_in)
+    n_out = int(np.prod(proc.a_out.shape))
+    proc.a_out.transpose([2, 1, 0]).reshape((n_out,)).connect(procs[c["dst"]].a_in)
+    procs[c["name"]] = proc
 
 
 def run_lava(spec: dict, arrays: dict[str, np.ndarray], inputs: dict[str, np.ndarray], *,
@@ -83,19 +120,16 @@ def run_lava(spec: dict, arrays: dict[str, np.ndarray], inputs: dict[str, np.nda
                                 bias_exp=arrays[f"pop/{n}/bias_exp"].astype(np.int32), name=n)
         for c in spec["conns"]:
             n = c["name"]
-            w = arrays[f"conn/{n}/weights"].astype(np.int32)
             kw = {"weight_exp": int(c["weight_exp"]), "num_weight_bits": int(c["num_weight_bits"]),
                   "sign_mode": getattr(L["SignMode"], str(c["sign_mode"]).upper())}
-            if c.get("sparse"):
-                from scipy.sparse import csr_matrix
-                w = csr_matrix(w)
+            if c.get("conv"):
+                _connect_conv(L, procs, c, arrays)
+                continue
+            w, d = _weights(c, arrays)
             if c.get("delays"):
-                d = arrays[f"conn/{n}/delays"].astype(int)
-                if c.get("sparse"):
-                    from scipy.sparse import csr_matrix
-                    d = csr_matrix(np.where(arrays[f"conn/{n}/weights"] != 0, d, 0))
+                dmax = int(d.max()) if not hasattr(d, "tocsr") else int(d.data.max(initial=0))
                 cls = L["DelaySparse"] if c.get("sparse") else L["DelayDense"]
-                proc = cls(weights=w, delays=d, max_delay=int(np.max(arrays[f"conn/{n}/delays"])), **kw)
+                proc = cls(weights=w, delays=d, max_delay=dmax, **kw)
             else:
                 proc = (L["Sparse"] if c.get("sparse") else L["Dense"])(weights=w, **kw)
             procs[c["src"]].s_out.connect(proc.s_in)
@@ -164,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(spec["io"]["inputs"]) == 1 and "input" in data and next(iter(spec["io"]["inputs"])) not in data:
         data = {next(iter(spec["io"]["inputs"])): data["input"]}
     inputs, T = _nir_inputs(spec, data)
-    res = run_lava(spec, arrays, inputs, probes=args.probe, hardware=args.hw or USE_HARDWARE)
+    analog = any(o["var"] != "s" for o in spec["io"]["outputs"].values())
+    res = run_lava(spec, arrays, inputs, probes=args.probe or analog, hardware=args.hw or USE_HARDWARE)
     result = {f"loihi/{k}": v for k, v in res.items()}
     for out_name, o in spec["io"]["outputs"].items():
         off = int(o["offset"])
@@ -172,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
             result[out_name] = res[f"{o['pop']}/s"][off - 1: off - 1 + T]
             counts = result[out_name].sum(axis=0)
             print(f"{out_name}: spike counts per sample (first 5): {counts[:5].tolist()}")
+        else:   # v of a non-spiking neuron or u of a readout, back in the model's float units
+            x = res[f"{o['pop']}/{o['var']}"][off - 1: off - 1 + T] / arrays[f"out/{out_name}/scale"]
+            if f"out/{out_name}/offset" in arrays:
+                x = x + arrays[f"out/{out_name}/offset"]
+            result[out_name] = x
+            print(f"{out_name}: mean value per sample (first 5): {x.mean(axis=(0, 2))[:5].round(4).tolist()}")
     if args.out:
         np.savez(args.out, **result)
         print(f"wrote {args.out}")

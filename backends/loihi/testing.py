@@ -67,3 +67,43 @@ def random_inputs(rng: np.random.Generator, prog: Program, steps: int, batch: in
         p = float(rng.choice([0.1, 0.4, 0.9]))
         out[name] = (rng.random((steps, batch, n)) < p).astype(np.int32)
     return out
+
+
+def random_conv_program(rng: np.random.Generator, *, layers: int = 2) -> Program:
+    """Input (C, H, W) -> Lava Conv -> LIF [-> Conv -> LIF]: random kernel size, stride, padding, dilation,
+    groups, channels, weight bits (kernel values within +-(2^bits - 1), shifted by up to 7 as a baked
+    weight_exp) and neuron parameters. Sums stay below 2^24, where Lava's float32 torch conv is exact."""
+    from spikeforge.emulators.loihi import conv_matrix
+
+    groups = int(rng.choice([1, 1, 2]))
+    C = groups * int(rng.integers(1, 3))
+    H, W = int(rng.integers(3, 9)), int(rng.integers(3, 9))
+    inputs = {"in": C * H * W}
+    pops: dict[str, Pop] = {}
+    conns: list[Conn] = []
+    src, shape = "in", (C, H, W)
+    for k in range(layers):
+        c_in = shape[0]
+        g = groups if c_in % groups == 0 else 1
+        c_out = g * int(rng.integers(1, 3))
+        kh, kw = int(rng.integers(1, min(4, shape[1]) + 1)), int(rng.integers(1, min(4, shape[2]) + 1))
+        stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        pad = (int(rng.integers(0, 2)), int(rng.integers(0, 2)))
+        dil = (1, 1) if rng.random() < 0.6 else (int(rng.integers(1, 3)), 1)
+        if (kh - 1) * dil[0] + 1 > shape[1] + 2 * pad[0]:
+            dil = (1, 1)
+        bits = int(rng.integers(1, 9))
+        kernel = rng.integers(-(2 ** bits - 1), 2 ** bits, (c_out, c_in // g, kh, kw)) << int(rng.integers(0, 8))
+        kernel = kernel * (rng.random(kernel.shape) < 0.85)
+        _, out = conv_matrix(kernel, shape, stride, pad, dil, g)
+        n = int(np.prod(out))
+        name = f"p{k}"
+        pops[name] = Pop(name=name, size=n, du=int(rng.choice([4095, rng.integers(0, 4096)])),
+                         dv=int(rng.choice([0, rng.integers(0, 4096)])), vth=int(rng.integers(1, 3000)),
+                         bias_mant=rng.integers(-200, 200, n) * (rng.random(n) < 0.3),
+                         bias_exp=rng.integers(0, 4, n), bias_start=int(rng.integers(1, 3)))
+        conns.append(Conn(name=f"conv{k}", src=src, dst=name, weights=None, kernel=kernel,
+                          conv={"in_shape": list(shape), "stride": list(stride), "padding": list(pad),
+                                "dilation": list(dil), "groups": g}))
+        src, shape = name, tuple(out)
+    return Program(inputs=inputs, pops=pops, conns=conns)
