@@ -979,6 +979,16 @@ class LoihiEmulator(Emulator):
     emulator pads the inputs with `latency` zero steps and returns outputs re-aligned to NIR time.
     """
 
+    samples_independent = True  # fixed-point arithmetic per sample, no random stream
+
+    def merge(self, parts: list[Trace]) -> Trace:
+        """Per-core counts in meta are sums over the batch (neurons too: size x batch): they add up."""
+        out = Trace.concat(parts)
+        cores = [p.meta.get("per_core") or {} for p in parts]
+        if all(cores):
+            out.meta["per_core"] = {k: np.sum([np.asarray(c[k]) for c in cores], axis=0) for k in cores[0]}
+        return out
+
     def run(self, artifact: Artifact, inputs: dict[str, np.ndarray], *, probes: bool = False) -> Trace:
         prog = program_of(artifact)
         io = artifact.meta["io"]

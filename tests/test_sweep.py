@@ -14,7 +14,7 @@ from spikeforge import models
 from spikeforge.errors import SpikeforgeError
 from spikeforge.sweep import SweepSpec, load_spec, mark_pareto, pareto_front, run_sweep
 
-TIMING = ("compile_s", "verify_s")
+TIMING = ("compile_s", "verify_s", "shards")
 
 
 def _spec(tmp: Path, boards=("cpu-reference",), budgets=(0, 100), prune=(0.0,), seeds=(0,)) -> SweepSpec:
@@ -124,3 +124,14 @@ def test_ray_gives_identical_results(tmp_path):
     on_ray = run_sweep(spec, tmp_path / "ray", workers=2, ray="auto")  # no cluster here: starts a local one
     assert on_ray.ran == 2
     assert _strip(on_ray.records) == _strip(local.records)
+
+
+def test_sharded_verification_merges_exactly(tmp_path):
+    spec = _spec(tmp_path, boards=("cpu-reference", "loihi2"), budgets=(100,))
+    spec.max_samples = 40
+    whole = run_sweep(spec, tmp_path / "whole", workers=1)
+    spec.shard_size = 16  # 40 samples -> shards of 16, 16, 8 run on two workers
+    sharded = run_sweep(spec, tmp_path / "sharded", workers=2)
+    assert [r.get("shards") for r in sharded.records] == [3, 3]
+    assert _strip(sharded.records) == _strip(whole.records)
+    assert not (tmp_path / "sharded" / ".work").exists() or not any((tmp_path / "sharded" / ".work").iterdir())

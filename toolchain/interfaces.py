@@ -192,6 +192,12 @@ class Emulator(abc.ABC):
     #: traces exactly. Stochastic emulators (device noise drawn per run) keep the default.
     samples_independent: bool = False
 
+    def merge(self, parts: list[Trace]) -> Trace:
+        """Join the traces of consecutive batch slices as one run on the whole batch would report them.
+        The default joins outputs, probes and event counts (`Trace.concat`); an emulator whose trace meta
+        carries batch-dependent figures overrides this."""
+        return Trace.concat(parts)
+
     @abc.abstractmethod
     def run(self, artifact: Artifact, inputs: dict[str, np.ndarray], *, probes: bool = False) -> Trace:
         """inputs: Input-node name -> array (T, B, *shape)."""

@@ -491,21 +491,27 @@ def _worker_init() -> None:
         mp.set_start_method = original
 
 
+class _Task:
+    """A deferred call for _Inline (hashable by identity, like a future)."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn, self.args, self.value = fn, args, None
+
+
 class _Inline:
     """One worker: tasks run in this process, one per `wait`, so each finished point is handed back (and
     stored) before the next starts; Ctrl-C loses only the point in progress."""
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return [fn, args, None]
+    def submit(self, fn: Callable[..., Any], *args: Any) -> _Task:
+        return _Task(fn, args)
 
     def wait(self, handles: set[Any]) -> set[Any]:
         h = next(iter(handles))
-        fn, args, _ = h
-        h[2] = fn(*args)
+        h.value = h.fn(*h.args)
         return {h}
 
-    def result(self, handle: Any) -> Any:
-        return handle[2]
+    def result(self, handle: _Task) -> Any:
+        return handle.value
 
     def close(self, abort: bool, pending: set[Any] = frozenset()) -> None:
         pass
@@ -608,7 +614,9 @@ def _shards(spec: SweepSpec, point: Point, n_samples: int) -> list[tuple[int, in
 
 def _drive(ex: Any, jobs: list[tuple[SweepSpec, Point, str]], work: Path, n_samples: int) -> Iterable[dict[str, Any]]:
     """Run points; a point with shards runs as compile -> shard emulations (in parallel) -> merge + verify."""
+    from .artifact import Artifact
     from .interfaces import Trace
+    from .registry import get_backend
 
     pending: dict[Any, tuple[str, Any]] = {}
     for spec, point, key in jobs:
@@ -640,8 +648,10 @@ def _drive(ex: Any, jobs: list[tuple[SweepSpec, Point, str]], work: Path, n_samp
                     got = parts[rec["key"]]
                     got[i] = value
                     if len(got) == n:
-                        sides = tuple(None if got[0][j] is None else Trace.concat([got[k][j] for k in range(n)])
-                                      for j in range(3))
+                        board_emu = get_backend(Artifact.load(path).backend).emulator()
+                        sides = (Trace.concat([got[k][0] for k in range(n)]),
+                                 None if got[0][1] is None else Trace.concat([got[k][1] for k in range(n)]),
+                                 board_emu.merge([got[k][2] for k in range(n)]))
                         rec["shards"] = n
                         yield finish_point(spec, rec, path, sides)
                         import shutil
