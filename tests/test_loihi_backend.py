@@ -276,3 +276,14 @@ def test_probes_follow_the_trace_contract_in_float_units():
     v_got = tr.states[f"{first}.v"]
     assert v_got.shape == v_ref.reshape(v_got.shape).shape and np.abs(v_ref).max() > 1
     np.testing.assert_allclose(v_got, v_ref.reshape(v_got.shape), atol=0.01 * np.abs(v_ref).max())
+
+
+def test_reset_approximation_is_recorded_with_its_measured_effect():
+    g = mlp(seed=13)
+    g.metadata = {**g.metadata, "spikeforge.reset": "subtract"}
+    art = compile_(g, timesteps=20)
+    recs = [w for w in art.meta["semantic_warnings"] if w["kind"] == "reset_changed"]
+    assert {w["node"] for w in recs} == {n for n, v in g.nodes.items() if isinstance(v, nir.LIF)}
+    assert all(0 < w["magnitude"] < 5 and "measured" in w["detail"] for w in recs)
+    plain = compile_(mlp(seed=13), timesteps=20)
+    assert not [w for w in plain.meta["semantic_warnings"] if w["kind"] == "reset_changed"]
