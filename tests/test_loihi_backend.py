@@ -253,3 +253,37 @@ def test_timing_of_delays_skips_and_recurrence_is_exact():
     a, b = _agreement(art, x)
     assert b.sum() > 20
     np.testing.assert_array_equal(a, b)
+
+
+def test_probes_follow_the_trace_contract_in_float_units():
+    """<node>.s / <node>.v under NIR names, on the reference's time axis, v in float units; latency_steps 0
+    because outputs are already re-aligned (the chip's own latency is pipeline_latency_steps)."""
+    g = mlp(seed=11)
+    art = compile_(g, timesteps=30)
+    x = spikes_in(np.random.default_rng(12), 30, 4, 20)
+    tr = LoihiBackend().emulator().run(art, {"input": x}, probes=True)
+    assert art.meta["latency_steps"] == 0 and art.meta["pipeline_latency_steps"] == 2
+    assert set(art.meta["layer_map"]) == {n for n, v in g.nodes.items() if isinstance(v, nir.LIF)}
+    for node in art.meta["layer_map"]:
+        assert tr.states[f"{node}.s"].shape == (30, 4, g.nodes[node].tau.shape[0])
+        assert tr.states[f"{node}.s"].sum() > 0
+    # thresholds out of reach: no resets on either side, so v itself must agree step by step in float units
+    first = next(n for n, v in g.nodes.items() if isinstance(v, nir.LIF))
+    g.nodes[first].v_threshold = np.full_like(np.asarray(g.nodes[first].v_threshold), 50.0)
+    art = compile_(g, timesteps=30)
+    tr = LoihiBackend().emulator().run(art, {"input": x}, probes=True)
+    v_ref = np.asarray(refsim.simulate(art.reference, {"input": x}, probes=True).states[f"{first}.v"])
+    v_got = tr.states[f"{first}.v"]
+    assert v_got.shape == v_ref.reshape(v_got.shape).shape and np.abs(v_ref).max() > 1
+    np.testing.assert_allclose(v_got, v_ref.reshape(v_got.shape), atol=0.01 * np.abs(v_ref).max())
+
+
+def test_reset_approximation_is_recorded_with_its_measured_effect():
+    g = mlp(seed=13)
+    g.metadata = {**g.metadata, "spikeforge.reset": "subtract"}
+    art = compile_(g, timesteps=20)
+    recs = [w for w in art.meta["semantic_warnings"] if w["kind"] == "reset_changed"]
+    assert {w["node"] for w in recs} == {n for n, v in g.nodes.items() if isinstance(v, nir.LIF)}
+    assert all(0 < w["magnitude"] < 5 and "measured" in w["detail"] for w in recs)
+    plain = compile_(mlp(seed=13), timesteps=20)
+    assert not [w for w in plain.meta["semantic_warnings"] if w["kind"] == "reset_changed"]

@@ -68,3 +68,17 @@ def test_tonic_source_program_equals_lava():
     for n in program_of(art).pops:
         for var, mine in (("s", emu.spikes[n]), ("u", emu.u[n]), ("v", emu.v[n])):
             np.testing.assert_array_equal(lava[f"{n}/{var}"].astype(np.int64), mine.astype(np.int64))
+
+
+def test_cuba_probes_report_i_and_v_in_float_units():
+    g = _cuba_graph(seed=5)
+    cuba = next(n for n, v in g.nodes.items() if isinstance(v, nir.CubaLIF))
+    g.nodes[cuba].v_threshold = np.full(16, 5.0)          # v stays below 3: no resets, states comparable
+    art = LoihiBackend().lower(g, get_board("loihi2"), CompileOptions(timesteps=40))
+    x = (np.random.default_rng(6).random((40, 3, 10)) < 0.2).astype(np.float32)
+    tr = LoihiBackend().emulator().run(art, {"input": x}, probes=True)
+    ref = refsim.simulate(art.reference, {"input": x}, probes=True).states
+    for var in ("v", "i"):
+        want = np.asarray(ref[f"{cuba}.{var}"]).reshape(tr.states[f"{cuba}.{var}"].shape)
+        assert np.abs(want).max() > 0.1
+        np.testing.assert_allclose(tr.states[f"{cuba}.{var}"], want, atol=0.01 * np.abs(want).max())

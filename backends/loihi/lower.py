@@ -32,6 +32,7 @@ from spikeforge.errors import UnsupportedError
 from spikeforge.refsim import SimConfig, config_for_graph
 from spikeforge.semantics import record
 
+from .effects import convention_effect
 from .options import read as opt
 from .structured import linear_map
 
@@ -497,7 +498,8 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
                 record(sem, n, "saturation", f"v is a 24-bit state: below -{headroom:g} x v_threshold it saturates "
                        f"(the float model's v can fall to -{float(np.max(settle[np.isfinite(settle)], initial=0)):.3g}"
                        f"{' or without bound (no leak)' if np.any(np.isinf(settle)) else ''}); raise "
-                       "loihi.negative_headroom to trade precision for room", float(headroom))
+                       "loihi.negative_headroom to trade precision for room; magnitude = fraction of the "
+                       "population whose worst case can reach the floor", float(np.mean(settle > room)))
             s_max = np.min(np.stack(lim), axis=0)
             vth_int = int(min(vth_max, math.floor(float(np.min(s_max * m.vth / 64)))))
             if vth_int < 1:
@@ -621,8 +623,11 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
             "bias_max_abs_error_int": round(b_err, 3), "connections": q_errs, "notes": m.notes,
         })
         warnings.extend(f"{n}: {note}" for note in m.notes)
-        for kind, note in m.sem_notes:
-            record(sem, n, kind, note, 1.0)
+        if m.sem_notes:
+            effect = convention_effect(g, dt, [n])
+            for kind, note in m.sem_notes:
+                record(sem, n, kind, f"{note}; measured on random 20 % input spikes (T=50, batch 8): output "
+                       f"spike counts change by {effect:.1%} when this node follows Lava's convention", effect)
         if dv_err > 0 or du_err > 0:
             record(sem, n, "leak_rounded", f"decay factors rounded to 12 bits (dv={dv}, du={du}): |keep error| "
                    f"v {dv_err:.3g}, u {du_err:.3g} per step", max(dv_err, du_err))
