@@ -16,7 +16,18 @@ from .artifact import Artifact, hash_file
 from .boardspec import Board
 from .errors import BoardError, SpikeforgeError
 from .interfaces import CompileOptions
+from .options import validate_options
 from .registry import backend_for
+
+#: keys the pipeline itself passes to backends in `options.extra`; they are not user `--set` keys
+INTERNAL_KEYS = ("prune_method", "calibration")
+
+
+def check_backend_options(backend: Any, options: CompileOptions) -> None:
+    """Parse the user's `--set` keys against the backend's declared options, before any work is done."""
+    user = {k: v for k, v in options.extra.items() if k not in INTERNAL_KEYS}
+    parsed = validate_options(backend.name, backend.options, user)
+    options.extra.update(parsed)
 
 
 def load(model: str | os.PathLike, **frontend_options: Any) -> nir.NIRGraph:
@@ -67,6 +78,7 @@ def compile_model(model: str | os.PathLike | nir.NIRGraph, board: str | Board,
     """Compile a model file (or an in-memory NIR graph) for a board."""
     options = options or CompileOptions()
     b, backend = backend_for(board)
+    check_backend_options(backend, options)
     if isinstance(model, nir.NIRGraph):
         graph, digest = G.validate(model), ""
     else:

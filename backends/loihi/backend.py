@@ -15,9 +15,11 @@ from .cost import LoihiCostModel
 from .emit import emit
 from .lower import lower
 from .mapping import map_program
+from .options import OPTIONS
 
 
 class LoihiBackend(Backend):
+    options = OPTIONS
     name = "loihi"
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:

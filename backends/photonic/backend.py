@@ -19,12 +19,14 @@ from .cost import PhotonicCostModel
 from .dfa import MLPTrainer, fit, single_thread
 from .emit import emit_files
 from .lower import build_program, make_feedback, make_trainer
+from .options import OPTIONS
 
 #: time step recorded for graphs without one (an ANN MLP has no dynamics; spiking graphs carry theirs)
 DEFAULT_DT = 1e-3
 
 
 class PhotonicBackend(Backend):
+    options = OPTIONS
     name = "photonic"
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:

@@ -32,6 +32,7 @@ from spikeforge.interfaces import Backend, CompileOptions, CostModel, Emulator
 
 from . import device as D
 from . import readout as R
+from .options import OPTIONS
 from .reservoir import spectral_radius
 
 MODES = ("programmed", "zero_shot")
@@ -264,6 +265,7 @@ def _replace_weight(g: nir.NIRGraph, name: str, w: np.ndarray, b: np.ndarray | N
 class RRAMBackend(Backend):
     """Liquid state machine on RRAM in-memory-computing macros (zero-shot or programmed weights)."""
 
+    options = OPTIONS
     name = "rram"
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:

@@ -16,10 +16,12 @@ from .cost import SFQCostModel
 from .emit import compile_figures, josim_deck, report_text
 from .lower import lower_graph
 from .netlist import Netlist
+from .options import OPTIONS
 from .sta import analyse
 
 
 class SFQBackend(Backend):
+    options = OPTIONS
     name = "sfq"
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:

@@ -19,10 +19,12 @@ from .cost import SpiNNakerCostModel
 from .emit import emit_files
 from .lower import lower_graph
 from .mapping import map_program
+from .options import OPTIONS
 from .program import Program
 
 
 class SpiNNakerBackend(Backend):
+    options = OPTIONS
     name = "spinnaker"
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
