@@ -16,6 +16,7 @@ import nir
 
 from spikeforge import graph as G
 from spikeforge.errors import SpikeforgeError, UnsupportedError
+from spikeforge.names import sanitise
 
 #: suffix -> loader(path, **options) -> NIRGraph. Frontend modules add themselves here.
 LOADERS: dict[str, Callable[..., nir.NIRGraph]] = {}
@@ -31,8 +32,9 @@ def register(*suffixes: str):
 
 
 @register(".nir", ".h5", ".hdf5")
-def load_nir(path: str | os.PathLike, **_: Any) -> nir.NIRGraph:
-    return G.read(path)
+def load_nir(path: str | os.PathLike, *, lenient: bool | None = None, **_: Any) -> nir.NIRGraph:
+    """An NIR file; `lenient` repairs declared shapes that disagree with their producer (`graph.repair_types`)."""
+    return G.read(path, lenient=bool(lenient))
 
 
 def _import_optional_frontends() -> None:
@@ -61,4 +63,5 @@ def load_model(path: str | os.PathLike, **options: Any) -> nir.NIRGraph:
             f"unknown model type '{suffix or p.name}'; supported: {', '.join(sorted(LOADERS))}", file=str(p)
         )
     graph = loader(p, **options)
-    return G.validate(graph, file=str(p))
+    safe, _ = sanitise(G.validate(graph, file=str(p)))  # every frontend's names, one rule (spikeforge.names)
+    return safe

@@ -64,6 +64,37 @@ def _emit_json(obj: Any) -> None:
     click.echo(dumps(obj), nl=False)
 
 
+def _input_shape(text: str | None) -> tuple[int, ...] | None:
+    """--input-shape '1,28,28' (per sample, no batch or time axis) -> (1, 28, 28)."""
+    if text is None:
+        return None
+    parts = [p for p in text.strip().strip("()[]").replace("x", ",").split(",") if p.strip()]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if not shape or any(d <= 0 for d in shape) or len(shape) > 8:
+        raise SpikeforgeError(f"--input-shape {text!r}: expected positive sizes such as 64 or 1,28,28 (per sample, "
+                              "without the batch axis)", field="input_shape")
+    return shape
+
+
+def _print_warnings(lines: list[str]) -> None:
+    for w in lines:
+        err.print(f"[yellow]warning:[/] {escape(str(w))}")
+
+
+def _calibration(path: Path | None):
+    """The --calibration file in the one format (spikeforge.calibration), checked before any work."""
+    if path is None:
+        return None
+    from .calibration import read_calibration
+
+    if not path.exists():
+        raise SpikeforgeError("calibration file not found", file=str(path))
+    return read_calibration(path)
+
+
 def _options(**kw: Any):
     from .interfaces import CompileOptions
 
@@ -90,13 +121,18 @@ def main() -> None:
 @click.option("--delay-policy", type=click.Choice(["auto", "relay", "chain", "native"]), default="auto")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None, help=".npz of calibration inputs.")
 @click.option("--trust", is_flag=True, help="Allow loading PyTorch files that can run code when loaded: full pickled modules, TorchScript (.ts/.jit) and torch.export (.pt2) archives.")
-@click.option("--model-class", default=None, help="module:Class for a PyTorch state_dict.")
+@click.option("--model-class", default=None,
+              help="For a PyTorch state_dict: module:Class (importable, or a module in the current directory) or "
+                   "path/to/file.py:Class.")
+@click.option("--input-shape", default=None, help="Per-sample input shape, e.g. 64 or 1,28,28 (state_dicts).")
+@click.option("--lenient", is_flag=True, help="Load NIR files whose declared shapes disagree with their producer "
+                                               "(unambiguous repairs, one warning each).")
 @click.option("--seed", type=int, default=0)
 @click.option("--set", "extra", multiple=True, metavar="KEY=VALUE", help="Backend option, repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @handle_errors
 def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps, dt, delay_policy, calibration,
-                trust, model_class, seed, extra, as_json):
+                trust, model_class, input_shape, lenient, seed, extra, as_json):
     """Compile MODEL (.nir, .onnx, .pt2/.pt/state_dict, Brian2 .py) for a board into an artifact directory.
 
     A Brian2 .py model is executed to build its network: only pass files you trust.
@@ -116,18 +152,13 @@ def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps
         raise SpikeforgeError(f"--prune must be in [0, 1), got {prune}")
     if bit_budget is not None and bit_budget <= 0:
         raise SpikeforgeError(f"--bit-budget must be > 0, got {bit_budget}")
-    calib = None
-    if calibration is not None:
-        from .npzio import load_npz
-
-        if not calibration.exists():
-            raise SpikeforgeError("calibration file not found", file=str(calibration))
-        calib = load_npz(calibration)
+    calib = _calibration(calibration)
     opts = _options(dt=dt, timesteps=timesteps, bit_budget=bit_budget, prune=prune, delay_policy=delay_policy,
                     seed=seed, extra=extras)
     with err.status(f"compiling {model} for {board} ..."):
         artifact = compile_model(model, board, opts, calibration=calib, trust=trust or None,
-                                 model_class=model_class)
+                                 model_class=model_class, input_shape=_input_shape(input_shape),
+                                 lenient=lenient or None)
         path = artifact.save(output)
     summary = {"artifact": str(path), "board": artifact.board, "backend": artifact.backend,
                "dt": artifact.meta.get("dt"), "files": sorted(artifact.files)}
@@ -154,16 +185,19 @@ def _load_artifact(path: Path):
 @click.option("--input", "-i", "input_path", required=True, type=click.Path(path_type=Path))
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help=".npz to write the trace to.")
 @click.option("--probes", is_flag=True, help="Also record state variables.")
+@click.option("--batch-first", is_flag=True, help="Input arrays are (batch, time, ...), not (time, batch, ...).")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def emulate(artifact, input_path, output, probes, as_json):
+def emulate(artifact, input_path, output, probes, batch_first, as_json):
     """Run the compiled program on an input .npz; write outputs and event counts to an .npz."""
     from .inputs import load_inputs
     from .npzio import save_npz
     from .registry import get_backend
 
     art = _load_artifact(artifact)
-    inputs, _ = load_inputs(input_path, art.reference)
+    notes: list[str] = []
+    inputs, _ = load_inputs(input_path, art.reference, batch_first=batch_first, notes=notes)
+    _print_warnings(notes)
     be = get_backend(art.backend)
     with err.status("emulating ..."):
         trace = be.emulator().run(art, inputs, probes=probes)
@@ -191,9 +225,10 @@ def emulate(artifact, input_path, output, probes, as_json):
               help="Smallest accepted fraction of samples whose prediction equals the float model's.")
 @click.option("--allow-silent", is_flag=True, help="Accept outputs that never spike.")
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write a JUnit XML report.")
+@click.option("--batch-first", is_flag=True, help="Input arrays are (batch, time, ...), not (time, batch, ...).")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, as_json):
+def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, batch_first, as_json):
     """Compare the board's emulated behaviour with the float reference. Exit 1 if it disagrees."""
     from .inputs import load_inputs
     from .verify import junit_xml
@@ -202,7 +237,9 @@ def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, 
     art = _load_artifact(artifact)
     if input_path is None:
         raise SpikeforgeError("no --input given", hint="spikeforge verify DIR --input X.npz")
-    inputs, labels = load_inputs(input_path, art.reference)
+    notes: list[str] = []
+    inputs, labels = load_inputs(input_path, art.reference, batch_first=batch_first, notes=notes)
+    _print_warnings(notes)
     with err.status("verifying ..."):
         res = run_verify(art, inputs, labels, max_accuracy_drop=tolerance, min_agreement=min_agreement,
                          allow_silent=allow_silent)
@@ -227,13 +264,15 @@ def _atomic_text(path: Path, text: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ profile
-def profile_artifact(art, input_path: Path | None):
+def profile_artifact(art, input_path: Path | None, batch_first: bool = False):
     from .inputs import load_inputs, synthetic_inputs
     from .registry import get_backend
 
     be = get_backend(art.backend)
     if input_path is not None:
-        inputs, _ = load_inputs(input_path, art.reference)
+        notes: list[str] = []
+        inputs, _ = load_inputs(input_path, art.reference, batch_first=batch_first, notes=notes)
+        _print_warnings(notes)
         note = f"activity from {input_path}"
     else:
         steps = int(art.options.timesteps or art.reference.metadata.get("spikeforge.timesteps", 25))
@@ -258,13 +297,14 @@ def _fmt(value: float, unit: str) -> str:
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option("--input", "-i", "input_path", type=click.Path(path_type=Path), default=None)
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="Write an energy breakdown PNG.")
+@click.option("--batch-first", is_flag=True, help="Input arrays are (batch, time, ...), not (time, batch, ...).")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def profile(artifact, input_path, plot, as_json):
+def profile(artifact, input_path, plot, batch_first, as_json):
     """Energy and latency of the compiled program, each figure with its source."""
     art = _load_artifact(artifact)
     with err.status("profiling ..."):
-        prof, trace = profile_artifact(art, input_path)
+        prof, trace = profile_artifact(art, input_path, batch_first)
     per_sample = {"batch": trace.batch}
     if plot is not None:
         _plot_profile(prof, plot)
@@ -358,9 +398,10 @@ def boards_show(name, as_json):
 # ------------------------------------------------------------------------------------------------ inspect / convert
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path))
+@click.option("--lenient", is_flag=True, help="Repair declared NIR shapes that disagree with their producer.")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def inspect(model, as_json):
+def inspect(model, lenient, as_json):
     """Show a model's (or an artifact's) nodes, shapes, parameter ranges and recorded conventions."""
     from .inspect import describe_artifact, describe_graph
 
@@ -368,9 +409,12 @@ def inspect(model, as_json):
         info = describe_artifact(_load_artifact(model))
         graph_info = info["graph"]
     else:
+        from .graph import pop_warnings
         from .pipeline import load
 
-        graph_info = describe_graph(load(model))
+        g = load(model, lenient=lenient or None)
+        _print_warnings(pop_warnings(g))
+        graph_info = describe_graph(g)
         info = {"graph": graph_info}
     if as_json:
         _emit_json(info)
@@ -379,7 +423,8 @@ def inspect(model, as_json):
     for n in graph_info["nodes"]:
         params = "\n".join(f"{k}: {v}" for k, v in n["params"].items())
         conv = "\n".join(f"{k}={v}" for k, v in n["conventions"].items())
-        t.add_row(n["name"], n["type"], str(n["input"]), str(n["output"]), escape(params), escape(conv))
+        shown = n["name"] if n["original_name"] == n["name"] else f"{n['name']}\n(was {n['original_name']!r})"
+        t.add_row(escape(shown), n["type"], str(n["input"]), str(n["output"]), escape(params), escape(conv))
     out.print(t)
     out.print(escape(f"edges: {graph_info['edges']}"))
     if graph_info["recurrent"]:
@@ -397,23 +442,23 @@ def inspect(model, as_json):
 @click.option("--timesteps", "-T", type=click.IntRange(min=1), default=None)
 @click.option("--calibration", type=click.Path(path_type=Path), default=None)
 @click.option("--trust", is_flag=True)
-@click.option("--model-class", default=None)
+@click.option("--model-class", default=None, help="module:Class or path/to/file.py:Class (state_dicts).")
+@click.option("--input-shape", default=None, help="Per-sample input shape, e.g. 64 or 1,28,28 (state_dicts).")
+@click.option("--lenient", is_flag=True, help="Repair declared NIR shapes that disagree with their producer.")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def convert(model, output, dt, timesteps, calibration, trust, model_class, as_json):
+def convert(model, output, dt, timesteps, calibration, trust, model_class, input_shape, lenient, as_json):
     """Convert a model file into an NIR file (with spikeforge's conventions in its metadata)."""
     from . import graph as G
     from .pipeline import load
 
-    calib = None
-    if calibration is not None:
-        from .npzio import load_npz
-
-        calib = load_npz(calibration)
-    g = load(model, dt=dt, timesteps=timesteps, calibration=calib, trust=trust or None, model_class=model_class)
+    calib = _calibration(calibration)
+    g = load(model, dt=dt, timesteps=timesteps, calibration=calib, trust=trust or None, model_class=model_class,
+             input_shape=_input_shape(input_shape), lenient=lenient or None)
+    _print_warnings(G.pop_warnings(g))
     if dt is not None:
         g.metadata = {**(g.metadata or {}), G.DT_KEY: float(dt)}
-    G.write(g, output)
+    G.write(g, output)  # reads the file back before reporting success
     if as_json:
         _emit_json({"output": str(output), "nodes": len(g.nodes), "edges": len(g.edges)})
     else:

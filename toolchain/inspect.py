@@ -10,6 +10,7 @@ import numpy as np
 
 from . import graph as G
 from .artifact import Artifact
+from .names import original_name
 
 
 def _summary(arr: np.ndarray) -> str:
@@ -40,6 +41,7 @@ def describe_graph(graph: nir.NIRGraph) -> dict[str, Any]:
         meta = dict(getattr(node, "metadata", {}) or {})
         nodes.append({
             "name": name,
+            "original_name": original_name(node, name),
             "type": type(node).__name__,
             "input": G.node_shape(node, "input"),
             "output": G.node_shape(node, "output"),

@@ -14,8 +14,10 @@ import nir
 from . import graph as G
 from .artifact import Artifact, hash_file
 from .boardspec import Board
+from .calibration import for_passes, read_calibration
 from .errors import BoardError, SpikeforgeError
 from .interfaces import CompileOptions
+from .names import sanitise
 from .options import validate_options
 from .registry import backend_for
 
@@ -80,14 +82,20 @@ def compile_model(model: str | os.PathLike | nir.NIRGraph, board: str | Board,
     b, backend = backend_for(board)
     check_backend_options(backend, options)
     if isinstance(model, nir.NIRGraph):
-        graph, digest = G.validate(model), ""
+        graph, digest = sanitise(G.validate(model))[0], ""
     else:
+        if calibration is not None:
+            calibration = read_calibration(calibration)
         graph = load(model, dt=options.dt, timesteps=options.timesteps, calibration=calibration, **frontend_options)
         digest = hash_file(model) if Path(model).is_file() else ""
+    load_warnings = G.pop_warnings(graph)
     from spikeforge.backends.reference.backend import with_dt
 
     reference, dt = with_dt(graph, options)
     options.dt = dt
+    if calibration is not None:  # one format in, spike trains by input name out (spikeforge.calibration)
+        steps = options.timesteps or (reference.metadata or {}).get("spikeforge.timesteps") or 25
+        calibration = for_passes(read_calibration(calibration), reference, int(steps))
     transformed, reports = apply_passes(reference, b, options, calibration)
     if calibration is not None:  # backends may size ranges from data; never written into the manifest
         options.extra["calibration"] = calibration
@@ -103,6 +111,8 @@ def compile_model(model: str | os.PathLike | nir.NIRGraph, board: str | Board,
             artifact.program = transformed
         artifact.reference = reference
     artifact.meta.setdefault("dt", dt)
+    if load_warnings:
+        artifact.meta["warnings"] = load_warnings + list(artifact.meta.get("warnings") or [])
     if reports:
         artifact.meta["passes"] = reports
     artifact.input_hash = digest
