@@ -37,17 +37,24 @@ def load_nir(path: str | os.PathLike, *, lenient: bool | None = None, **_: Any) 
     return G.read(path, lenient=bool(lenient))
 
 
-def _import_optional_frontends() -> None:
-    """Import frontend modules that register more suffixes; a missing optional dependency is not fatal here."""
+#: which frontend module registers a suffix (imported on demand: torch alone takes seconds to import)
+MODULE_OF = {".onnx": "onnx", ".pt": "torch", ".pth": "torch", ".pt2": "torch", ".ts": "torch", ".jit": "torch",
+             ".py": "brian2"}
+
+
+def _import_optional_frontends(suffix: str | None = None) -> None:
+    """Import the frontend for `suffix` (all of them when unknown), so they register their suffixes.
+
+    A missing optional dependency is not fatal here; load_model reports the unknown suffix when asked.
+    """
     import importlib
 
-    for mod in ("onnx", "torch", "brian2"):
+    mods = [MODULE_OF[suffix]] if suffix in MODULE_OF else sorted(set(MODULE_OF.values()))
+    for mod in mods:
         try:
             importlib.import_module(f"spikeforge.frontends.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("spikeforge.frontends"):
-                continue  # frontend module not written yet
-            continue  # its third-party dependency is not installed; load_model reports it when asked
+        except ModuleNotFoundError:
+            continue  # its third-party dependency is not installed
 
 
 def load_model(path: str | os.PathLike, **options: Any) -> nir.NIRGraph:
@@ -55,8 +62,8 @@ def load_model(path: str | os.PathLike, **options: Any) -> nir.NIRGraph:
     p = Path(path)
     if not p.exists():
         raise SpikeforgeError("file not found", file=str(p))
-    _import_optional_frontends()
     suffix = "".join(p.suffixes[-1:]).lower()
+    _import_optional_frontends(suffix)
     loader = LOADERS.get(suffix)
     if loader is None:
         raise UnsupportedError(
