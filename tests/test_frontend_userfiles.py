@@ -124,3 +124,16 @@ def test_batch_first_inputs_warned_and_supported():
     assert inputs["input"].shape == (20, 360, 4) and len(notes) == 1
     check_inputs({"input": np.zeros((20, 360, 4))}, graph, notes=notes)   # time-major: no warning
     assert len(notes) == 1
+
+
+def test_dt_longer_than_tau_is_warned_on_every_board():
+    from spikeforge.guards import dt_warnings
+    from spikeforge.interfaces import CompileOptions
+    from spikeforge.models import path as model_path
+    from spikeforge.pipeline import compile_model
+
+    art = compile_model(model_path("digits_snn.nir"), "cpu-reference", CompileOptions(dt=1e-3))
+    assert sum("forgets the state every step" in w for w in art.meta["warnings"]) == 2   # lif1, lif2: tau = 1e-3
+    assert not compile_model(model_path("digits_snn.nir"), "cpu-reference").meta.get("warnings")
+    g = G.read(model_path("digits_snn.nir"))
+    assert all("unstable" in w for w in dt_warnings(g, 3e-3)) and len(dt_warnings(g, 3e-3)) == 2

@@ -16,6 +16,7 @@ from .artifact import Artifact, hash_file
 from .boardspec import Board
 from .calibration import for_passes, read_calibration
 from .errors import BoardError, SpikeforgeError
+from .guards import dt_warnings
 from .interfaces import CompileOptions
 from .names import sanitise
 from .options import validate_options
@@ -93,6 +94,7 @@ def compile_model(model: str | os.PathLike | nir.NIRGraph, board: str | Board,
 
     reference, dt = with_dt(graph, options)
     options.dt = dt
+    load_warnings += dt_warnings(reference, dt)
     if calibration is not None:  # one format in, spike trains by input name out (spikeforge.calibration)
         steps = options.timesteps or (reference.metadata or {}).get("spikeforge.timesteps") or 25
         calibration = for_passes(read_calibration(calibration), reference, int(steps))
