@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.spikeforge-installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench conformance lint clean
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ bench: install
 	$(PY) -m pytest -m slow -q -p no:cacheprovider || test $$? -eq 5
 	bash benchmarks/aihwkit_setup.sh || echo "aihwkit build failed: bench_rram.py compares with numpy/torch only"
 	$(PY) benchmarks/run_all.py
+
+# Models made with the real tools (snnTorch, Norse, torch.onnx.export, state_dicts, Brian2, NIR files from other
+# tools) x every board -> docs/conformance.md. Not in CI (tens of minutes); tests/test_conformance.py runs a subset.
+conformance: install
+	$(PY) benchmarks/conformance.py --doc docs/conformance.md
 
 lint: install
 	$(PY) -m ruff check .

@@ -34,7 +34,24 @@ def register(*suffixes: str):
 @register(".nir", ".h5", ".hdf5")
 def load_nir(path: str | os.PathLike, *, lenient: bool | None = None, **_: Any) -> nir.NIRGraph:
     """An NIR file; `lenient` repairs declared shapes that disagree with their producer (`graph.repair_types`)."""
-    return G.read(path, lenient=bool(lenient))
+    graph = G.read(path, lenient=bool(lenient))
+    unknown = _reset_unrecorded(graph)
+    if unknown:
+        G.add_warning(graph, f"{Path(path).name}: NIR records no reset mode for node(s) {', '.join(repr(u) for u in unknown[:4])}"
+                             f"{' ...' if len(unknown) > 4 else ''}; spikeforge resets to zero (NIR's definition). "
+                             "snnTorch's default reset_mechanism='subtract' and Sinabs's IAF subtract instead, so "
+                             "a model exported by their NIR exporters spikes differently here; convert the framework "
+                             "model itself (spikeforge convert model.pt --model-class ...) to keep its reset")
+    return graph
+
+
+def _reset_unrecorded(graph: nir.NIRGraph) -> list[str]:
+    """Spiking nodes whose reset mode neither the node nor the graph metadata records (foreign NIR files)."""
+    if "spikeforge.reset" in (graph.metadata or {}):
+        return []
+    spiking = (nir.LIF, nir.CubaLIF, nir.IF)
+    return [k for k, n in G.flatten(graph).nodes.items()
+            if isinstance(n, spiking) and "spikeforge.reset" not in (getattr(n, "metadata", None) or {})]
 
 
 #: which frontend module registers a suffix (imported on demand: torch alone takes seconds to import)
