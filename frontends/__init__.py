@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import nir
+import numpy as np
 
 from spikeforge import graph as G
 from spikeforge.errors import SpikeforgeError, UnsupportedError
@@ -39,21 +40,33 @@ def load_nir(path: str | os.PathLike, *, lenient: bool | None = None, **_: Any) 
     if unknown:
         G.add_warning(graph, f"{Path(path).name}: NIR records no reset mode for node(s) {', '.join(repr(u) for u in unknown[:4])}"
                              f"{' ...' if len(unknown) > 4 else ''}; spikeforge resets to zero (NIR's definition). "
-                             "snnTorch's default reset_mechanism='subtract' and Sinabs's IAF subtract instead, so "
-                             "a model exported by their NIR exporters spikes differently here; convert the framework "
-                             "model itself (spikeforge convert model.pt --model-class ...) to keep its reset")
+                             "these are IF nodes or snnTorch-exported LIF nodes (r = tau/1e-4), "
+                             "which subtract by default in Sinabs and snnTorch, and their NIR exporters drop that: "
+                             "if the model reset by subtraction its spikes differ here; convert the framework model itself (a state_dict with --model-class) "
+                             "to keep its reset")
     return graph
 
 
 def _reset_unrecorded(graph: nir.NIRGraph) -> list[str]:
-    """Spiking nodes whose reset mode neither the node nor the graph metadata records (foreign NIR files)."""
+    """Spiking nodes whose reset is likely a subtraction that NIR cannot record, in a foreign NIR file.
+
+    NIR's LIF/IF reset to v_reset. snnTorch's exporter (recognisable by r = tau / 1e-4, its hard-coded dt)
+    drops its default subtract reset, and Sinabs/snnTorch IF neurons subtract by default; Norse's LIF
+    (r = 1) resets to zero, as NIR says. Nodes that record `spikeforge.reset` are ours and exact.
+    """
     if "spikeforge.reset" in (graph.metadata or {}):
         return []
-    spiking = (nir.LIF, nir.CubaLIF, nir.IF)
-    return [k for k, n in G.flatten(graph).nodes.items()
-            if isinstance(n, spiking) and "spikeforge.reset" not in (getattr(n, "metadata", None) or {})]
-
-
+    out = []
+    for k, n in G.flatten(graph).nodes.items():
+        if "spikeforge.reset" in (getattr(n, "metadata", None) or {}):
+            continue
+        if isinstance(n, nir.IF):
+            out.append(k)
+        elif isinstance(n, (nir.LIF, nir.CubaLIF)):
+            tau = np.asarray(n.tau if isinstance(n, nir.LIF) else n.tau_mem, np.float64)
+            if np.allclose(np.asarray(n.r, np.float64), tau / 1e-4, rtol=1e-4):
+                out.append(k)
+    return out
 #: which frontend module registers a suffix (imported on demand: torch alone takes seconds to import)
 MODULE_OF = {".onnx": "onnx", ".pt": "torch", ".pth": "torch", ".pt2": "torch", ".ts": "torch", ".jit": "torch",
              ".py": "brian2"}

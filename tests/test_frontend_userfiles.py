@@ -137,3 +137,14 @@ def test_dt_longer_than_tau_is_warned_on_every_board():
     assert not compile_model(model_path("digits_snn.nir"), "cpu-reference").meta.get("warnings")
     g = G.read(model_path("digits_snn.nir"))
     assert all("unstable" in w for w in dt_warnings(g, 3e-3)) and len(dt_warnings(g, 3e-3)) == 2
+
+
+def test_foreign_nir_reset_loss_is_warned_only_where_it_applies():
+    from pathlib import Path
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "models"
+    if not shared.is_dir():
+        pytest.skip("shared/models not present")
+    sinabs = G.pop_warnings(load_model(shared / "cnn_sinabs.nir"))        # Sinabs IAF: subtract by default
+    assert len(sinabs) == 1 and "no reset mode" in sinabs[0] and "'1'" in sinabs[0]
+    assert G.pop_warnings(load_model(shared / "lif_norse.nir")) == []     # Norse LIF resets to zero, as NIR
