@@ -109,6 +109,10 @@ def collect_script(p: Path) -> tuple[Any, dict[str, Any]]:
 
     rec = _Recorder()
     saved = (brian2.run, brian2.core.magic.run, brian2.Network.run)
+    target = brian2.prefs.codegen.target
+    # nothing is simulated, so only set-up code runs (connect(), variable assignment): numpy needs no C compiler,
+    # where brian2's default may compile Cython for a minute on first use (a script's own choice still wins)
+    brian2.prefs.codegen.target = "numpy"
     brian2.run = brian2.core.magic.run = rec.run
     brian2.Network.run = lambda net, *a, **k: rec.network_run(net, *a, **k)
     failure: str | None = None
@@ -127,6 +131,7 @@ def collect_script(p: Path) -> tuple[Any, dict[str, Any]]:
                 ns = rec.namespace
     finally:
         brian2.run, brian2.core.magic.run, brian2.Network.run = saved
+        brian2.prefs.codegen.target = target
     named: dict[int, tuple[Any, list[str]]] = {}
     for key, v in ns.items():
         if isinstance(v, brian2.Network) and not isinstance(v, MagicNetwork):
