@@ -46,7 +46,6 @@ BOARDS = ("cpu-reference", "loihi1", "loihi2", "spinn3", "spinn5", "lighton-opu"
 BOARD_SETTINGS: dict[str, dict[str, Any]] = {
     "sfq-rsfq": {"sfq.capacity": 64, "sfq.max_weight": 7},     # docs/sfq.md: the default capacity-8 loops overflow
     "sfq-ersfq": {"sfq.capacity": 64, "sfq.max_weight": 7},
-    "lighton-opu": {"max_samples": 400, "epochs": 5, "verify_epochs": 3},  # bounded training time per cell
 }
 SAMPLES = 48   # verification samples per cell (digits test images)
 STEPS = 25
@@ -374,7 +373,8 @@ def _short(cell: dict[str, Any]) -> str:
     return f"{st} [{cell['ref']}]"
 
 
-def render(models: dict[str, Model], cells: list[dict[str, Any]], boards: list[str], seconds: float) -> str:
+def render(models: dict[str, Model], cells: list[dict[str, Any]], boards: list[str], seconds: float,
+           note: str = "") -> str:
     notes: list[str] = []
     for c in cells:
         if c["status"] in ("refused", "error", "timeout"):
@@ -392,7 +392,8 @@ def render(models: dict[str, Model], cells: list[dict[str, Any]], boards: list[s
         "event frames for cnn_sinabs). `agree` is the fraction of samples whose prediction equals the float "
         "model's; `drop` the accuracy lost against it where labels exist.",
         "",
-        f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {seconds:.0f} s in all.",
+        f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {seconds:.0f} s{note}. Cell times are in "
+        "the JSON written beside the benchmark results (`conformance.json`).",
         "",
         "| model | " + " | ".join(boards) + " |",
         "|---|" + "---|" * len(boards),
@@ -428,6 +429,9 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "conformance.md")
     ap.add_argument("--cell", nargs=2, metavar=("MODEL", "BOARD"))
+    ap.add_argument("--previous", type=Path, default=None,
+                    help="conformance.json of an earlier run: its cells are kept, the cells run now replace them")
+    ap.add_argument("--only", default=None, help="comma-separated MODEL/BOARD cells to run (with --previous)")
     args = ap.parse_args()
     if args.cell:  # child process: one cell, one JSON line on stdout
         import warnings
@@ -448,13 +452,22 @@ def main() -> int:
     models = build_models(work, [m for m in args.models.split(",") if m])
     boards = [b for b in args.boards.split(",") if b]
     jobs = [(m, b) for m in models for b in boards]
+    if args.only is not None:
+        jobs = [tuple(c.split("/", 1)) for c in args.only.split(",") if c]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         cells = list(pool.map(lambda mb: _cell_subprocess(work, mb[0], mb[1], args.cell_timeout), jobs))
+    if args.previous is not None:
+        fresh = {(c["model"], c["board"]): c for c in cells}
+        old = json.loads(args.previous.read_text())
+        cells = [fresh.pop((c["model"], c["board"]), c) for c in old] + list(fresh.values())
     for c in cells:
+        if (c["model"], c["board"]) not in set(jobs):
+            continue
         print(f"{c['model']:<24} {c['board']:<20} {c['status']:<8} {c.get('seconds', 0):6.1f} s  "
               f"{textwrap.shorten(str(c.get('reason') or c.get('failed') or ''), 90)}", flush=True)
     seconds = time.perf_counter() - t0
-    args.doc.write_text(render(models, cells, boards, seconds))
+    note = f" for the {len(jobs)} cells rerun (the others kept from {args.previous.name})" if args.previous else ""
+    args.doc.write_text(render(models, cells, boards, seconds, note))
     from _common import out_dir
 
     (out_dir() / "conformance.json").write_text(json.dumps(cells, indent=1, default=float))
