@@ -361,7 +361,8 @@ def _short(cell: dict[str, Any]) -> str:
     st = cell["status"]
     m = cell.get("metrics") or {}
     agree = m.get("prediction_agreement")
-    drop = m.get("accuracy_drop")
+    ref_acc, board_acc = m.get("accuracy_reference"), m.get("accuracy_board")
+    drop = None if ref_acc is None or board_acc is None else ref_acc - board_acc
     metric = (f"agree {agree:.0%}" if agree is not None else "") + (f", drop {drop:+.1%}" if drop is not None else "")
     if st == "pass":
         return f"pass ({metric})" if metric else "pass"
@@ -392,8 +393,9 @@ def render(models: dict[str, Model], cells: list[dict[str, Any]], boards: list[s
         "event frames for cnn_sinabs). `agree` is the fraction of samples whose prediction equals the float "
         "model's; `drop` the accuracy lost against it where labels exist.",
         "",
-        f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {seconds:.0f} s{note}. Cell times are in "
-        "the JSON written beside the benchmark results (`conformance.json`).",
+        f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {sum(c.get('seconds', 0) for c in cells):.0f} s "
+        f"of cell time (2 cells at a time on a loaded 2-core machine){note}; per-cell times are in "
+        "`conformance.json` beside the benchmark results.",
         "",
         "| model | " + " | ".join(boards) + " |",
         "|---|" + "---|" * len(boards),
@@ -466,7 +468,7 @@ def main() -> int:
         print(f"{c['model']:<24} {c['board']:<20} {c['status']:<8} {c.get('seconds', 0):6.1f} s  "
               f"{textwrap.shorten(str(c.get('reason') or c.get('failed') or ''), 90)}", flush=True)
     seconds = time.perf_counter() - t0
-    note = f" for the {len(jobs)} cells rerun (the others kept from {args.previous.name})" if args.previous else ""
+    note = f"; {len(jobs)} cells rerun, the others kept from {args.previous.name}" if args.previous else ""
     args.doc.write_text(render(models, cells, boards, seconds, note))
     from _common import out_dir
 
