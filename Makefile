@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.spikeforge-installed
 
-.PHONY: install demo test bench docs lint clean browser
+.PHONY: install demo test bench docs conformance lint clean browser
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ DOC_MODULES := spikeforge.api spikeforge.artifact spikeforge.verify spikeforge.i
 docs: install
 	$(PY) -m pdoc --no-show-source -o build/docs $(DOC_MODULES)
 	@echo "API reference: build/docs/index.html"
+
+# Models made with the real tools (snnTorch, Norse, torch.onnx.export, state_dicts, Brian2, NIR files from other
+# tools) x every board -> docs/conformance.md. Not in CI (tens of minutes); tests/test_conformance.py runs a subset.
+conformance: install
+	$(PY) benchmarks/conformance.py --doc docs/conformance.md
 
 lint: install
 	$(PY) -m ruff check .

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import nir
+import numpy as np
 
 from spikeforge import graph as G
 from spikeforge.errors import SpikeforgeError, UnsupportedError
+from spikeforge.names import sanitise
 
 #: suffix -> loader(path, **options) -> NIRGraph. Frontend modules add themselves here.
 LOADERS: dict[str, Callable[..., nir.NIRGraph]] = {}
@@ -31,8 +33,40 @@ def register(*suffixes: str):
 
 
 @register(".nir", ".h5", ".hdf5")
-def load_nir(path: str | os.PathLike, **_: Any) -> nir.NIRGraph:
-    return G.read(path)
+def load_nir(path: str | os.PathLike, *, lenient: bool | None = None, **_: Any) -> nir.NIRGraph:
+    """An NIR file; `lenient` repairs declared shapes that disagree with their producer (`graph.repair_types`)."""
+    graph = G.read(path, lenient=bool(lenient))
+    unknown = _reset_unrecorded(graph)
+    if unknown:
+        G.add_warning(graph, f"{Path(path).name}: NIR records no reset mode for node(s) {', '.join(repr(u) for u in unknown[:4])}"
+                             f"{' ...' if len(unknown) > 4 else ''}; spikeforge resets to zero (NIR's definition). "
+                             "these are IF nodes or snnTorch-exported LIF nodes (r = tau/1e-4), "
+                             "which subtract by default in Sinabs and snnTorch, and their NIR exporters drop that: "
+                             "if the model reset by subtraction its spikes differ here; convert the framework model itself (a state_dict with --model-class) "
+                             "to keep its reset")
+    return graph
+
+
+def _reset_unrecorded(graph: nir.NIRGraph) -> list[str]:
+    """Spiking nodes whose reset is likely a subtraction that NIR cannot record, in a foreign NIR file.
+
+    NIR's LIF/IF reset to v_reset. snnTorch's exporter (recognisable by r = tau / 1e-4, its hard-coded dt)
+    drops its default subtract reset, and Sinabs/snnTorch IF neurons subtract by default; Norse's LIF
+    (r = 1) resets to zero, as NIR says. Nodes that record `spikeforge.reset` are ours and exact.
+    """
+    if "spikeforge.reset" in (graph.metadata or {}):
+        return []
+    out = []
+    for k, n in G.flatten(graph).nodes.items():
+        if "spikeforge.reset" in (getattr(n, "metadata", None) or {}):
+            continue
+        if isinstance(n, nir.IF):
+            out.append(k)
+        elif isinstance(n, (nir.LIF, nir.CubaLIF)):
+            tau = np.asarray(n.tau if isinstance(n, nir.LIF) else n.tau_mem, np.float64)
+            if np.allclose(np.asarray(n.r, np.float64), tau / 1e-4, rtol=1e-4):
+                out.append(k)
+    return out
 
 
 #: suffix -> the frontend module that registers it. Only the module for the file at hand is imported,
@@ -77,4 +111,5 @@ def load_model(path: str | os.PathLike, **options: Any) -> nir.NIRGraph:
             file=str(p)
         )
     graph = loader(p, **options)
-    return G.validate(graph, file=str(p))
+    safe, _ = sanitise(G.validate(graph, file=str(p)))  # every frontend's names, one rule (spikeforge.names)
+    return safe

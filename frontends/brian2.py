@@ -20,14 +20,17 @@ simulator's *delayed* reset to v_r relaxed by one step towards v_leak (metadata 
 Voltages are stored relative to the group's initial v (NIR states start at 0; "spikeforge.v_offset").
 Refractory periods > 0 are refused (NIR has none). Delays round like brian2 (half a step rounds up).
 
-Reading a Python file executes it (`runpy`): only load files you trust.
+Reading a Python file executes it (`runpy`): only load files you trust. Its `run()` calls are intercepted,
+not simulated (`collect_script`), and its prints go to stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import runpy
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +52,111 @@ def _find_network(obj: Any, file: str | None = None):
     p = Path(obj)
     if not p.exists():
         raise SpikeforgeError("file not found", file=str(p))
+    return collect_script(p)
+
+
+class _Recorder:
+    """Stands in for `brian2.run` and `Network.run` while a script runs: records what would be simulated."""
+
+    def __init__(self) -> None:
+        self.networks: list[Any] = []          # explicit Network objects whose run() was called
+        self.magic: list[set[Any]] = []        # object sets of magic run() calls
+        self.namespace: dict[str, Any] = {}    # the magic run() caller's variables (external constants)
+
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        from brian2.core.magic import collect
+
+        self.magic.append(set(collect(level=1)))
+        frame = sys._getframe(1)
+        self.namespace = {**frame.f_globals, **frame.f_locals}
+
+    def network_run(self, net: Any, *args: Any, **kwargs: Any) -> None:
+        if not any(n is net for n in self.networks):
+            self.networks.append(net)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """The script's prints (Python and C level) go to stderr, so `--json` stdout stays JSON."""
+    sys.stdout.flush()
     try:
-        ns = runpy.run_path(str(p), run_name="__spikeforge_brian2__")
-    except SpikeforgeError:
-        raise
-    except Exception as exc:
-        raise SpikeforgeError(f"running the Brian2 script failed ({type(exc).__name__}: {exc})", file=str(p)) from None
+        fd = sys.stdout.fileno()
+        saved = os.dup(fd)
+        os.dup2(sys.stderr.fileno(), fd)
+    except (AttributeError, OSError, ValueError):  # no real file descriptor (e.g. a test runner's buffer)
+        fd = saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None and fd is not None:
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+def collect_script(p: Path) -> tuple[Any, dict[str, Any]]:
+    """Run a Brian2 script without simulating it; return (the network it would run, its namespace).
+
+    `run(...)` and `Network.run(...)` are intercepted (recorded, not simulated), so the conversion time does
+    not depend on the simulated duration. The network is the one Network the script defines (several names
+    for one object are one network), or, with none, the objects of its `run()` call (brian2's magic network),
+    or, without a run() call, every Brian2 object the script leaves at module level. Several distinct
+    networks are an error that names them.
+    """
+    import brian2
     from brian2.core.magic import MagicNetwork
 
-    nets = [v for v in ns.values() if isinstance(v, brian2.Network) and not isinstance(v, MagicNetwork)]
-    if len(nets) != 1:
-        raise SpikeforgeError(f"the script must define exactly one brian2.Network at module level, found {len(nets)}",
-                              file=str(p))
-    return nets[0], ns
+    rec = _Recorder()
+    saved = (brian2.run, brian2.core.magic.run, brian2.Network.run)
+    target = brian2.prefs.codegen.target
+    # nothing is simulated, so only set-up code runs (connect(), variable assignment): numpy needs no C compiler,
+    # where brian2's default may compile Cython for a minute on first use (a script's own choice still wins)
+    brian2.prefs.codegen.target = "numpy"
+    brian2.run = brian2.core.magic.run = rec.run
+    brian2.Network.run = lambda net, *a, **k: rec.network_run(net, *a, **k)
+    failure: str | None = None
+    try:
+        with _stdout_to_stderr():
+            try:
+                ns = runpy.run_path(str(p), run_name="__spikeforge_brian2__")
+            except SpikeforgeError:
+                raise
+            except Exception as exc:
+                if not (rec.networks or rec.magic):
+                    raise SpikeforgeError(f"running the Brian2 script failed ({type(exc).__name__}: {exc})",
+                                          file=str(p)) from None
+                # code after run() reads results of a simulation that did not happen; the network is built
+                failure = f"{type(exc).__name__}: {exc}"
+                ns = rec.namespace
+    finally:
+        brian2.run, brian2.core.magic.run, brian2.Network.run = saved
+        brian2.prefs.codegen.target = target
+    named: dict[int, tuple[Any, list[str]]] = {}
+    for key, v in ns.items():
+        if isinstance(v, brian2.Network) and not isinstance(v, MagicNetwork):
+            named.setdefault(id(v), (v, []))[1].append(key)
+    for net in rec.networks:
+        if not isinstance(net, MagicNetwork):
+            named.setdefault(id(net), (net, []))
+    if len(named) > 1:
+        desc = "; ".join(f"'{net.name}'" + (f" (bound to {', '.join(keys)})" if keys else "")
+                         for net, keys in named.values())
+        raise SpikeforgeError(f"the script builds {len(named)} distinct brian2 Networks ({desc}); spikeforge "
+                              f"converts one: keep one Network in the file", file=str(p))
+    if named:
+        net = next(iter(named.values()))[0]
+    else:
+        objs: set[Any] = set().union(*rec.magic) if rec.magic else {
+            v for v in ns.values() if isinstance(v, brian2.BrianObject)}
+        if not objs:
+            raise SpikeforgeError("the script builds no Brian2 objects (no NeuronGroup, no Network)", file=str(p))
+        net = brian2.Network(*sorted(objs, key=lambda o: o.name))
+    namespace = {**ns, **rec.namespace}
+    if failure:
+        namespace["__spikeforge_warning__"] = f"the script raised after run() ({failure}); converted the " \
+                                               f"network it built before that"
+    return net, namespace
 
 
 def _resolver(group: Any, extra: dict[str, Any]):
@@ -414,7 +509,10 @@ def from_brian2(network_or_path: Any, namespace: dict[str, Any] | None = None, d
         edges.append((name, out))
     meta = {G.DT_KEY: dt, "spikeforge.frontend": "brian2",
             "spikeforge.units": "SI base units (s, V, A, ohm) as plain floats"}
-    return G.validate(nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False))
+    graph = G.validate(nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False))
+    if extra.get("__spikeforge_warning__"):
+        G.add_warning(graph, str(extra["__spikeforge_warning__"]))
+    return graph
 
 
 @register(".py")

@@ -132,39 +132,17 @@ def _target_scale(ann: AnnGraph, name: str, lam: dict[str, float]) -> float:
 
 
 def _calibration_array(calibration: Any, input_shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """Calibration samples (N, *input_shape) from an array, a dict of arrays or an .npz path.
+    """Calibration samples (N, *input_shape) in the one calibration format (`spikeforge.calibration`).
 
-    (T, N, *input_shape) spike trains (e.g. the bundled digits_inputs.npz) are averaged over time: the rate
-    is what the converted network sees. Without `input_shape`, 0/1-valued arrays with a time axis are read
-    that way. From a dict/.npz the key 'analog' (analog samples) is preferred, then 'input', then 'x'.
+    `analog` (N, *input_shape) is used as it is; without it, spike trains (T, N, *input_shape) under the
+    input's name are averaged over time (the rate is what the converted network sees).
     """
-    if calibration is None:
-        raise InputError("ANN-to-SNN conversion needs calibration data (a few hundred typical inputs), "
-                         "pass calibration=array or an .npz path")
-    spiky = False
-    if isinstance(calibration, (str, bytes)) or hasattr(calibration, "__fspath__"):
-        from spikeforge.npzio import load_npz
+    from spikeforge.calibration import analog_samples, read_calibration
 
-        try:
-            calibration = load_npz(calibration)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read calibration file ({exc})", file=str(calibration)) from None
-    if isinstance(calibration, dict):
-        keys = [k for k in calibration if k != "labels"]
-        if not keys:
-            raise InputError(f"calibration data has no input array (keys {sorted(calibration)})")
-        key = next((k for k in ("analog", "input", "x") if k in keys), sorted(keys)[0])
-        calibration = calibration[key]
-        spiky = calibration.ndim >= 3 and np.isin(np.unique(calibration), (0, 1)).all()
-    x = np.asarray(calibration, dtype=np.float32)
-    if input_shape is not None:
-        n = int(np.prod(input_shape))
-        if x.ndim >= 2 and int(np.prod(x.shape[1:])) == n:
-            return x.reshape(-1, *input_shape)
-        if x.ndim >= 3 and int(np.prod(x.shape[2:])) == n:
-            return x.mean(axis=0).reshape(-1, *input_shape)
-        raise InputError(f"calibration data shape {x.shape} does not match the model input {tuple(input_shape)}")
-    return x.mean(axis=0) if spiky else x
+    if calibration is None:
+        raise InputError("ANN-to-SNN conversion needs calibration data (a few hundred typical inputs): "
+                         "--calibration FILE.npz with 'analog' (N, *input_shape) (Python: calibration=...)")
+    return analog_samples(read_calibration(calibration), input_shape)
 
 
 def to_snn(ann: AnnGraph, calibration: Any, *, timesteps: int = 100, percentile: float = 99.9,

@@ -2,9 +2,11 @@
 
 Parsed with `onnx` after shape inference. Supported ops: Gemm, MatMul (+ Add of a constant as bias), Conv,
 Relu, Clip (min 0; read as ReLU, the upper clip is recorded and ignored), AveragePool, GlobalAveragePool,
-Flatten, Reshape (only to (batch, -1)), BatchNormalization (folded into the preceding Gemm/Conv), Add of two
-branches, Identity and Dropout (dropped). Nodes that only compute shapes (Shape, Gather, Unsqueeze, Concat,
-Constant, ...) are skipped. `onnxruntime_check` runs the same model in onnxruntime and compares.
+Flatten, Reshape (only to (batch, -1)), BatchNormalization (folded into the preceding Gemm/Conv, or, after a
+ReLU, into the following Gemm/MatMul/unpadded Conv), Add of two branches, Identity and Dropout (dropped). Nodes
+whose inputs are all constants (Constant, an Identity around an initializer, a transposed weight, shape
+arithmetic) are evaluated with onnx's reference evaluator. These are the spellings both `torch.onnx.export`
+exporters (TorchScript-based and dynamo) write for Linear/Conv/BatchNorm/ReLU/AvgPool/Flatten/Dropout models. `onnxruntime_check` runs the same model in onnxruntime and compares.
 """
 
 from __future__ import annotations
@@ -44,6 +46,53 @@ def _load(model: Any) -> tuple[onnx.ModelProto, str | None]:
         raise SpikeforgeError(f"not a readable ONNX file ({type(exc).__name__})", file=str(p)) from None
 
 
+def _bias(b: np.ndarray, n: int, node: onnx.NodeProto, file: str | None, channel_axis: int = -1) -> np.ndarray:
+    """A bias of any broadcastable spelling, (n,), (1, n), (1, C, 1, 1) or a scalar, as a flat (n,) vector."""
+    b = np.asarray(b, np.float32)
+    if b.size == 1:
+        return np.full(n, float(b.ravel()[0]), np.float32)
+    if b.size == n and (b.ndim <= 1 or b.shape[channel_axis] == n):
+        return b.reshape(n).copy()
+    raise UnsupportedError(f"ONNX {node.op_type}: bias of shape {tuple(b.shape)} does not broadcast as one value "
+                           f"per output ({n})", file=file, node=node.name)
+
+
+def _fold(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Evaluate a node whose inputs are all constants (onnx's reference evaluator); {} when it cannot."""
+    from onnx.reference import ReferenceEvaluator
+
+    if node.op_type == "Constant":
+        return {}
+    try:
+        ins = [onnx.helper.make_tensor_value_info(i, onnx.TensorProto.UNDEFINED, None) for i in node.input if i]
+        outs = [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output]
+        m = onnx.helper.make_model(onnx.helper.make_graph([node], "fold", ins, outs))
+        res = ReferenceEvaluator(m).run(None, {i: consts[i] for i in node.input if i})
+    except Exception:  # a node the evaluator cannot run stays unfolded; its consumer names it if it matters
+        return {}
+    return {o: np.asarray(r) for o, r in zip(node.output, res) if o}
+
+
+def _fold_input_affine(op: C.Op, pre: tuple[np.ndarray, np.ndarray] | None, node: onnx.NodeProto,
+                       file: str | None) -> None:
+    """Fold a per-input-channel y = scale x + shift (a BatchNormalization before this layer) into its weights."""
+    if pre is None:
+        return
+    scale, shift = pre
+    w = np.asarray(op.params["w"], np.float64)
+    if w.shape[1] != scale.size:
+        raise UnsupportedError(f"ONNX BatchNormalization over {scale.size} channels feeds a layer with "
+                               f"{w.shape[1]} inputs", file=file, node=node.name)
+    if op.kind != "linear" and any(op.params.get("padding", ())):
+        raise UnsupportedError("ONNX BatchNormalization before a padded Conv cannot be folded exactly "
+                               "(the padding is not shifted)", file=file, node=node.name)
+    bshape = (1, -1) + (1,) * (w.ndim - 2)
+    op.params["b"] = (np.asarray(op.params["b"], np.float64)
+                      + (w * shift.reshape(bshape)).reshape(w.shape[0], -1).sum(1)).astype(np.float32)
+    op.params["w"] = (w * scale.reshape(bshape)).astype(np.float32)
+    op.source += "+BatchNormalization(folded, before)"
+
+
 def _shape_of(vi: onnx.ValueInfoProto) -> list[int | None]:
     dims = vi.type.tensor_type.shape.dim
     return [d.dim_value if d.HasField("dim_value") else None for d in dims]
@@ -72,6 +121,7 @@ def parse_onnx(model: Any) -> C.AnnGraph:
     ops: dict[str, C.Op] = {"input": C.Op("input", "input", [], source="input")}
     value: dict[str, str] = {inputs[0].name: "input"}   # ONNX value name -> op name
     uses: dict[str, int] = {}
+    affine: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # value -> per-channel (scale, shift) still to fold
     for n in g.node:
         for i in n.input:
             uses[i] = uses.get(i, 0) + 1
@@ -96,16 +146,22 @@ def parse_onnx(model: Any) -> C.AnnGraph:
             consts[n.output[0]] = numpy_helper.to_array(a["value"]) if "value" in a else np.asarray(
                 a.get("value_float", a.get("value_floats", a.get("value_int", a.get("value_ints")))))
             continue
-        if not data_in:
-            if t in SHAPE_OPS or t in SUPPORTED:
-                continue  # shape computation or constant folding chain, not on the data path
+        if not data_in:  # constants only (an Identity around an initializer, a transposed weight): fold them
+            if all(i in consts for i in n.input if i):
+                consts.update(_fold(n, consts))
+            continue
+        pending = [i for i in data_in if i in affine]
+        if pending and t not in ("Gemm", "MatMul", "Conv"):
+            raise UnsupportedError(f"ONNX BatchNormalization before {t}: a BatchNormalization is folded into the "
+                                   f"Gemm/MatMul/Conv before or after it", file=file, node=n.name or t)
         if t in SHAPE_OPS and t != "Reshape":
             if t == "Shape":
                 continue
             raise UnsupportedError(f"ONNX op {t} on the data path is not supported; supported: "
                                    f"{', '.join(SUPPORTED)}", file=file, node=n.name or t)
-        src = value.get(n.input[0]) if n.input else None
+        src = value[data_in[0]]  # the data operand, wherever it stands (`Add(bias, x)` puts the constant first)
         out = n.output[0]
+        pre = affine.get(data_in[0])  # a BatchNormalization after a ReLU, folded into this layer's input side
         if t in ("Identity", "Dropout"):
             value[out] = src
         elif t == "Gemm":
@@ -117,8 +173,8 @@ def parse_onnx(model: Any) -> C.AnnGraph:
             b = const(n.input[2], n).astype(np.float32) * float(a.get("beta", 1.0)) if len(n.input) > 2 and \
                 n.input[2] else np.zeros(w.shape[0], np.float32)
             name = fresh(n)
-            ops[name] = C.Op(name, "linear", [src], {"w": w, "b": np.broadcast_to(b, (w.shape[0],)).copy()},
-                             source="onnx.Gemm")
+            ops[name] = C.Op(name, "linear", [src], {"w": w, "b": _bias(b, w.shape[0], n, file)}, source="onnx.Gemm")
+            _fold_input_affine(ops[name], pre, n, file)
             value[out] = name
         elif t == "MatMul":
             w = const(n.input[1], n).astype(np.float32)
@@ -127,6 +183,7 @@ def parse_onnx(model: Any) -> C.AnnGraph:
             name = fresh(n)
             ops[name] = C.Op(name, "linear", [src], {"w": w.T.copy(), "b": np.zeros(w.shape[1], np.float32)},
                              source="onnx.MatMul")
+            _fold_input_affine(ops[name], pre, n, file)
             value[out] = name
         elif t == "Add":
             if len(data_in) == 2:
@@ -139,8 +196,9 @@ def parse_onnx(model: Any) -> C.AnnGraph:
                 if prev.kind not in ("linear", "conv1d", "conv2d") or uses.get(data_in[0], 0) > 1:
                     raise UnsupportedError(f"ONNX Add adds a constant to a {prev.kind} output; "
                                            f"only a bias after Gemm/MatMul/Conv is supported", file=file, node=n.name)
-                c = const(other, n).astype(np.float32).reshape(-1)
-                prev.params["b"] = (prev.params["b"] + np.broadcast_to(c, prev.params["b"].shape)).astype(np.float32)
+                c = _bias(const(other, n).astype(np.float32), prev.params["b"].shape[0], n, file,
+                          channel_axis=1 if prev.kind != "linear" else -1)
+                prev.params["b"] = (prev.params["b"] + c).astype(np.float32)
                 prev.source += "+Add"
                 value[out] = src
         elif t == "Conv":
@@ -162,6 +220,7 @@ def parse_onnx(model: Any) -> C.AnnGraph:
                 "w": w, "b": b, "stride": tuple(a.get("strides", [1] * d)), "padding": tuple(pads[:d]),
                 "dilation": tuple(a.get("dilations", [1] * d)), "groups": int(a.get("group", 1))},
                 source="onnx.Conv")
+            _fold_input_affine(ops[name], pre, n, file)
             value[out] = name
         elif t in ("Relu", "Clip"):
             clip = None
@@ -215,12 +274,14 @@ def parse_onnx(model: Any) -> C.AnnGraph:
             value[out] = name
         elif t == "BatchNormalization":
             prev = ops[src]
-            if prev.kind not in ("linear", "conv1d", "conv2d") or uses.get(n.input[0], 0) > 1:
-                raise UnsupportedError("ONNX BatchNormalization must follow Gemm/Conv to be folded",
-                                       file=file, node=n.name)
-            gamma, beta, mean, var = (const(i, n) for i in n.input[1:5])
-            C.fold_batchnorm(prev, gamma, beta, mean, var, float(a.get("epsilon", 1e-5)))
-            prev.source += "+BatchNormalization(folded)"
+            gamma, beta, mean, var = (const(i, n).astype(np.float64) for i in n.input[1:5])
+            eps = float(a.get("epsilon", 1e-5))
+            if prev.kind in ("linear", "conv1d", "conv2d") and uses.get(n.input[0], 0) == 1:
+                C.fold_batchnorm(prev, gamma, beta, mean, var, eps)
+                prev.source += "+BatchNormalization(folded)"
+            else:  # after a ReLU (Linear-ReLU-BN-Linear): folded into the next layer's weights
+                scale = gamma / np.sqrt(var + eps)
+                affine[out] = (scale, beta - mean * scale)
             value[out] = src
         else:
             raise UnsupportedError(f"ONNX op {t} is not supported for conversion to a spiking network; "
@@ -240,8 +301,10 @@ def onnxruntime_check(model: Any, x: np.ndarray, ann: C.AnnGraph | None = None) 
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     x = np.asarray(x, np.float32)
-    if isinstance(inp.shape[0], int) and inp.shape[0] != len(x):  # exported with a fixed batch size of 1
-        ref = np.concatenate([sess.run(None, {inp.name: x[i:i + 1]})[0] for i in range(len(x))])
+    if isinstance(inp.shape[0], int) and inp.shape[0] != len(x):  # exported with a fixed batch size b
+        b = max(int(inp.shape[0]), 1)
+        pad = np.concatenate([x, np.repeat(x[-1:], (-len(x)) % b, axis=0)])
+        ref = np.concatenate([sess.run(None, {inp.name: pad[i:i + b]})[0] for i in range(0, len(pad), b)])[:len(x)]
     else:
         ref = sess.run(None, {inp.name: x})[0]
     ours = C.evaluate(ann, x)[ann.output]

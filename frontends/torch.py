@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -405,7 +406,8 @@ def from_module(module: torch.nn.Module, sample: Any = None, *, dt: float | None
     if sample is None and calib is not None:
         sample = C._calibration_array(calib)[:1]
     if sample is None:
-        raise InputError("need the input shape: pass calibration=..., or input_shape=(...)")
+        raise InputError("need the model's input shape: pass --input-shape 1,28,28 (per sample, no batch axis) or "
+                         "--calibration FILE.npz (Python: input_shape=(...), calibration=...)", field="input_shape")
     if fw == "snntorch":
         return from_snntorch(module, sample, dt=dt or SNNTORCH_DT)
     if fw == "norse":
@@ -418,16 +420,63 @@ def from_module(module: torch.nn.Module, sample: Any = None, *, dt: float | None
 
 
 def _import_class(ref: str) -> type:
-    mod, _, cls = str(ref).partition(":")
+    """`module:Class` (a module importable from sys.path or the current directory) or `path/to/file.py:Class`.
+
+    Importing runs the module's code, as `python -c "import module"` would: name your own model code only.
+    """
+    mod, _, cls = str(ref).rpartition(":")
     if not mod or not cls:
-        raise InputError(f"model_class must be 'module:Class', got {ref!r}")
+        raise InputError(f"--model-class must be 'module:Class' or 'path/to/file.py:Class', got {ref!r}",
+                         field="model_class")
     try:
-        obj = importlib.import_module(mod)
+        if mod.endswith(".py") or os.sep in mod or "/" in mod:
+            obj: Any = _import_file(Path(mod))
+        else:
+            obj = _import_module(mod)
         for part in cls.split("."):
             obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise InputError(f"cannot import model_class {ref!r}: {exc}") from None
-    return obj  # type: ignore[return-value]
+    except (ImportError, AttributeError, FileNotFoundError) as exc:
+        raise InputError(f"cannot import --model-class {ref!r}: {exc}", field="model_class") from None
+    if not isinstance(obj, type):
+        raise InputError(f"--model-class {ref!r} is a {type(obj).__name__}, not a class", field="model_class")
+    return obj
+
+
+def _import_module(name: str) -> Any:
+    """Import `name`, also from the current directory (where `python -c` would find it, PYTHONPATH or not)."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    finally:
+        if added:
+            sys.path.remove(cwd)
+
+
+def _import_file(path: Path) -> Any:
+    """Import a .py file by path under a private module name (its own directory first on sys.path)."""
+    import importlib.util
+
+    path = path.resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file {path}")
+    name = f"spikeforge_user_{abs(hash(str(path))):x}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -448,7 +497,7 @@ def load_torch(path: str | os.PathLike, *, trust: bool = False, model_class: str
                 "file is a torch.export program; torch.export.load is documented by PyTorch as unsafe for "
                 "untrusted files (it falls back to a full unpickle when the safe load fails), so it is refused "
                 "(pass trust=True / --trust only for files you made, or export to ONNX, or save a state_dict and "
-                "pass model_class='module:Class')", file=str(p))
+                "pass --model-class module:Class or path/to/file.py:Class (Python: model_class=...))", file=str(p))
         try:
             prog = torch.export.load(str(p))
         except Exception as exc:
@@ -461,7 +510,7 @@ def load_torch(path: str | os.PathLike, *, trust: bool = False, model_class: str
             raise UnsupportedError(
                 "file is a TorchScript archive; torch.jit.load is documented by PyTorch as unsafe for untrusted "
                 "files (a crafted archive can execute code), so it is refused (pass trust=True / --trust only for "
-                "files you made, or export to ONNX, or save a state_dict and pass model_class='module:Class')",
+                "files you made, or export to ONNX, or save a state_dict and pass --model-class module:Class or path/to/file.py:Class (Python: model_class=...))",
                 file=str(p))
         from spikeforge.frontends.torchscript import load_torchscript_file
 
@@ -476,7 +525,7 @@ def load_torch(path: str | os.PathLike, *, trust: bool = False, model_class: str
             raise UnsupportedError(
                 "file is a pickled Python object, not a state_dict; unpickling runs arbitrary code, so it is "
                 "refused (pass trust=True / --trust only for files you made, or save model.state_dict() and "
-                "pass model_class='module:Class')", file=str(p)) from None
+                "pass --model-class module:Class or path/to/file.py:Class (Python: model_class=...))", file=str(p)) from None
         try:
             obj = torch.load(str(p), map_location="cpu", weights_only=False)
         except Exception as exc2:
@@ -485,7 +534,7 @@ def load_torch(path: str | os.PathLike, *, trust: bool = False, model_class: str
         module = obj
     elif isinstance(obj, dict):
         if model_class is None:
-            raise InputError("file holds a state_dict; pass model_class='module:Class' to build the module",
+            raise InputError("file holds a state_dict; pass --model-class module:Class or path/to/file.py:Class (Python: model_class=...) to build the module",
                              file=str(p))
         module = _import_class(model_class)()
         try:

@@ -168,8 +168,7 @@ def test_unanticipated_option_values_still_give_one_line_exit_2(tmp_path, model)
                     "--set", "sfq.capacity=xyz")
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and "Traceback" not in proc.stderr
-    assert "bad input or option" in lines[0] or "sfq.capacity='xyz': expected int" in lines[0]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr and "sfq.capacity" in lines[0] and "expected int" in lines[0]
     assert not (tmp_path / "o").exists()
     assert run_proc("compile", model, "--board", "cpu-reference", "-o", tmp_path / "o2", "-T", "0").returncode == 2
 

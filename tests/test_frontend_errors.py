@@ -82,7 +82,7 @@ def test_state_dict_needs_importable_class(tmp_path) -> None:
     torch.save(model.state_dict(), tmp_path / "sd.pt")
     with pytest.raises(InputError, match="model_class"):
         load_model(tmp_path / "sd.pt")
-    with pytest.raises(InputError, match="cannot import model_class"):
+    with pytest.raises(InputError, match="cannot import --model-class"):
         load_model(tmp_path / "sd.pt", model_class="no_such_module:Net")
 
 

@@ -84,12 +84,15 @@ def compile(model: ModelLike, board: str | Board, *, output: str | os.PathLike |
             bit_budget: float | None = None, prune: float | None = None, prune_method: str = "magnitude",
             timesteps: int | None = None, dt: float | None = None, delay_policy: str = "auto",
             calibration: InputsLike | None = None, seed: int = 0, trust: bool = False,
-            model_class: str | None = None, options: dict[str, Any] | None = None,
-            warn: bool = True) -> Artifact:
+            model_class: str | None = None, input_shape: tuple[int, ...] | None = None, lenient: bool = False,
+            options: dict[str, Any] | None = None, warn: bool = True) -> Artifact:
     """Compile a model for a board; save it to `output` when given.
 
-    `options` are the backend's `--set` keys (e.g. ``{"sfq.capacity": 64}``). With `warn` (default), each
-    compile warning is raised once as a `SpikeforgeWarning`; either way they stay on `artifact.warnings`.
+    `options` are the backend's `--set` keys (e.g. ``{"sfq.capacity": 64}``). `calibration` is a path or
+    arrays in the one calibration format (`spikeforge.calibration`); `input_shape` is the per-sample input
+    shape of a state_dict model; `lenient` repairs unambiguous shape mismatches in foreign NIR files.
+    With `warn` (default), each compile warning is raised once as a `SpikeforgeWarning`; either way they
+    stay on `artifact.warnings`.
     """
     from .pipeline import compile_model
 
@@ -100,8 +103,8 @@ def compile(model: ModelLike, board: str | Board, *, output: str | os.PathLike |
     extra: dict[str, Any] = {"prune_method": prune_method, **(options or {})}
     opts = CompileOptions(dt=dt, timesteps=timesteps, bit_budget=bit_budget, prune=prune,
                           delay_policy=delay_policy, seed=seed, extra=extra)
-    frontend: dict[str, Any] = {"trust": trust or None, "model_class": model_class} if not isinstance(
-        model, nir.NIRGraph) else {}
+    frontend: dict[str, Any] = {"trust": trust or None, "model_class": model_class, "input_shape": input_shape,
+                                "lenient": lenient or None} if not isinstance(model, nir.NIRGraph) else {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         art = compile_model(model, board, opts, calibration=_calibration(calibration), **frontend)
@@ -130,41 +133,50 @@ def _open_artifact(artifact: Artifact | str | os.PathLike) -> Artifact:
     return artifact if isinstance(artifact, Artifact) else Artifact.load(artifact)
 
 
-def _calibration(data: InputsLike | None) -> dict[str, np.ndarray] | None:
-    if data is None or isinstance(data, dict):
+def _calibration(data: InputsLike | None) -> Any:
+    """A calibration path is read in the one calibration format (errors name the file and the shape)."""
+    if data is None or isinstance(data, (dict, np.ndarray)):
         return data
-    if isinstance(data, np.ndarray):
-        return {"input": data}
-    from .npzio import load_npz
+    from .calibration import read_calibration
 
     p = Path(data)
     if not p.exists():
         raise SpikeforgeError("calibration file not found", file=str(p))
-    return load_npz(p)
+    return read_calibration(p)
 
 
-def inputs_of(data: InputsLike, graph: nir.NIRGraph) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """Checked inputs and optional labels from a path, a dict of arrays or a single array."""
+def inputs_of(data: InputsLike, graph: nir.NIRGraph, *, batch_first: bool = False,
+              ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Checked inputs and optional labels from a path, a dict of arrays or a single array.
+
+    `batch_first` reads (batch, time, ...) arrays; a likely mix-up is raised as a `SpikeforgeWarning`.
+    """
     from .inputs import check_inputs, load_inputs
 
+    notes: list[str] = []
     if isinstance(data, np.ndarray):
-        return check_inputs({"input": data}, graph)
-    if isinstance(data, dict):
-        return check_inputs(dict(data), graph)
-    return load_inputs(data, graph)
+        out = check_inputs({"input": data}, graph, batch_first=batch_first, notes=notes)
+    elif isinstance(data, dict):
+        out = check_inputs(dict(data), graph, batch_first=batch_first, notes=notes)
+    else:
+        out = load_inputs(data, graph, batch_first=batch_first, notes=notes)
+    for n in notes:
+        warnings.warn(SpikeforgeWarning(n), stacklevel=3)
+    return out
 
 
-def emulate(artifact: Artifact | str | os.PathLike, inputs: InputsLike, *, probes: bool = False) -> Trace:
+def emulate(artifact: Artifact | str | os.PathLike, inputs: InputsLike, *, probes: bool = False,
+            batch_first: bool = False) -> Trace:
     """Run the compiled program on the board's emulator; `probes` also records hidden-layer state."""
     from .registry import get_backend
 
     art = _open_artifact(artifact)
-    x, _ = inputs_of(inputs, art.reference)
+    x, _ = inputs_of(inputs, art.reference, batch_first=batch_first)
     return get_backend(art.backend).emulator().run(art, x, probes=probes)
 
 
 def verify(artifact: Artifact | str | os.PathLike, inputs: InputsLike, labels: np.ndarray | None = None, *,
-           tolerance: float | None = None, **gates: Any) -> VerifyResult:
+           tolerance: float | None = None, batch_first: bool = False, **gates: Any) -> VerifyResult:
     """Compare the emulated board with the float reference; `.passed`, `.checks`, `.metrics`.
 
     `gates` are `spikeforge.gates.Gates` fields (max_accuracy_drop, min_agreement, max_count_error,
@@ -184,12 +196,12 @@ def verify(artifact: Artifact | str | os.PathLike, inputs: InputsLike, labels: n
     if tolerance is not None:
         gates["max_accuracy_drop"] = tolerance
     art = _open_artifact(artifact)
-    x, file_labels = inputs_of(inputs, art.reference)
+    x, file_labels = inputs_of(inputs, art.reference, batch_first=batch_first)
     return run_verify(art, x, labels if labels is not None else file_labels, **gates)
 
 
 def profile(artifact: Artifact | str | os.PathLike, inputs: InputsLike | None = None, *,
-            timesteps: int | None = None) -> Profile:
+            timesteps: int | None = None, batch_first: bool = False) -> Profile:
     """Energy per inference, latency and resources, each figure with its formula and sources.
 
     Without inputs the activity comes from Bernoulli(0.1) spikes (noted in `profile.notes`). The trace the
@@ -201,7 +213,7 @@ def profile(artifact: Artifact | str | os.PathLike, inputs: InputsLike | None = 
     art = _open_artifact(artifact)
     be = get_backend(art.backend)
     if inputs is not None:
-        x, _ = inputs_of(inputs, art.reference)
+        x, _ = inputs_of(inputs, art.reference, batch_first=batch_first)
         note = f"activity from {inputs}" if isinstance(inputs, (str, os.PathLike)) else "activity from the given inputs"
     else:
         steps = int(timesteps or art.options.timesteps or art.reference.metadata.get("spikeforge.timesteps", 25))

@@ -107,6 +107,37 @@ def _emit_json(obj: Any) -> None:
     click.echo(dumps(obj), nl=False)
 
 
+def _input_shape(text: str | None) -> tuple[int, ...] | None:
+    """--input-shape '1,28,28' (per sample, no batch or time axis) -> (1, 28, 28)."""
+    if text is None:
+        return None
+    parts = [p for p in text.strip().strip("()[]").replace("x", ",").split(",") if p.strip()]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if not shape or any(d <= 0 for d in shape) or len(shape) > 8:
+        raise SpikeforgeError(f"--input-shape {text!r}: expected positive sizes such as 64 or 1,28,28 (per sample, "
+                              "without the batch axis)", field="input_shape")
+    return shape
+
+
+def _print_warnings(lines: list[str]) -> None:
+    for w in lines:
+        err.print(f"[yellow]warning:[/] {escape(str(w))}")
+
+
+def _calibration(path: Path | None):
+    """The --calibration file in the one format (spikeforge.calibration), checked before any work."""
+    if path is None:
+        return None
+    from .calibration import read_calibration
+
+    if not path.exists():
+        raise SpikeforgeError("calibration file not found", file=str(path))
+    return read_calibration(path)
+
+
 def _options(**kw: Any):
     from .interfaces import CompileOptions
 
@@ -149,7 +180,12 @@ def main() -> None:
 @click.option("--calibration", type=click.Path(path_type=Path), default=None, help="Calibration inputs (.npz, arrays shaped time x batch x ...) for ANN-to-SNN "
                    "normalisation and bit allocation, e.g. toolchain/models/digits_inputs.npz.")
 @click.option("--trust", is_flag=True, help="Allow loading PyTorch files that can run code when loaded: full pickled modules, TorchScript (.ts/.jit) and torch.export (.pt2) archives.")
-@click.option("--model-class", default=None, help="module:Class that builds the network for a PyTorch state_dict, e.g. mypkg.nets:MLP.")
+@click.option("--model-class", default=None,
+              help="For a PyTorch state_dict: module:Class (importable, or a module in the current directory) or "
+                   "path/to/file.py:Class, e.g. mypkg.nets:MLP.")
+@click.option("--input-shape", default=None, help="Per-sample input shape of a state_dict model, e.g. 64 or 1,28,28.")
+@click.option("--lenient", is_flag=True, help="Load NIR files whose declared shapes disagree with their producer "
+                                               "(unambiguous repairs, one warning each).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed for passes that sample (bit allocation search, pruning), e.g. --seed 1.")
 @click.option("--set", "extra", multiple=True, metavar="KEY=VALUE", help="Backend option (see the board's docs), repeatable; values are JSON where they "
@@ -157,7 +193,7 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @handle_errors
 def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps, dt, delay_policy, calibration,
-                trust, model_class, seed, extra, as_json):
+                trust, model_class, input_shape, lenient, seed, extra, as_json):
     """Compile MODEL (.nir, .onnx, .pt2/.pt/state_dict, Brian2 .py) for a board into an artifact directory.
 
     A Brian2 .py model is executed to build its network: only pass files you trust.
@@ -169,7 +205,7 @@ def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps
         artifact = api.compile(model, board, output=output, bit_budget=bit_budget, prune=prune,
                                prune_method=prune_method, timesteps=timesteps, dt=dt, delay_policy=delay_policy,
                                calibration=calibration, seed=seed, trust=trust, model_class=model_class,
-                               options=extras, warn=False)
+                               input_shape=_input_shape(input_shape), lenient=lenient, options=extras, warn=False)
     path = artifact.path
     summary = {"artifact": str(path), "board": artifact.board, "backend": artifact.backend,
                "dt": artifact.meta.get("dt"), "files": sorted(artifact.files)}
@@ -206,16 +242,17 @@ def _load_artifact(path: Path):
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
               help="Trace .npz to write (output/<node>, count/<event>, state/<node.var>), e.g. out/trace.npz.")
 @click.option("--probes", is_flag=True, help="Also record hidden layers' spikes and state (state/<node>.s, .v).")
+@click.option("--batch-first", is_flag=True, help="Input arrays are (batch, time, ...), not (time, batch, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @handle_errors
-def emulate(artifact, input_path, output, probes, as_json):
+def emulate(artifact, input_path, output, probes, batch_first, as_json):
     """Run the compiled program on an input .npz; write outputs and event counts to an .npz."""
     from .api import emulate as emulate_api
     from .npzio import save_npz
 
     art = _load_artifact(artifact)
     with activity("emulating", err, quiet=as_json):
-        trace = emulate_api(art, input_path, probes=probes)
+        trace = emulate_api(art, input_path, probes=probes, batch_first=batch_first)
     save_npz(output, trace.to_arrays())
     totals = {k: float(np.sum(v)) for k, v in trace.counts.items()}
     if as_json:
@@ -257,10 +294,12 @@ def emulate(artifact, input_path, output, probes, as_json):
               help="Compare with a golden baseline .npz; fail when a trace or metric moved beyond its tolerance.")
 @click.option("--junit", type=click.Path(path_type=Path), default=None,
               help="Also write a JUnit XML report, one test case per check and per output, e.g. out/verify.xml.")
+@click.option("--batch-first", is_flag=True, help="Input arrays are (batch, time, ...), not (time, batch, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print every metric and check as JSON.")
 @handle_errors
 def verify(artifact, input_path, max_accuracy_drop, min_agreement, max_count_error, min_spike_match,
-           timing_tolerance, max_analog_error, allow_silent, layers, config, save_baseline, baseline, junit, as_json):
+           timing_tolerance, max_analog_error, allow_silent, layers, config, save_baseline, baseline, junit,
+           batch_first, as_json):
     """Compare the board's emulated behaviour with the float reference. Exit 1 if it disagrees."""
     from . import baseline as golden
     from .inputs import load_inputs
@@ -275,7 +314,9 @@ def verify(artifact, input_path, max_accuracy_drop, min_agreement, max_count_err
     art = _load_artifact(artifact)
     if input_path is None:
         raise SpikeforgeError("no --input given", hint="spikeforge verify DIR --input X.npz")
-    inputs, labels = load_inputs(input_path, art.reference)
+    notes: list[str] = []
+    inputs, labels = load_inputs(input_path, art.reference, batch_first=batch_first, notes=notes)
+    _print_warnings(notes)
     with activity("verifying", err, quiet=as_json):
         res = run_verify(art, inputs, labels, gates=gates)
         if baseline is not None:
@@ -303,11 +344,11 @@ def _atomic_text(path: Path, text: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ profile
-def profile_artifact(art, input_path: Path | None):
+def profile_artifact(art, input_path: Path | None, batch_first: bool = False):
     """(profile, trace) of an artifact: a thin layer over `spikeforge.api.profile`."""
     from .api import profile as profile_api
 
-    prof = profile_api(art, input_path)
+    prof = profile_api(art, input_path, batch_first=batch_first)
     return prof, prof.trace
 
 
@@ -322,13 +363,14 @@ def _fmt(value: float, unit: str) -> str:
                    "batch 1 (said in the notes).")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="Write an energy-per-inference breakdown PNG (J by component), e.g. out/energy.png.")
+@click.option("--batch-first", is_flag=True, help="Input arrays are (batch, time, ...), not (time, batch, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON on stdout (J, s, counts).")
 @handle_errors
-def profile(artifact, input_path, plot, as_json):
+def profile(artifact, input_path, plot, batch_first, as_json):
     """Energy and latency of the compiled program, each figure with its source."""
     art = _load_artifact(artifact)
     with activity("profiling", err, quiet=as_json):
-        prof, trace = profile_artifact(art, input_path)
+        prof, trace = profile_artifact(art, input_path, batch_first)
     per_sample = {"batch": trace.batch}
     if plot is not None:
         _plot_profile(prof, plot)
@@ -428,9 +470,10 @@ def boards_show(name, as_json):
 @main.command(epilog=_example("spikeforge inspect toolchain/models/digits_snn.nir   (or an artifact directory)"))
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--full", is_flag=True, help="Print every array's values and every table instead of summaries.")
+@click.option("--lenient", is_flag=True, help="Repair declared NIR shapes that disagree with their producer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON on stdout.")
 @handle_errors
-def inspect(model, full, as_json):
+def inspect(model, full, lenient, as_json):
     """Show a model's (or an artifact's) nodes, shapes, parameter ranges and recorded conventions.
 
     Arrays are summarised as dtype, shape, range and fraction of nonzeros; --full prints the values.
@@ -441,9 +484,12 @@ def inspect(model, full, as_json):
         info = describe_artifact(_load_artifact(model), full=full)
         graph_info = info["graph"]
     else:
+        from .graph import pop_warnings
         from .pipeline import load
 
-        graph_info = describe_graph(load(model), full=full)
+        g = load(model, lenient=lenient or None)
+        _print_warnings(pop_warnings(g))
+        graph_info = describe_graph(g, full=full)
         info = {"graph": graph_info}
     if as_json:
         _emit_json(info)
@@ -454,7 +500,9 @@ def inspect(model, full, as_json):
     for n in graph_info["nodes"]:
         params = "\n".join(f"{k}: {v}" for k, v in n["params"].items())
         conv = "\n".join(f"{k}={v}" for k, v in n["conventions"].items())
-        t.add_row(n["name"], n["type"], f"{_shape(n['input'])} -> {_shape(n['output'])}", escape(params),
+        shown = n["name"] if n.get("original_name", n["name"]) == n["name"] else \
+            f"{n['name']}\n(was {n['original_name']!r})"
+        t.add_row(escape(shown), n["type"], f"{_shape(n['input'])} -> {_shape(n['output'])}", escape(params),
                   *([escape(conv)] if with_conv else []))
     out.print(t)
     out.print(escape("edges: " + ", ".join(f"{a}->{b}" for a, b in graph_info["edges"])))
@@ -499,24 +547,23 @@ def _shape(shape) -> str:
 @click.option("--trust", is_flag=True, help="Allow loading files that run code when loaded (pickled modules, "
                                             "TorchScript, .pt2, Brian2 .py); only for files you trust.")
 @click.option("--model-class", default=None,
-              help="module:Class that builds the network for a PyTorch state_dict, e.g. mypkg.nets:MLP.")
+              help="For a PyTorch state_dict: module:Class or path/to/file.py:Class, e.g. mypkg.nets:MLP.")
+@click.option("--input-shape", default=None, help="Per-sample input shape of a state_dict model, e.g. 64 or 1,28,28.")
+@click.option("--lenient", is_flag=True, help="Repair declared NIR shapes that disagree with their producer.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @handle_errors
-def convert(model, output, dt, timesteps, calibration, trust, model_class, as_json):
+def convert(model, output, dt, timesteps, calibration, trust, model_class, input_shape, lenient, as_json):
     """Convert a model file into an NIR file (with spikeforge's conventions in its metadata)."""
     from . import graph as G
     from .pipeline import load
 
-    calib = None
-    if calibration is not None:
-        from .npzio import load_npz
-
-        calib = load_npz(calibration)
+    calib = _calibration(calibration)
     with activity(f"converting {model}", err, quiet=as_json):
-        g = load(model, dt=dt, timesteps=timesteps, calibration=calib, trust=trust or None, model_class=model_class)
+        g = load(model, dt=dt, timesteps=timesteps, calibration=calib, trust=trust or None, model_class=model_class,
+                 input_shape=_input_shape(input_shape), lenient=lenient or None)
     if dt is not None:
         g.metadata = {**(g.metadata or {}), G.DT_KEY: float(dt)}
-    G.write(g, output)
+    G.write(g, output)  # reads the file back before reporting success
     if as_json:
         _emit_json({"output": str(output), "nodes": len(g.nodes), "edges": len(g.edges)})
     else:

@@ -46,8 +46,29 @@ TAU_FIELDS = ("tau", "tau_mem", "tau_syn")
 DT_KEY = "spikeforge.dt"
 
 
-def read(path: str | os.PathLike) -> nir.NIRGraph:
-    """Read an NIR file, turning every low-level failure into one clear error naming the file."""
+#: graph metadata key of the warnings a loader raised (a list of str, popped before the graph is written)
+WARNINGS_KEY = "spikeforge.load_warnings"
+
+
+def add_warning(graph: nir.NIRGraph, text: str) -> None:
+    """Attach one warning about how a model was loaded; the CLI prints it (compile keeps it in the artifact)."""
+    graph.metadata = dict(graph.metadata or {})
+    graph.metadata.setdefault(WARNINGS_KEY, []).append(str(text))
+
+
+def pop_warnings(graph: nir.NIRGraph) -> list[str]:
+    """Remove and return the loader's warnings (they are reported, not written into NIR files)."""
+    meta = graph.metadata or {}
+    return [str(w) for w in meta.pop(WARNINGS_KEY, None) or []]
+
+
+def read(path: str | os.PathLike, *, lenient: bool = False) -> nir.NIRGraph:
+    """Read an NIR file, turning every low-level failure into one clear error naming the file.
+
+    A file that fails nir's type check (another exporter declared a shape that disagrees with the node
+    producing it) is refused, with a message naming `--lenient`; with `lenient=True` the unambiguous
+    repairs of `repair_types` are made, one warning each (`pop_warnings`).
+    """
     p = Path(path)
     if not p.exists():
         raise GraphError("file not found", file=str(p))
@@ -57,16 +78,130 @@ def read(path: str | os.PathLike) -> nir.NIRGraph:
         graph = nir.read(str(p))
     except Exception as exc:  # h5py/nir raise many kinds; the user needs one line
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise GraphError(f"not a readable NIR file ({type(exc).__name__}: {reason})", file=str(p)) from None
+        try:
+            graph = nir.read(str(p), type_check=False)
+        except Exception:
+            graph = None
+        if graph is None:
+            raise GraphError(f"not a readable NIR file ({type(exc).__name__}: {reason})", file=str(p)) from None
+        if not lenient:
+            raise GraphError(f"fails NIR's type check ({reason})", file=str(p),
+                             hint="if another tool declared a wrong shape, --lenient (Python: lenient=True) "
+                                  "repairs unambiguous cases with a warning each") from None
+        repairs = repair_types(graph, file=str(p))
+        for text in repairs:
+            add_warning(graph, f"{p.name}: --lenient repaired {text}")
     if not isinstance(graph, nir.NIRGraph):
         graph = nir.NIRGraph.from_list(graph)
     return graph
 
 
-def write(graph: nir.NIRGraph, path: str | os.PathLike) -> None:
-    """Write an NIR file atomically (a temporary file renamed into place)."""
+def repair_types(graph: nir.NIRGraph, *, file: str | None = None) -> list[str]:
+    """Make the unambiguous repairs that let a graph pass nir's type check; return one line per repair.
+
+    Unambiguous: an Output node's declared shape disagrees with its single producer's output shape but
+    holds the same number of values (e.g. [1, 1, 1] behind a LIF of shape [1]); the Output takes the
+    producer's shape. Anything else that still fails the check is an error naming it.
+    """
+    repairs: list[str] = []
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            repairs += [f"{name}.{r}" for r in repair_types(node, file=file)]
+            continue
+        if not isinstance(node, nir.Output):
+            continue
+        srcs = [s for s, d in graph.edges if d == name]
+        if len(srcs) != 1 or srcs[0] not in graph.nodes:
+            continue
+        have, want = node_shape(node, "input"), node_shape(graph.nodes[srcs[0]], "output")
+        if have is None or want is None or have == want or int(np.prod(have)) != int(np.prod(want)):
+            continue
+        shape = np.asarray(want, dtype=np.int64)
+        node.input_type = {"input": shape}
+        node.output_type = {"output": shape}
+        repairs.append(f"Output '{name}': declared shape {list(have)} -> {list(want)}, the shape of its "
+                       f"producer '{srcs[0]}'")
+    graph._update_input_output_types()
+    try:
+        graph.check_types()
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise GraphError(f"fails NIR's type check and --lenient has no unambiguous repair for it ({reason})",
+                         file=file) from None
+    return repairs
+
+
+def write(graph: nir.NIRGraph, path: str | os.PathLike) -> dict[str, str]:
+    """Write an NIR file atomically with safe node names, and read it back before it counts as written.
+
+    Names go through `spikeforge.names.sanitise` (a `/` would otherwise become an HDF5 group and swallow
+    the node). The file is read back with the reader every later command uses and compared with what
+    was meant to be written; a difference is an error and nothing is left at `path`. Returns the
+    renames {old: new} (empty when every name was already safe).
+    """
+    from .names import sanitise
+
+    safe, renamed = sanitise(graph)
+    if WARNINGS_KEY in (safe.metadata or {}):  # reported, not persisted
+        safe = nir.NIRGraph(nodes=safe.nodes, edges=safe.edges, type_check=False,
+                            metadata={k: v for k, v in safe.metadata.items() if k != WARNINGS_KEY})
     with atomic_file(path) as tmp:
-        nir.write(tmp, graph)
+        try:
+            nir.write(tmp, safe)
+        except TypeError as exc:  # h5py: "Scalar datasets don't support chunk/filter options" (0-d arrays)
+            if "Scalar datasets" not in str(exc):
+                raise
+            nir.write(tmp, safe, compression=None)
+        back = read(tmp)
+        diff = difference(safe, back)
+        if diff:
+            raise GraphError(f"the NIR file written does not read back equal: {diff}", file=str(path))
+    return renamed
+
+
+def _same_value(a: object, b: object) -> bool:
+    if isinstance(a, dict) or isinstance(b, dict):
+        return isinstance(a, dict) and isinstance(b, dict) and set(a) == set(b) and all(
+            _same_value(a[k], b[k]) for k in a)
+    if isinstance(a, (str, bytes)) or isinstance(b, (str, bytes)):
+        def txt(v: object) -> str:
+            return v.decode() if isinstance(v, bytes) else str(v)
+        return txt(a) == txt(b)
+    try:
+        x, y = np.asarray(a), np.asarray(b)
+        if x.dtype == object or y.dtype == object:
+            return str(a) == str(b)
+        return x.size == y.size and bool(np.array_equal(x.ravel(), y.ravel()))
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+def difference(a: nir.NIRGraph, b: nir.NIRGraph) -> str | None:
+    """First difference between two graphs (names, types, edges, parameters, metadata), or None."""
+    if set(a.nodes) != set(b.nodes):
+        return f"nodes {sorted(set(a.nodes) ^ set(b.nodes))} differ"
+    if sorted(map(tuple, a.edges)) != sorted(map(tuple, b.edges)):
+        return f"edges differ ({sorted(set(map(tuple, a.edges)) ^ set(map(tuple, b.edges)))})"
+    if not _same_value(dict(a.metadata or {}), dict(b.metadata or {})):
+        return "graph metadata differs"
+    for name, na in a.nodes.items():
+        nb = b.nodes[name]
+        if type(na) is not type(nb):
+            return f"node '{name}' is {type(na).__name__}, read back as {type(nb).__name__}"
+        if isinstance(na, nir.NIRGraph):
+            inner = difference(na, nb)
+            if inner:
+                return f"in subgraph '{name}': {inner}"
+            continue
+        for f in fields(na):
+            if f.name in ("input_type", "output_type"):
+                continue
+            va, vb = getattr(na, f.name), getattr(nb, f.name)
+            if f.name == "metadata":
+                va, vb = dict(va or {}), dict(vb or {})
+            if not _same_value(va, vb):
+                return f"node '{name}' field '{f.name}' differs"
+    return None
 
 
 def node_shape(node: nir.NIRNode, port: str) -> tuple[int, ...] | None:

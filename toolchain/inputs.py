@@ -21,8 +21,14 @@ from .npzio import load_npz
 RESERVED = ("labels", "analog")
 
 
-def load_inputs(path: str | os.PathLike, graph: nir.NIRGraph) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """Read and check an input file against the graph's Input nodes."""
+def load_inputs(path: str | os.PathLike, graph: nir.NIRGraph, *, batch_first: bool = False,
+                notes: list[str] | None = None) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Read and check an input file against the graph's Input nodes.
+
+    `batch_first` reads (batch, time, ...) arrays (`--batch-first`); `notes` collects warnings, e.g. that an
+    array looks batch-first (its second axis equals the graph's recorded time steps, or `labels` fits
+    its first axis).
+    """
     p = Path(path)
     if not p.exists():
         raise InputError("input file not found", file=str(p))
@@ -30,13 +36,32 @@ def load_inputs(path: str | os.PathLike, graph: nir.NIRGraph) -> tuple[dict[str,
         arrays = load_npz(p)
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise InputError(f"not a readable .npz file of plain arrays ({type(exc).__name__})", file=str(p)) from None
-    return check_inputs(arrays, graph, file=str(p))
+    return check_inputs(arrays, graph, file=str(p), batch_first=batch_first, notes=notes)
 
 
-def check_inputs(arrays: dict[str, np.ndarray], graph: nir.NIRGraph, *, file: str | None = None
+def _looks_batch_first(x: np.ndarray, graph: nir.NIRGraph, labels: np.ndarray | None) -> bool:
+    """Axis 0 longer than axis 1, and the transpose is what the graph/labels say (steps or batch size)."""
+    if x.ndim < 2 or x.shape[0] <= x.shape[1]:
+        return False
+    steps = (graph.metadata or {}).get("spikeforge.timesteps")
+    if labels is not None and np.ndim(labels) == 1 and len(labels) == x.shape[0]:
+        return True
+    return steps is not None and int(np.asarray(steps).ravel()[0]) == x.shape[1]
+
+
+def check_inputs(arrays: dict[str, np.ndarray], graph: nir.NIRGraph, *, file: str | None = None,
+                 batch_first: bool = False, notes: list[str] | None = None
                  ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     names = G.input_nodes(graph)
     data = {k: v for k, v in arrays.items() if k not in RESERVED}
+    if batch_first:
+        data = {k: (np.swapaxes(v, 0, 1) if v.ndim >= 2 else v) for k, v in data.items()}
+    elif notes is not None:
+        for k, v in data.items():
+            if _looks_batch_first(v, graph, arrays.get("labels")):
+                notes.append(f"{file or 'inputs'}: array '{k}' {v.shape} is read as {v.shape[0]} time steps of "
+                             f"{v.shape[1]} samples, but looks batch-first ({v.shape[0]} samples of {v.shape[1]} "
+                             f"steps); pass --batch-first if so")
     inputs: dict[str, np.ndarray] = {}
     for name in names:
         if name in data:

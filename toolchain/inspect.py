@@ -15,6 +15,7 @@ import numpy as np
 
 from . import graph as G
 from .artifact import Artifact
+from .names import original_name
 
 
 def _summary(arr: np.ndarray) -> str:
@@ -97,6 +98,7 @@ def describe_graph(graph: nir.NIRGraph, full: bool = False) -> dict[str, Any]:
             conventions = {k: _brief(v) for k, v in meta.items()}
         nodes.append({
             "name": name,
+            "original_name": original_name(node, name),
             "type": type(node).__name__,
             "input": G.node_shape(node, "input"),
             "output": G.node_shape(node, "output"),

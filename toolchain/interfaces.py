@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .options import Opt
+
 if TYPE_CHECKING:  # pragma: no cover
     import nir
 
@@ -213,6 +215,8 @@ class Backend(abc.ABC):
 
     #: entry-point name; boards name it in their `backend` key
     name: str = ""
+    #: the `--set` keys this backend reads (backends/<name>/options.py); compile rejects any other key
+    options: dict[str, Opt] = {}
 
     @abc.abstractmethod
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:

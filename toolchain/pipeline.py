@@ -14,9 +14,23 @@ import nir
 from . import graph as G
 from .artifact import Artifact, hash_file
 from .boardspec import Board
+from .calibration import for_passes, read_calibration
 from .errors import BoardError, SpikeforgeError
+from .guards import dt_warnings
 from .interfaces import CompileOptions
+from .names import sanitise
+from .options import validate_options
 from .registry import backend_for
+
+#: keys the pipeline itself passes to backends in `options.extra`; they are not user `--set` keys
+INTERNAL_KEYS = ("prune_method", "calibration")
+
+
+def check_backend_options(backend: Any, options: CompileOptions) -> None:
+    """Parse the user's `--set` keys against the backend's declared options, before any work is done."""
+    user = {k: v for k, v in options.extra.items() if k not in INTERNAL_KEYS}
+    parsed = validate_options(backend.name, backend.options, user)
+    options.extra.update(parsed)
 
 
 def load(model: str | os.PathLike, **frontend_options: Any) -> nir.NIRGraph:
@@ -67,15 +81,23 @@ def compile_model(model: str | os.PathLike | nir.NIRGraph, board: str | Board,
     """Compile a model file (or an in-memory NIR graph) for a board."""
     options = options or CompileOptions()
     b, backend = backend_for(board)
+    check_backend_options(backend, options)
     if isinstance(model, nir.NIRGraph):
-        graph, digest = G.validate(model), ""
+        graph, digest = sanitise(G.validate(model))[0], ""
     else:
+        if calibration is not None:
+            calibration = read_calibration(calibration)
         graph = load(model, dt=options.dt, timesteps=options.timesteps, calibration=calibration, **frontend_options)
         digest = hash_file(model) if Path(model).is_file() else ""
+    load_warnings = G.pop_warnings(graph)
     from spikeforge.backends.reference.backend import with_dt
 
     reference, dt = with_dt(graph, options)
     options.dt = dt
+    load_warnings += dt_warnings(reference, dt)
+    if calibration is not None:  # one format in, spike trains by input name out (spikeforge.calibration)
+        steps = options.timesteps or (reference.metadata or {}).get("spikeforge.timesteps") or 25
+        calibration = for_passes(read_calibration(calibration), reference, int(steps))
     transformed, reports = apply_passes(reference, b, options, calibration)
     if calibration is not None:  # backends may size ranges from data; never written into the manifest
         options.extra["calibration"] = calibration
@@ -91,6 +113,8 @@ def compile_model(model: str | os.PathLike | nir.NIRGraph, board: str | Board,
             artifact.program = transformed
         artifact.reference = reference
     artifact.meta.setdefault("dt", dt)
+    if load_warnings:
+        artifact.meta["warnings"] = load_warnings + list(artifact.meta.get("warnings") or [])
     if reports:
         artifact.meta["passes"] = reports
     artifact.input_hash = digest

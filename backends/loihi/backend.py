@@ -19,6 +19,7 @@ from .options import OPTIONS
 
 
 class LoihiBackend(Backend):
+    options = OPTIONS
     name = "loihi"
     options = OPTIONS
 

@@ -32,6 +32,7 @@ FORWARD_NOTE = ("the OPU runs only DFA training's backward projection; inference
 
 
 class PhotonicBackend(Backend):
+    options = OPTIONS
     name = "photonic"
     options = OPTIONS
 

@@ -13,6 +13,7 @@ from spikeforge.errors import GraphError
 from spikeforge.interfaces import Backend, CompileOptions, CostModel, Emulator
 
 from .cost import ReferenceCostModel
+from .options import OPTIONS
 
 
 def with_dt(graph: nir.NIRGraph, options: CompileOptions) -> tuple[nir.NIRGraph, float]:
@@ -38,6 +39,7 @@ def count_neurons(graph: nir.NIRGraph) -> int:
 
 
 class ReferenceBackend(Backend):
+    options = OPTIONS
     name = "reference"
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:

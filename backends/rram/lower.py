@@ -287,6 +287,7 @@ def _replace_weight(g: nir.NIRGraph, name: str, w: np.ndarray, b: np.ndarray | N
 class RRAMBackend(Backend):
     """RRAM in-memory-computing macros: any trained graph (programmed mode) or an LSM (reservoir mode)."""
 
+    options = OPTIONS
     name = "rram"
     options = OPTIONS
 

@@ -26,6 +26,7 @@ from .program import Program
 
 
 class SpiNNakerBackend(Backend):
+    options = OPTIONS
     name = "spinnaker"
     options = OPTIONS
 
