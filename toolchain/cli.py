@@ -156,6 +156,12 @@ def main() -> None:
     """
     if not sys.stdout.isatty():  # piped: $COLUMNS (read per invocation) or 100 columns
         out.width = int(os.environ.get("COLUMNS") or 100)
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):  # one line, no source line
+        err.print(f"[yellow]warning:[/] {escape(str(message))}")
+
+    warnings.showwarning = show
 
 
 # ------------------------------------------------------------------------------------------------ compile
