@@ -194,6 +194,8 @@ def verify(artifact: Artifact | str | os.PathLike, inputs: InputsLike, labels: n
     if unknown:
         raise SpikeforgeError(f"unknown verify gate(s) {unknown}; known: {sorted(known)}")
     if tolerance is not None:
+        if not 0 <= tolerance <= 1:
+            raise SpikeforgeError(f"tolerance must be in [0, 1], got {tolerance}", field="tolerance")
         gates["max_accuracy_drop"] = tolerance
     art = _open_artifact(artifact)
     x, file_labels = inputs_of(inputs, art.reference, batch_first=batch_first)
