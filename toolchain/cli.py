@@ -158,9 +158,20 @@ def main() -> None:
         out.width = int(os.environ.get("COLUMNS") or 100)
     import warnings
 
-    def show(message, category, filename, lineno, file=None, line=None):  # one line, no source line
-        err.print(f"[yellow]warning:[/] {escape(str(message))}")
+    from .api import SpikeforgeWarning
 
+    original = warnings.showwarning
+    if getattr(original, "_spikeforge", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        """spikeforge's own warnings as one line without Python's source-line form; others as Python shows them."""
+        if issubclass(category, SpikeforgeWarning):
+            err.print(f"[yellow]warning:[/] {escape(str(message))}")
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    show._spikeforge = True  # type: ignore[attr-defined]
     warnings.showwarning = show
 
 
@@ -226,12 +237,8 @@ def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps
     out.print("[green]compiled[/] " + escape(f"{model} -> {path}  (board {artifact.board}, dt {artifact.meta.get('dt')} s)"))
     for line in summary["decisions"]:
         out.print("  " + escape(line))
-    for w in artifact.warnings:  # each once, without Python's source-line form
+    for w in artifact.warnings:  # each once (semantic changes included), without Python's source-line form
         err.print(f"[yellow]warning:[/] {escape(w)}")
-    from .semantics import warnings_of
-
-    for sw in dict.fromkeys(warnings_of(artifact.meta)):  # each structured warning once
-        err.print(f"[yellow]semantic change:[/] {escape(sw.text())} (magnitude {sw.magnitude:g}; verify gates it)")
 
 
 # ------------------------------------------------------------------------------------------------ emulate
@@ -533,8 +540,11 @@ def inspect(model, full, lenient, as_json):
         if len(arrays) > 8:
             out.print(f"  ... {len(arrays) - 8} more")
         out.print(escape(f"files: {', '.join(info['files']) or 'none'}"))
-    for w in info["warnings"]:
-        out.print("[yellow]warning:[/] " + escape(w))
+    shown = info["warnings"] if full else info["warnings"][:3]
+    for w in shown:
+        out.print("[yellow]warning:[/] " + escape(w if full or len(w) <= 150 else w[:147] + "..."))
+    if len(shown) < len(info["warnings"]):
+        out.print(f"... {len(info['warnings']) - len(shown)} more warnings (--full lists them)")
 
 
 def _shape(shape) -> str:
@@ -567,6 +577,7 @@ def convert(model, output, dt, timesteps, calibration, trust, model_class, input
     with activity(f"converting {model}", err, quiet=as_json):
         g = load(model, dt=dt, timesteps=timesteps, calibration=calib, trust=trust or None, model_class=model_class,
                  input_shape=_input_shape(input_shape), lenient=lenient or None)
+    _print_warnings(G.pop_warnings(g))
     if dt is not None:
         g.metadata = {**(g.metadata or {}), G.DT_KEY: float(dt)}
     G.write(g, output)  # reads the file back before reporting success
