@@ -42,9 +42,20 @@ def _core_slices(mapping: dict[str, Any], pop: str, size: int) -> list[tuple[int
 _LAST: dict[str, Trace] = {}
 
 
+def _arrays_digest(artifact: Artifact) -> str:
+    """Content digest of the program's arrays: a cache keyed by the artifact object alone would serve a stale
+    program after the arrays are edited in place (a notebook, a test injecting a fault)."""
+    h = hashlib.sha1(str(id(artifact)).encode())
+    for k in sorted(artifact.arrays):
+        a = np.ascontiguousarray(artifact.arrays[k])
+        h.update(k.encode() + str(a.shape).encode() + str(a.dtype).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def _fingerprint(artifact: Artifact, inputs: dict[str, np.ndarray] | np.ndarray) -> str:
     h = hashlib.sha1()
-    h.update(str(id(artifact)).encode())
+    h.update(_arrays_digest(artifact).encode())
     items = inputs.items() if isinstance(inputs, dict) else [("", inputs)]
     for k, v in sorted(items, key=lambda kv: kv[0]):
         a = np.ascontiguousarray(v)
@@ -53,15 +64,16 @@ def _fingerprint(artifact: Artifact, inputs: dict[str, np.ndarray] | np.ndarray)
     return h.hexdigest()
 
 
-#: the last artifact loaded: (artifact, program, board, weight matrices by input spike bound). Loading builds the
-#: sparse/dense weight matrices from 10^5-10^6 synapse lists; repeated runs of one artifact (verify then profile,
-#: benchmark repeats, batches of samples) reuse them. Artifacts are not modified after compile.
-_LOADED: list[tuple[Artifact, Program, Any, dict]] = []
+#: the last artifact loaded: (content digest, program, board, weight matrices by input spike bound). Loading builds
+#: the sparse/dense weight matrices from 10^5-10^6 synapse lists; repeated runs of one artifact (verify then
+#: profile, benchmark repeats, batches of samples) reuse them; an edited artifact has another digest.
+_LOADED: list[tuple[str, Program, Any, dict]] = []
 
 
 def _load(artifact: Artifact) -> tuple[Program, Any, dict]:
-    if not _LOADED or _LOADED[0][0] is not artifact:
-        _LOADED[:] = [(artifact, Program.from_artifact(artifact.meta, artifact.arrays), get_board(artifact.board), {})]
+    digest = _arrays_digest(artifact)
+    if not _LOADED or _LOADED[0][0] != digest:
+        _LOADED[:] = [(digest, Program.from_artifact(artifact.meta, artifact.arrays), get_board(artifact.board), {})]
     return _LOADED[0][1], _LOADED[0][2], _LOADED[0][3]
 
 

@@ -115,7 +115,7 @@ def test_recurrent_cubalif_network_with_spiking_output():
     # noise off: the recurrent edge and both CubaLIF layers follow the float model of the programmed weights
     art = compile_model(g, "rram-neurram-48x256", CompileOptions(extra={"rram.noise": "off", "rram.levels": 8}),
                         calibration=cal)
-    assert [lay["node"] for lay in art.meta["layers"]] == ["0", "1.w_rec", "2"]
+    assert [lay["node"] for lay in art.meta["layers"]] == ["0", "1_w_rec", "2"]  # names sanitised on import (spikeforge.names)
     ref = simulate(art.program, {"input": x[:, 240:]}, dtype="float64")
     np.testing.assert_array_equal(RRAMEmulator().run(art, {"input": x[:, 240:]}).outputs["output"],
                                   ref.outputs["output"])
