@@ -43,13 +43,16 @@ _LAST: dict[str, Trace] = {}
 
 
 def _arrays_digest(artifact: Artifact) -> str:
-    """Content digest of the program's arrays: a cache keyed by the artifact object alone would serve a stale
-    program after the arrays are edited in place (a notebook, a test injecting a fault)."""
+    """Identity of the program's arrays: a cache keyed by the artifact object alone would serve a stale
+    program after an array is replaced or a parameter edited (a notebook, a test injecting a fault).
+    Array objects count by identity; arrays up to 64 KiB (thresholds, decays: what one edits in place) by
+    content too. Hashing the weight tables on every run would cost more than a short emulation."""
     h = hashlib.sha1(str(id(artifact)).encode())
     for k in sorted(artifact.arrays):
-        a = np.ascontiguousarray(artifact.arrays[k])
-        h.update(k.encode() + str(a.shape).encode() + str(a.dtype).encode())
-        h.update(a.tobytes())
+        v = artifact.arrays[k]
+        h.update(f"{k}|{id(v)}|{np.shape(v)}|{getattr(v, 'dtype', '')}".encode())
+        if np.asarray(v).nbytes <= 65536:
+            h.update(np.ascontiguousarray(v).tobytes())
     return h.hexdigest()
 
 
