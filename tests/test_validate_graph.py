@@ -46,7 +46,7 @@ def test_threshold_must_be_positive(value):
 def test_bias_shape_must_match_weight():
     g = lif_mlp()
     g.nodes["fc1"].bias = np.zeros(5, np.float32)
-    _refuse(g, r"expected 6 values.*got shape \(5,\)", "fc1", "bias")
+    _refuse(g, r"expected 6 values.*found shape \(5,\)", "fc1", "bias")
 
 
 def test_neuron_parameter_lengths_must_agree():

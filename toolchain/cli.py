@@ -21,7 +21,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
+from .deadline import with_timeout
 from .errors import SpikeforgeError
+from .validate_opts import check_calibration, check_numbers
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -95,6 +97,7 @@ def main() -> None:
 @click.option("--set", "extra", multiple=True, metavar="KEY=VALUE", help="Backend option, repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @handle_errors
+@with_timeout
 def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps, dt, delay_policy, calibration,
                 trust, model_class, seed, extra, as_json):
     """Compile MODEL (.nir, .onnx, .pt2/.pt/state_dict, Brian2 .py) for a board into an artifact directory.
@@ -112,17 +115,11 @@ def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps
             extras[key] = json.loads(value)
         except json.JSONDecodeError:
             extras[key] = value
-    if prune is not None and not (0 <= prune < 1):
-        raise SpikeforgeError(f"--prune must be in [0, 1), got {prune}")
-    if bit_budget is not None and bit_budget <= 0:
-        raise SpikeforgeError(f"--bit-budget must be > 0, got {bit_budget}")
+    check_numbers({"--bit-budget": bit_budget, "--prune": prune, "--timesteps": timesteps, "--dt": dt,
+                   "--seed": seed})
     calib = None
     if calibration is not None:
-        from .npzio import load_npz
-
-        if not calibration.exists():
-            raise SpikeforgeError("calibration file not found", file=str(calibration))
-        calib = load_npz(calibration)
+        calib = _load_calibration(calibration)
     opts = _options(dt=dt, timesteps=timesteps, bit_budget=bit_budget, prune=prune, delay_policy=delay_policy,
                     seed=seed, extra=extras)
     with err.status(f"compiling {model} for {board} ..."):
@@ -142,6 +139,14 @@ def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps
         err.print(f"[yellow]warning:[/] {escape(str(w))}")
 
 
+def _load_calibration(path: Path) -> dict:
+    from .inputs import read_npz
+
+    arrays = read_npz(path, what="calibration file")
+    check_calibration(arrays, str(path))
+    return arrays
+
+
 # ------------------------------------------------------------------------------------------------ emulate
 def _load_artifact(path: Path):
     from .artifact import Artifact
@@ -156,6 +161,7 @@ def _load_artifact(path: Path):
 @click.option("--probes", is_flag=True, help="Also record state variables.")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
+@with_timeout
 def emulate(artifact, input_path, output, probes, as_json):
     """Run the compiled program on an input .npz; write outputs and event counts to an .npz."""
     from .inputs import load_inputs
@@ -193,12 +199,14 @@ def emulate(artifact, input_path, output, probes, as_json):
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write a JUnit XML report.")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
+@with_timeout
 def verify(artifact, input_path, tolerance, min_agreement, allow_silent, junit, as_json):
     """Compare the board's emulated behaviour with the float reference. Exit 1 if it disagrees."""
     from .inputs import load_inputs
     from .verify import junit_xml
     from .verify import verify as run_verify
 
+    check_numbers({"--tolerance": tolerance, "--min-agreement": min_agreement})
     art = _load_artifact(artifact)
     if input_path is None:
         raise SpikeforgeError("no --input given", hint="spikeforge verify DIR --input X.npz")
@@ -260,6 +268,7 @@ def _fmt(value: float, unit: str) -> str:
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="Write an energy breakdown PNG.")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
+@with_timeout
 def profile(artifact, input_path, plot, as_json):
     """Energy and latency of the compiled program, each figure with its source."""
     art = _load_artifact(artifact)
@@ -360,6 +369,7 @@ def boards_show(name, as_json):
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
+@with_timeout
 def inspect(model, as_json):
     """Show a model's (or an artifact's) nodes, shapes, parameter ranges and recorded conventions."""
     from .inspect import describe_artifact, describe_graph
@@ -400,16 +410,16 @@ def inspect(model, as_json):
 @click.option("--model-class", default=None)
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
+@with_timeout
 def convert(model, output, dt, timesteps, calibration, trust, model_class, as_json):
     """Convert a model file into an NIR file (with spikeforge's conventions in its metadata)."""
     from . import graph as G
     from .pipeline import load
 
+    check_numbers({"--dt": dt, "--timesteps": timesteps})
     calib = None
     if calibration is not None:
-        from .npzio import load_npz
-
-        calib = load_npz(calibration)
+        calib = _load_calibration(calibration)
     g = load(model, dt=dt, timesteps=timesteps, calibration=calib, trust=trust or None, model_class=model_class)
     if dt is not None:
         g.metadata = {**(g.metadata or {}), G.DT_KEY: float(dt)}

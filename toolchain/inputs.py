@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import nir
@@ -23,14 +24,20 @@ RESERVED = ("labels", "analog")
 
 def load_inputs(path: str | os.PathLike, graph: nir.NIRGraph) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Read and check an input file against the graph's Input nodes."""
+    return check_inputs(read_npz(path), graph, file=str(path))
+
+
+def read_npz(path: str | os.PathLike, what: str = "input file") -> dict[str, np.ndarray]:
+    """Read an .npz of plain arrays (never pickles); any failure is one error naming the file."""
     p = Path(path)
     if not p.exists():
-        raise InputError("input file not found", file=str(p))
+        raise InputError(f"{what} not found", file=str(p))
+    if p.is_dir():
+        raise InputError(f"{what} is a directory, expected an .npz file", file=str(p))
     try:
-        arrays = load_npz(p)
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        return load_npz(p)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error) as exc:
         raise InputError(f"not a readable .npz file of plain arrays ({type(exc).__name__})", file=str(p)) from None
-    return check_inputs(arrays, graph, file=str(p))
 
 
 def check_inputs(arrays: dict[str, np.ndarray], graph: nir.NIRGraph, *, file: str | None = None

@@ -66,9 +66,9 @@ def _array(ctx: _Ctx, value, field: str) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ctx.fail(f"expected numbers, got {type(value).__name__}", field) from None
+        raise ctx.fail(f"expected numbers, found {type(value).__name__}", field) from None
     if arr.size > MAX_PARAMETER_ELEMENTS:
-        raise ctx.fail(f"expected at most {MAX_PARAMETER_ELEMENTS} elements, got {arr.size}", field)
+        raise ctx.fail(f"expected at most {MAX_PARAMETER_ELEMENTS} elements, found {arr.size}", field)
     if not np.all(np.isfinite(arr)):
         raise ctx.fail(f"parameter is not finite (expected finite values, found {arr[~np.isfinite(arr)].ravel()[0]})", field)
     return arr
@@ -78,9 +78,9 @@ def _ints(ctx: _Ctx, value, field: str, n: int, lo: int, hi: int = MAX_KERNEL_AT
     """An int or per-axis ints, each in [lo, hi]."""
     arr = _array(ctx, value, field).ravel()
     if arr.size not in (1, n):
-        raise ctx.fail(f"expected 1 or {n} values, got {arr.size}", field)
+        raise ctx.fail(f"expected 1 or {n} values, found {arr.size}", field)
     if np.any(arr != np.round(arr)) or np.any(arr < lo) or np.any(arr > hi):
-        raise ctx.fail(f"expected integers in [{lo}, {hi}], got {arr.tolist()}", field)
+        raise ctx.fail(f"expected integers in [{lo}, {hi}], found {arr.tolist()}", field)
     vals = tuple(int(x) for x in arr)
     return vals * n if len(vals) == 1 else vals
 
@@ -102,9 +102,9 @@ def _check_shape(ctx: _Ctx, shp: tuple[int, ...] | None, field: str) -> None:
     if shp is None:
         return
     if any(d <= 0 for d in shp):
-        raise ctx.fail(f"expected positive dimensions, got {shp}", field)
+        raise ctx.fail(f"expected positive dimensions, found {shp}", field)
     if int(np.prod([float(d) for d in shp])) > MAX_POPULATION:
-        raise ctx.fail(f"expected at most {MAX_POPULATION} elements, got shape {shp}", field)
+        raise ctx.fail(f"expected at most {MAX_POPULATION} elements, found shape {shp}", field)
 
 
 def _sizes_agree(ctx: _Ctx, arrays: dict[str, np.ndarray], size: int | None) -> None:
@@ -113,7 +113,7 @@ def _sizes_agree(ctx: _Ctx, arrays: dict[str, np.ndarray], size: int | None) -> 
         bad = {k: s for k, s in sizes.items() if s != size}
         if bad:
             k = next(iter(bad))
-            raise ctx.fail(f"expected {size} values (the node's size) or 1, got {bad[k]}", k)
+            raise ctx.fail(f"expected {size} values (the node's size) or 1, found {bad[k]}", k)
     elif len(set(sizes.values())) > 1:
         k = sorted(sizes)[-1]
         raise ctx.fail(f"parameter lengths disagree: {sizes}", k)
@@ -123,10 +123,10 @@ def _check_neuron(ctx: _Ctx, node: nir.NIRNode, names: Iterable[str]) -> None:
     arrays = {f: _array(ctx, getattr(node, f), f) for f in names}
     for f in TAU_FIELDS:
         if f in arrays and np.any(arrays[f] <= 0):
-            raise ctx.fail(f"time constant must be > 0 (NIR: tau dv/dt = ...), got {arrays[f].min()}", f)
+            raise ctx.fail(f"time constant must be > 0 (NIR: tau dv/dt = ...), found {arrays[f].min()}", f)
     if "v_threshold" in arrays and np.any(arrays["v_threshold"] <= 0):
         raise ctx.fail("threshold must be > 0: state starts at 0, so a threshold <= 0 fires at rest on "
-                       f"every step (NIR z = H(v - v_threshold)); got {arrays['v_threshold'].min()}", "v_threshold")
+                       f"every step (NIR z = H(v - v_threshold)); found {arrays['v_threshold'].min()}", "v_threshold")
     shp = shape_of(node.input_type)
     _sizes_agree(ctx, arrays, int(np.prod(shp)) if shp else None)
 
@@ -134,14 +134,14 @@ def _check_neuron(ctx: _Ctx, node: nir.NIRNode, names: Iterable[str]) -> None:
 def _check_conv(ctx: _Ctx, node: nir.Conv1d | nir.Conv2d, dims: int) -> None:
     w = _array(ctx, node.weight, "weight")
     if w.ndim != dims + 2:
-        raise ctx.fail(f"expected a {dims + 2}-d weight (out, in/groups, kernel...), got shape {w.shape}", "weight")
+        raise ctx.fail(f"expected a {dims + 2}-d weight (out, in/groups, kernel...), found shape {w.shape}", "weight")
     if min(w.shape) <= 0:
-        raise ctx.fail(f"expected a non-empty weight, got shape {w.shape}", "weight")
+        raise ctx.fail(f"expected a non-empty weight, found shape {w.shape}", "weight")
     out_ch = w.shape[0]
     if node.bias is not None:
         b = _array(ctx, node.bias, "bias")
         if b.size not in (1, out_ch):
-            raise ctx.fail(f"expected {out_ch} values (one per output channel), got {b.size}", "bias")
+            raise ctx.fail(f"expected {out_ch} values (one per output channel), found {b.size}", "bias")
     stride = _ints(ctx, node.stride, "stride", dims, 1)
     dil = _ints(ctx, node.dilation, "dilation", dims, 1)
     groups = _ints(ctx, node.groups, "groups", 1, 1, 1 << 20)[0]
@@ -150,7 +150,7 @@ def _check_conv(ctx: _Ctx, node: nir.Conv1d | nir.Conv2d, dims: int) -> None:
         pad = pad.decode()
     if isinstance(pad, str):
         if pad not in ("same", "valid"):
-            raise ctx.fail(f"expected 'same', 'valid' or integers, got {pad!r}", "padding")
+            raise ctx.fail(f"expected 'same', 'valid' or integers, found {pad!r}", "padding")
         if pad == "same" and any(s != 1 for s in stride):
             raise ctx.fail("padding 'same' needs stride 1", "padding")
         pads = (0,) * dims if pad == "valid" else None
@@ -164,7 +164,7 @@ def _check_conv(ctx: _Ctx, node: nir.Conv1d | nir.Conv2d, dims: int) -> None:
     if ishape is None:
         return
     if len(ishape) != dims + 1:
-        raise ctx.fail(f"expected (channels, {'length' if dims == 1 else 'height, width'}), got {ishape}",
+        raise ctx.fail(f"expected (channels, {'length' if dims == 1 else 'height, width'}), found {ishape}",
                        "input_shape")
     _check_shape(ctx, ishape, "input_shape")
     if ishape[0] != w.shape[1] * groups:
@@ -193,9 +193,9 @@ def _check_pool(ctx: _Ctx, node) -> None:
 def _check_delay(ctx: _Ctx, node: nir.Delay, dt: float | None) -> None:
     d = _array(ctx, node.delay, "delay")
     if d.size == 0:
-        raise ctx.fail("expected at least one delay value, got an empty array", "delay")
+        raise ctx.fail("expected at least one delay value, found an empty array", "delay")
     if np.any(d < 0):
-        raise ctx.fail(f"delays must be >= 0, got {d.min()}", "delay")
+        raise ctx.fail(f"delays must be >= 0, found {d.min()}", "delay")
     if dt is None:
         return
     steps = float(d.max()) / dt
@@ -217,16 +217,16 @@ def check_node(name: str, node: nir.NIRNode, *, file: str | None = None, dt: flo
     elif isinstance(node, (nir.Affine, nir.Linear)):
         w = _array(ctx, node.weight, "weight")
         if w.ndim != 2 or min(w.shape) <= 0:
-            raise ctx.fail(f"expected a non-empty 2-d weight (out, in), got shape {w.shape}", "weight")
+            raise ctx.fail(f"expected a non-empty 2-d weight (out, in), found shape {w.shape}", "weight")
         if isinstance(node, nir.Affine):
             b = _array(ctx, node.bias, "bias")
             if b.size != w.shape[0]:
-                raise ctx.fail(f"expected {w.shape[0]} values (weight has {w.shape[0]} rows), got shape "
+                raise ctx.fail(f"expected {w.shape[0]} values (weight has {w.shape[0]} rows), found shape "
                                f"{b.shape}", "bias")
     elif isinstance(node, nir.Scale):
         s = _array(ctx, node.scale, "scale")
         if s.size == 0:
-            raise ctx.fail("expected at least one value, got an empty array", "scale")
+            raise ctx.fail("expected at least one value, found an empty array", "scale")
     elif isinstance(node, nir.Threshold):
         _array(ctx, node.threshold, "threshold")
     elif isinstance(node, nir.Conv2d):
@@ -243,10 +243,10 @@ def check_node(name: str, node: nir.NIRNode, *, file: str | None = None, dt: flo
         for f in ("start_dim", "end_dim"):
             v = getattr(node, f)
             if not isinstance(v, (int, np.integer)) or (nd is not None and not -nd - 1 <= int(v) <= nd):
-                raise ctx.fail(f"expected an axis index within the input's {nd} dimensions, got {v!r}", f)
+                raise ctx.fail(f"expected an axis index within the input's {nd} dimensions, found {v!r}", f)
     elif isinstance(node, nir.Input):
         if shape_of(node.input_type) is None and shape_of(node.output_type) is None:
-            raise ctx.fail("expected a shape for the input, got none", "input_type")
+            raise ctx.fail("expected a shape for the input, found none", "input_type")
 
 
 def _sccs(names: list[str], succ: dict[str, list[str]]) -> list[list[str]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from spikeforge.emitsafe import one_line
+
 SCRIPT = '''#!/usr/bin/env python3
 """Optical DFA training program compiled by spikeforge for board {board}.
 
@@ -111,7 +113,8 @@ def emit_files(program: dict[str, Any], board: str) -> dict[str, str]:
     front = "none" if not fe else f"input {tuple(fe['input_shape'])}, conv={fe['policy']}: " + ", ".join(
         f"{op['name']} {op['kind']}" + (f" ({op['role']})" if op["kind"] == "conv" else "") for op in fe["ops"])
     script = SCRIPT.format(
-        board=board, layers=layers, front=front, points=", ".join(program["feedback_points"]) or "none",
+        board=one_line(board), layers=one_line(layers, 100_000), front=one_line(front, 100_000),
+        points=one_line(", ".join(program["feedback_points"]) or "none", 100_000),
         n_out=proj["n_out"], layout=proj["layout"], n_classes=program["n_classes"],
         fpv=program["frames_per_vector"], macro=proj["macro"], n_anchor=proj["n_anchor"],
         n_in=program["n_inputs"], epochs=int(program["training"]["epochs"]), seed=int(program["opu_seed"]) - 1000,

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from spikeforge.boards import Board
+from spikeforge.emitsafe import spice_comment
+from spikeforge.errors import SpikeforgeError
 
 from .netlist import PORTS, Netlist
 from .sta import StaReport
+
+#: what an .include path in the deck may contain: a whitelist, so a --set value cannot add cards
+_INCLUDE_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./+-]{0,255}$")
+
+
+def _include_path(value: str, key: str) -> str:
+    if not _INCLUDE_PATH.match(value):
+        raise SpikeforgeError(f"--set {key}={value!r}: a cell-library path may hold only letters, digits and "
+                              "_ . / + - (no spaces, quotes or line breaks)", field=key)
+    return value
 
 
 def _p(fs_: int) -> str:
@@ -21,6 +34,8 @@ def josim_deck(nl: Netlist, *, library_dir: str = "RSFQlib", custom_lib: str = "
     RSFQlib cells are included from `library_dir`; the neuron (SF_NEURON) and comparator (SF_COMPARATOR)
     cells are not in RSFQlib and come from `custom_lib`, which the user supplies. Input stimulus: for
     each input node a list per element of step indices that carry a spike (default: a spike at step 0)."""
+    library_dir = _include_path(library_dir, "sfq.cell_library")
+    custom_lib = _include_path(custom_lib, "sfq.custom_cells")
     P = nl.period_fs
     used = sorted({nl.library[c.type]["josim"] for c in nl.cells})
     lines = ["* spikeforge SFQ top level (JoSIM). Generated; edit the .include paths to your cell library.",
@@ -67,15 +82,15 @@ def josim_deck(nl: Netlist, *, library_dir: str = "RSFQlib", custom_lib: str = "
                      f"T{tag} p{idx}a 0 p{idx}b 0 TD={_p(int(c.params['delay_fs']))} Z0=5",
                      f"{tag}rx p{idx}b {pins[1]} {rx}"]
         elif c.type == "SYN":
-            body += [f"* {c.name} p={c.params.get('p')}", f"{tag} {pins[0]} {pins[1]} ctl{idx} {sub}"]
+            body += [spice_comment(f"{c.name} p={c.params.get('p')}"), f"{tag} {pins[0]} {pins[1]} ctl{idx} {sub}"]
             src.append(f"Ictl{idx} 0 ctl{idx} pwl(0 0 5p {float(c.params.get('i_ctrl_uA', 0.0)):.4f}u)")
         elif c.type == "OUT":
-            body += [f"* {c.name}", f"{tag} {pins[0]} vout{idx} {sub}"]
+            body += [spice_comment(c.name), f"{tag} {pins[0]} vout{idx} {sub}"]
         elif c.type == "NEURON":
             prm = " ".join(f"{k}={c.params[k]}" for k in ("threshold", "capacity", "reset", "leak") if k in c.params)
-            body += [f"* {c.name} {prm}", f"{tag} {' '.join(pins)} {sub}"]
+            body += [spice_comment(f"{c.name} {prm}"), f"{tag} {' '.join(pins)} {sub}"]
         else:
-            body += [f"* {c.name}", f"{tag} {' '.join(pins)} {sub}"]
+            body += [spice_comment(c.name), f"{tag} {' '.join(pins)} {sub}"]
     stimulus = stimulus or {}
     for node, ids in nl.inputs.items():
         pattern = stimulus.get(node)
@@ -90,7 +105,7 @@ def josim_deck(nl: Netlist, *, library_dir: str = "RSFQlib", custom_lib: str = "
     prints = []
     for ids in nl.outputs.values():
         for c in ids:
-            prints += [f"* {nl.cells[c].name} (SFQ/DC output voltage)", f".print V(vout{c})"]
+            prints += [spice_comment(f"{nl.cells[c].name} (SFQ/DC output voltage)"), f".print V(vout{c})"]
     tstop = steps * P + nl.latency_fs + 50_000
     return "\n".join(lines + ["", "* cells"] + body + ["", "* wire delays"] + tlines + ["", "* sources"] + src
                      + ["", f".tran 0.1p {_p(tstop)} 0 0.1p"] + prints + [".end", ""])
