@@ -338,6 +338,12 @@ def check_structure(g: nir.NIRGraph, *, file: str | None = None) -> None:
         if n not in back:
             raise GraphError("node does not reach any Output node (its result would be discarded)",
                              file=file, node=n)
+    both = {n: succ[n] + pred[n] for n in names}
+    main = _reach([outputs[0]], both)
+    for n in names:
+        if n not in main:  # nir.read gives an edge-less node its own Input/Output: still an orphan island
+            raise GraphError(f"node is not connected to the rest of the graph (an orphan island; the graph's "
+                             f"first output is {outputs[0]!r})", file=file, node=n)
     for comp in _sccs(names, succ):
         loop = len(comp) > 1 or comp[0] in succ[comp[0]]
         if loop and not any(isinstance(g.nodes[n], STATEFUL) for n in comp):
