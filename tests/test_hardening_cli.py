@@ -180,11 +180,20 @@ def _corrupt(art: Path, how: str) -> None:
     elif how == "not-json":
         mpath.write_bytes(b"\xff\xfe{")
         return
+    elif how == "meta-tampered":  # not re-signed: the manifest digest catches it
+        m["meta"]["layers"] = 5
+        mpath.write_text(json.dumps(m))
+        return
+    # re-signed: as a buggy writer would produce it, so the checks behind the digest are exercised
+    from spikeforge.artifact import DIGEST_KEY, manifest_digest
+
+    if isinstance(m, dict):
+        m[DIGEST_KEY] = manifest_digest(m)
     mpath.write_text(json.dumps(m))
 
 
 CORRUPTIONS = ["list", "no-board", "files-list", "options", "options-not-dict", "traversal", "missing-array",
-               "array-shape", "npz-truncated", "not-json"]
+               "array-shape", "npz-truncated", "not-json", "meta-tampered"]
 
 
 @pytest.mark.parametrize("how", CORRUPTIONS)

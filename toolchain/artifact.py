@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,14 @@ from .errors import SpikeforgeError
 from .interfaces import CompileOptions
 from .manifest import FORMAT_VERSION, array_index, check_arrays, parse_manifest
 from .npzio import load_npz, save_npz
+
+#: manifest key holding the sha256 of the rest of the manifest: meta is backend data the emulators trust
+DIGEST_KEY = "manifest_sha256"
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    return hash_bytes(dumps({k: v for k, v in manifest.items() if k != DIGEST_KEY}).encode())
+
 
 #: largest manifest.json read (a manifest is a few kB; a huge one is not ours)
 MAX_MANIFEST_BYTES = 64 << 20
@@ -143,6 +152,7 @@ class Artifact:
         }
         if self.board_spec:
             manifest["board_spec"] = self.board_spec
+        manifest[DIGEST_KEY] = manifest_digest(manifest)
         (d / "manifest.json").write_text(dumps(manifest))
 
     # ---- reading -------------------------------------------------------------------------------
@@ -165,6 +175,9 @@ class Artifact:
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise SpikeforgeError(f"manifest.json is not valid JSON ({type(exc).__name__})", file=str(mpath)) from None
         m = parse_manifest(raw, str(mpath))
+        if m.format_version >= 2 and raw.get(DIGEST_KEY) != manifest_digest(raw):
+            raise SpikeforgeError("manifest.json was modified after compile (sha256 mismatch)", file=str(mpath),
+                                  field=DIGEST_KEY)
         for rel, digest in m.files.items():
             p = d / rel
             if not p.is_file():
@@ -179,7 +192,8 @@ class Artifact:
         if "arrays.npz" in m.files:
             try:
                 arrays = load_npz(d / "arrays.npz")
-            except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+            except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError,
+                    RuntimeError, zlib.error) as exc:
                 raise SpikeforgeError(f"arrays.npz is not readable ({type(exc).__name__})",
                                       file=str(d / "arrays.npz")) from None
         elif m.arrays:

@@ -36,7 +36,8 @@ def read_npz(path: str | os.PathLike, what: str = "input file") -> dict[str, np.
         raise InputError(f"{what} is a directory, expected an .npz file", file=str(p))
     try:
         return load_npz(p)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error, NotImplementedError,
+            RuntimeError) as exc:  # zip encryption flags, damaged members, bad headers
         raise InputError(f"not a readable .npz file of plain arrays ({type(exc).__name__})", file=str(p)) from None
 
 
