@@ -84,6 +84,12 @@ def _node_checks(n: onnx.NodeProto, consts: dict[str, np.ndarray], file: str | N
         w = consts.get(n.input[1])
         if w is not None and w.ndim != 2:
             raise _err(f"expected a 2-d weight, found shape {w.shape}", file, name, "B")
+        c = consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        if c is not None and w is not None:
+            units = w.shape[0] if int(a.get("transB", 0)) else w.shape[1]
+            # ONNX: C broadcasts to (batch, units); a per-sample bias is (units,), (1, units) or a scalar
+            if c.ndim > 2 or (c.ndim >= 1 and c.shape[-1] not in (1, units)) or (c.ndim == 2 and c.shape[0] != 1):
+                raise _err(f"bias shape {c.shape} does not broadcast to (batch, {units})", file, name, "C")
     elif t == "Conv":
         w = consts.get(n.input[1])
         d = (w.ndim - 2) if w is not None else len(a.get("kernel_shape", [])) or None

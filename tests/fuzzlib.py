@@ -265,7 +265,10 @@ def onnx_cases(draw) -> tuple[bytes, np.ndarray]:
             g.initializer[i].CopyFrom(numpy_helper.from_array(np.zeros((0, 4), np.float32), g.initializer[i].name))
         elif kind == "nan" and g.initializer:
             i = draw(st.integers(0, len(g.initializer) - 1))
-            arr = numpy_helper.to_array(g.initializer[i]).copy() if g.initializer[i].dims else None
+            try:
+                arr = numpy_helper.to_array(g.initializer[i]).copy() if g.initializer[i].dims else None
+            except ValueError:  # dims already broken by an earlier mutation
+                arr = None
             if arr is not None and arr.size:
                 arr.ravel()[0] = np.nan
                 g.initializer[i].CopyFrom(numpy_helper.from_array(arr, g.initializer[i].name))
@@ -311,6 +314,8 @@ def board_cases(draw) -> dict:
             break
         sec = draw(st.sampled_from(sections))
         key = draw(st.sampled_from(sorted(data[sec])))
+        if not isinstance(data[sec][key], dict) and kind != "type":
+            continue  # already replaced by a non-table in an earlier mutation
         if kind == "value":
             data[sec][key]["value"] = draw(st.sampled_from(BAD_NUMBERS + ["x", True, [1, float("nan")], [], 7]))
         elif kind == "unit":
