@@ -33,6 +33,7 @@ from spikeforge import models, refsim
 from spikeforge.errors import SpikeforgeError
 
 HANG_S = 10.0
+TRACE = __import__("os").environ.get("SPIKEFORGE_FUZZ_TRACE")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
 BAD_NUMBERS = [0.0, -1.0, float("nan"), float("inf"), -float("inf"), 1e30, -1e-30, 1e-300, 2.0**40]
 
@@ -444,6 +445,18 @@ def npz_seed() -> bytes:
 
 
 # ------------------------------------------------------------------------------------------ campaign
+def warm_up() -> None:
+    """Import and run everything once before counting: a first-case import of torch under load can take
+    longer than the hang bound, and an alarm inside an import leaves torch half-initialised."""
+    import torch  # noqa: F401
+
+    import spikeforge.frontends.onnx  # noqa: F401
+    import spikeforge.frontends.torch  # noqa: F401
+
+    for g in base_graphs():
+        run_graph(G.validate(g))
+
+
 def campaign(loader: str, cases: int, seed: int = 0) -> dict:
     """Run `cases` cases of one loader; return counts, case rate and the first crash lines."""
     from spikeforge.inputs import load_inputs
@@ -452,6 +465,7 @@ def campaign(loader: str, cases: int, seed: int = 0) -> dict:
     counts: Counter = Counter()
     failures: list[str] = []
     rnd = random.Random(seed)
+    warm_up()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -476,6 +490,8 @@ def campaign(loader: str, cases: int, seed: int = 0) -> dict:
             for i in range(cases):
                 data = mutate_bytes(rnd.choice(seeds), rnd)
                 (tmp / "m.nir").write_bytes(data)
+                if TRACE:  # a case that kills the process (a segfault in a C library) is found by its number
+                    Path(TRACE).write_bytes(data)
                 classify(lambda: load_and_run(tmp / "m.nir"), counts, failures, f"nir-bytes#{i}")
         elif loader == "onnx-bytes":
             seed_bytes = Path(models.path("digits_mlp.onnx")).read_bytes()

@@ -53,8 +53,9 @@ def read(path: str | os.PathLike) -> nir.NIRGraph:
         raise GraphError("file not found", file=str(p))
     if p.is_dir():
         raise GraphError("is a directory, expected an NIR (.nir, HDF5) file", file=str(p))
-    from .nirbounds import check_hdf5
+    from .nirbounds import check_hdf5, probe_read
 
+    probe_read(p)
     check_hdf5(p)
     try:
         graph = nir.read(str(p))
