@@ -184,3 +184,12 @@ def test_reader_refuses_deep_nesting(tmp_path):
         f.create_group("node/x/" + "/".join(["g"] * 40))
     with pytest.raises(GraphError, match="nested deeper"):
         G.read(p)
+
+
+def test_regression_hdf5_segfault_file_is_a_clean_error():
+    """A byte-mutated NIR file (nir-bytes fuzzer) on which HDF5 segfaults: read in a child first."""
+    from pathlib import Path
+
+    p = Path(__file__).parent / "data" / "hdf5_segfault.nir"
+    with pytest.raises(GraphError, match="crashed reading it|not a readable NIR file|damaged"):
+        G.read(p)

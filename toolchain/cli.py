@@ -49,8 +49,9 @@ def handle_errors(fn):
             # An option value or file the code did not anticipate: still the user's input, still one line.
             if os.environ.get("SPIKEFORGE_DEBUG"):
                 raise
-            _fail(escape(f"bad input or option ({type(exc).__name__}: {exc})") +
-                  " (set SPIKEFORGE_DEBUG=1 for a traceback)", 2)
+            where = kwargs.get("model") or kwargs.get("artifact")  # name the file the command was given
+            _fail(escape(f"{str(where) + ': ' if where else ''}bad input or option ({type(exc).__name__}: {exc})")
+                  + " (set SPIKEFORGE_DEBUG=1 for a traceback)", 2)
         except Exception as exc:  # a bug in spikeforge: say so in one line, distinct exit code
             if os.environ.get("SPIKEFORGE_DEBUG"):
                 raise
