@@ -26,7 +26,7 @@ from tests.conftest import lif_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 #: CI budget per loader (all seven together take well under a minute on the CI machine)
-CI_CASES = {"nir": 40, "nir-bytes": 40, "onnx": 40, "onnx-bytes": 30, "board": 60, "manifest": 40, "npz-bytes": 80}
+CI_CASES = {"nir": 25, "nir-bytes": 25, "onnx": 40, "onnx-bytes": 30, "board": 40, "manifest": 40, "npz-bytes": 80}
 CAMPAIGN_CASES = int(os.environ.get("SPIKEFORGE_FUZZ_CASES", "10000"))
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -142,11 +140,13 @@ def test_board_file_works_for_every_later_command(tmp_path, model, inputs, backe
     env_cmds = [("profile", tmp_path / "a", "--input", inputs, "--json"),
                 ("emulate", tmp_path / "a", "--input", inputs, "-o", tmp_path / "y.npz"),
                 ("verify", tmp_path / "a", "--input", inputs, "--allow-silent", "--min-agreement", "0")]
+    from spikeforge import boardspec
+
     for cmd in env_cmds:
-        r = subprocess.run([sys.executable, "-m", "spikeforge.cli", *map(str, cmd)], capture_output=True,
-                           text=True)
-        assert r.returncode in (0, 1), (cmd[0], r.stderr)
-        assert "unknown board" not in r.stderr
+        boardspec._REMEMBERED.clear()  # as in a fresh process: only the artifact can supply the board
+        r = run(*cmd)
+        assert r.exit_code in (0, 1), (cmd[0], r.output)
+        assert "unknown board" not in r.output
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["board_spec"]["name"] == "mine"
 
@@ -230,15 +230,25 @@ def test_broken_torch_files_are_named_for_what_they_are(tmp_path, name, data, ne
 
 
 def test_random_pt2_with_trust_prints_one_line(tmp_path):
+    """The sweep's case: random bytes as .pt2 with --trust printed 13 lines of traceback."""
+    p = tmp_path / "r.pt2"
+    p.write_bytes(os.urandom(3000))
+    one_line_exit_2(run("compile", p, "--board", "cpu-reference", "-o", tmp_path / "o", "--trust"), "r.pt2")
+
+
+@pytest.mark.slow
+def test_zip_that_is_not_an_export_pt2_with_trust_prints_one_line(tmp_path, capfd):
+    """A zip that passes the quick checks reaches torch.export.load (12 s to import here): slow."""
     import zipfile
 
     p = tmp_path / "r.pt2"
     with zipfile.ZipFile(p, "w") as z:
         z.writestr("a/b.txt", "hello")
-    proc = subprocess.run([sys.executable, "-m", "spikeforge.cli", "compile", str(p), "--board", "cpu-reference",
-                           "-o", str(tmp_path / "o"), "--trust"], capture_output=True, text=True)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr + proc.stdout
+    capfd.readouterr()
+    r = run("compile", p, "--board", "cpu-reference", "-o", tmp_path / "o", "--trust")
+    one_line_exit_2(r, "r.pt2")
+    cap = capfd.readouterr()  # torch.export logs a traceback through `logging` unless silenced
+    assert "Traceback" not in cap.err + cap.out
 
 
 @pytest.mark.parametrize("ref", ["os:getcwd", "os:sep"])
@@ -302,7 +312,7 @@ def test_damaged_hdf5_that_crashes_the_library_is_a_clean_error(tmp_path):
 
     rnd = random.Random(0)
     seen = 0
-    for _ in range(40):  # a small deterministic sample of mutations: every one must end cleanly
+    for _ in range(15):  # a small deterministic sample of mutations: every one must end cleanly
         p = tmp_path / "m.nir"
         p.write_bytes(F.mutate_bytes(rnd.choice(seeds), rnd))
         r = run("inspect", p, "--timeout", "60")
