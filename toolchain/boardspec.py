@@ -159,6 +159,10 @@ def remember_board(board: Board) -> None:
     (emulate, verify, profile; all backends' cost models look boards up by name) must see that board,
     not fail with `unknown board` or use a different file of the same name.
     """
+    bundled = [p for p in board_files() if p.stem == board.name]
+    if bundled and load_board_file(bundled[0]).raw == board.raw:
+        _REMEMBERED.pop(board.name, None)  # the bundled board itself: nothing to shadow
+        return
     _REMEMBERED[board.name] = board
 
 
