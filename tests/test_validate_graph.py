@@ -193,3 +193,18 @@ def test_regression_hdf5_segfault_file_is_a_clean_error():
     p = Path(__file__).parent / "data" / "hdf5_segfault.nir"
     with pytest.raises(GraphError, match="crashed reading it|not a readable NIR file|damaged"):
         G.read(p)
+
+
+def test_a_read_that_hangs_is_stopped(tmp_path, monkeypatch):
+    """Four mutated files made `inspect` run past 30 s; the trial read in a child is bounded in time."""
+    import time
+
+    from spikeforge import nirbounds
+
+    p = tmp_path / "m.nir"
+    G.write(lif_mlp(), p)
+    monkeypatch.setattr(nir, "read", lambda *a, **k: time.sleep(30))  # the forked child inherits the hang
+    t0 = time.monotonic()
+    with pytest.raises(GraphError, match="did not finish within 0.5 s"):
+        nirbounds.probe_read(p, timeout=0.5)
+    assert time.monotonic() - t0 < 10

@@ -13,13 +13,13 @@ from .netlist import PORTS, Netlist
 from .sta import StaReport
 
 #: what an .include path in the deck may contain: a whitelist, so a --set value cannot add cards
-_INCLUDE_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./+-]{0,255}$")
+_INCLUDE_PATH = re.compile(r"^[A-Za-z0-9_/~.][A-Za-z0-9_./~+-]{0,255}$")
 
 
 def _include_path(value: str, key: str) -> str:
     if not _INCLUDE_PATH.match(value):
         raise SpikeforgeError(f"--set {key}={value!r}: a cell-library path may hold only letters, digits and "
-                              "_ . / + - (no spaces, quotes or line breaks)", field=key)
+                              "_ . / ~ + - (no spaces, quotes or line breaks)", field=key)
     return value
 
 
