@@ -208,3 +208,14 @@ def test_a_read_that_hangs_is_stopped(tmp_path, monkeypatch):
     with pytest.raises(GraphError, match="did not finish within 0.5 s"):
         nirbounds.probe_read(p, timeout=0.5)
     assert time.monotonic() - t0 < 10
+
+
+@pytest.mark.parametrize("link", ["soft", "external"])
+def test_reader_refuses_links(tmp_path, link):
+    """A soft link to an ancestor loops nir's recursive reader; an external link reads another file."""
+    p = tmp_path / "l.nir"
+    G.write(lif_mlp(), p)
+    with h5py.File(p, "r+") as f:
+        f["node/nodes/fc2/loop"] = h5py.SoftLink("/node") if link == "soft" else h5py.ExternalLink("/etc/x.h5", "/")
+    with pytest.raises(GraphError, match="Link"):
+        G.read(p)

@@ -109,6 +109,10 @@ def _walk(f, path: Path) -> None:
             count += 1
             if count > MAX_OBJECTS:
                 raise GraphError(f"more than {MAX_OBJECTS} HDF5 objects", file=str(path))
+            link = group.get(key, getlink=True)
+            if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)):  # other files, or cycles by name
+                raise GraphError(f"'{group.name}/{key}' is an HDF5 {type(link).__name__}; NIR files hold plain "
+                                 "groups and datasets only", file=str(path))
             obj = group.get(key, getlink=False)
             if isinstance(obj, h5py.Group):
                 stack.append((obj, depth + 1))
