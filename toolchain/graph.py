@@ -75,8 +75,7 @@ def _unknown_type(p: Path) -> str | None:
     """The first node 'type' string nir does not know (nir reports it as a bare AssertionError)."""
     from .nirbounds import node_types
 
-    known = set(nir.ir.typing.__dict__) if hasattr(nir.ir, "typing") else set()
-    known |= {t.__name__ for t in KNOWN_NODES} | {n for n in dir(nir) if n[:1].isupper()}
+    known = {t.__name__ for t in KNOWN_NODES} | {n for n in dir(nir) if n[:1].isupper()}
     for t in node_types(p):
         if t not in known:
             return t
