@@ -64,6 +64,9 @@ def _initializers(g: onnx.GraphProto, file: str | None) -> dict[str, np.ndarray]
             raise _err(f"data holds {arr.size} values, dims {dims} need {count}", file, init.name, "dims")
         if arr.dtype.kind not in "biuf":
             raise _err(f"dtype {arr.dtype} is not numeric", file, init.name, "data_type")
+        if arr.dtype.kind == "f" and arr.dtype != np.float32:
+            raise _err(f"dtype {arr.dtype}: float tensors must be float32 (the converter computes in float32)",
+                       file, init.name, "data_type")
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             raise _err("contains NaN or inf", file, init.name, "data")
         out[init.name] = arr
@@ -107,8 +110,9 @@ def _node_checks(n: onnx.NodeProto, consts: dict[str, np.ndarray], file: str | N
         group = _ints([a.get("group", 1)], "group", 1, file, name)[0]
         if w is not None and w.shape[0] % group:
             raise _err(f"output channels {w.shape[0]} are not divisible by group {group}", file, name, "group")
-        if len(n.input) > 2 and n.input[2] in consts and w is not None and consts[n.input[2]].size != w.shape[0]:
-            raise _err(f"expected {w.shape[0]} bias values, found {consts[n.input[2]].size}", file, name, "B")
+        b = consts.get(n.input[2]) if len(n.input) > 2 else None
+        if b is not None and w is not None and (b.ndim != 1 or b.size != w.shape[0]):
+            raise _err(f"expected a 1-d bias of {w.shape[0]} values, found shape {b.shape}", file, name, "B")
     elif t == "AveragePool":
         if "kernel_shape" not in a:
             raise _err("required attribute is missing", file, name, "kernel_shape")
@@ -162,7 +166,11 @@ def check_model(m: onnx.ModelProto, file: str | None) -> None:
                     t.CopyFrom(x.t)
                     t.name = n.output[0]
                     consts.update(_initializers(onnx.GraphProto(initializer=[t]), file))
-        _node_checks(n, consts, file)
+        try:
+            _node_checks(n, consts, file)
+        except (TypeError, ValueError, OverflowError) as exc:  # an attribute of the wrong type or empty
+            raise _err(f"{n.op_type} has an attribute of the wrong type or size ({type(exc).__name__})", file,
+                       name, "attribute") from None
         known.update(n.output)
     for o in g.output:
         if o.name not in known:

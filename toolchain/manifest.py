@@ -6,8 +6,9 @@ KeyError deep inside an emulator. Here the manifest is parsed against a versione
 path is confined to the artifact directory, and arrays.npz is checked against the manifest's index
 (presence, dtype, shape) and its sha256 before anything runs. Nothing here unpickles.
 
-Versions: 1 (no array index, no board spec) is still read; 2 adds `arrays` (name -> dtype, shape) and
-`board_spec` (the full board table the artifact was compiled for).
+Versions: 2 adds `arrays` (name -> dtype, shape), `board_spec` (the full board table the artifact was
+compiled for) and `manifest_sha256`. Format 1 artifacts are refused with "recompile": without a digest,
+nothing protects the backend data in `meta` that emulators trust.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import SpikeforgeError
 
 FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: format 1 manifests carry no digest or array index, so nothing protects what emulators read from them
+READABLE_VERSIONS = (2,)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 #: dtypes an artifact may hold: numbers and booleans only (no objects, no pickles)
 ALLOWED_DTYPE_KINDS = "biuf"
@@ -105,9 +107,10 @@ def parse_manifest(raw: Any, file: str) -> Manifest:
     if not isinstance(raw, dict):
         raise SpikeforgeError(f"manifest must be a JSON object, got {type(raw).__name__}", file=file)
     version = raw.get("format_version")
-    if version not in READABLE_VERSIONS:
+    if type(version) is not int or version not in READABLE_VERSIONS:  # True == 1 in Python: check the type
         raise SpikeforgeError(f"artifact format {version!r} is not supported (this spikeforge reads "
-                              f"{', '.join(map(str, READABLE_VERSIONS))})", file=file, field="format_version")
+                              f"{', '.join(map(str, READABLE_VERSIONS))}; recompile the model)", file=file,
+                              field="format_version")
     try:
         m = Manifest.model_validate(raw)
     except ValidationError as exc:

@@ -34,4 +34,8 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read every array of an .npz file into memory (no pickles)."""
     with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+        out = {k: data[k] for k in data.files}
+    for k, v in out.items():  # numpy hands back raw bytes for a zip member that is not a .npy file
+        if not isinstance(v, np.ndarray):
+            raise ValueError(f"member {k!r} is not a .npy array")
+    return out
