@@ -82,3 +82,26 @@ def test_fuzz_campaign():
     bad = [r for r in results if any(Counter(r["counts"])[k] for k in ("crash", "hang", "memory"))]
     assert not bad, json.dumps(bad)[:3000]
     assert all(r["cases"] >= CAMPAIGN_CASES for r in results)
+
+
+def test_regression_npz_member_that_is_not_npy(tmp_path):
+    """10k npz-bytes run: numpy returns raw bytes for a member not named .npy (then `.ndim` failed)."""
+    p = tmp_path / "x.npz"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("input", b"not an array")
+    with pytest.raises(InputError, match="not a readable .npz"):
+        load_inputs(p, lif_mlp())
+
+
+def test_regression_manifest_format_version_true(tmp_path):
+    """10k manifest run: format_version = true equals 1 in Python and skipped the digest check."""
+    from spikeforge.artifact import Artifact
+    from spikeforge.errors import SpikeforgeError
+    from spikeforge.pipeline import compile_model
+
+    out = compile_model(lif_mlp(), "loihi2").save(tmp_path / "a")
+    m = json.loads((out / "manifest.json").read_text())
+    m["format_version"] = True
+    (out / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(SpikeforgeError, match="format True is not supported"):
+        Artifact.load(out)

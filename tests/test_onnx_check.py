@@ -85,3 +85,20 @@ def test_malformed_models_are_clean_errors(tmp_path, name):
     assert "m.onnx" in str(exc.value)
     if where:
         assert where in str(exc.value)
+
+
+def test_regressions_from_the_10k_run(tmp_path):
+    """Attributes without a value, float64 initializers and a 2-d conv bias: clean errors, not crashes."""
+    m, calib = onnx_base(0)
+    attr = _node(m, "fc1").attribute[0]
+    attr.type = 0  # UNDEFINED: get_attribute_value gives None
+    with pytest.raises(SpikeforgeError, match="attribute"):
+        _load(tmp_path, m, calib)
+    m, calib = onnx_base(0)
+    _init(m, "w1").CopyFrom(numpy_helper.from_array(np.ones((8, 4), np.float64), "w1"))
+    with pytest.raises(SpikeforgeError, match="float32"):
+        _load(tmp_path, m, calib)
+    m, calib = onnx_base(1)
+    _init(m, "cb").CopyFrom(numpy_helper.from_array(np.zeros((1, 2), np.float32), "cb"))
+    with pytest.raises(SpikeforgeError, match="1-d bias"):
+        _load(tmp_path, m, calib)
