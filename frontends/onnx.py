@@ -23,6 +23,7 @@ from onnx import numpy_helper
 from spikeforge.errors import InputError, SpikeforgeError, UnsupportedError
 from spikeforge.frontends import convert as C
 from spikeforge.frontends import register
+from spikeforge.frontends.onnx_check import check_model
 
 SUPPORTED = ("Gemm", "MatMul", "Add", "Conv", "Relu", "Clip", "AveragePool", "GlobalAveragePool", "Flatten",
              "Reshape", "BatchNormalization", "Identity", "Dropout")
@@ -101,6 +102,7 @@ def _shape_of(vi: onnx.ValueInfoProto) -> list[int | None]:
 def parse_onnx(model: Any) -> C.AnnGraph:
     """ONNX graph -> converter layer graph; unsupported ops raise one error naming op type and node."""
     m, file = _load(model)
+    check_model(m, file)  # structure, attribute ranges, shape chaining (frontends/onnx_check.py)
     try:
         m = onnx.shape_inference.infer_shapes(m)
     except Exception as exc:  # shape inference is a help, not a requirement

@@ -11,6 +11,7 @@ TorchScript archive (`.ts`, `.jit`, or a `.pt` that is one; converted by walking
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import warnings
@@ -437,8 +438,9 @@ def _import_class(ref: str) -> type:
             obj = getattr(obj, part)
     except (ImportError, AttributeError, FileNotFoundError) as exc:
         raise InputError(f"cannot import --model-class {ref!r}: {exc}", field="model_class") from None
-    if not isinstance(obj, type):
-        raise InputError(f"--model-class {ref!r} is a {type(obj).__name__}, not a class", field="model_class")
+    if not (isinstance(obj, type) and issubclass(obj, torch.nn.Module)):
+        raise InputError(f"--model-class {ref!r} is a {type(obj).__name__}, expected a torch.nn.Module subclass",
+                         field="model_class")
     return obj
 
 
@@ -479,6 +481,33 @@ def _import_file(path: Path) -> Any:
     return module
 
 
+def _sniff(p: Path) -> str | None:
+    """Why a file cannot be a PyTorch file at all (empty, truncated, random bytes), else None.
+
+    torch.save writes a zip archive (legacy files: a pickle, first byte 0x80); anything else must not be
+    reported as 'a pickled Python object ... refused', which sends the user to --trust for a broken file.
+    """
+    size = p.stat().st_size
+    if size == 0:
+        return "file is empty"
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if head[:2] == b"PK":
+        if not zipfile.is_zipfile(p):
+            return "file is a truncated or damaged zip archive, not a complete PyTorch file"
+        try:
+            with zipfile.ZipFile(p) as z:
+                bad = z.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+            return "file is a truncated or damaged zip archive, not a complete PyTorch file"
+        if bad is not None:
+            return f"zip member {bad!r} is damaged (CRC mismatch)"
+        return None
+    if head[:1] == b"\x80":
+        return None
+    return "file is not a PyTorch file (neither a torch.save zip archive nor a pickle)"
+
+
 def _is_torchscript(path: Path) -> bool:
     if not zipfile.is_zipfile(path):
         return False
@@ -491,6 +520,11 @@ def load_torch(path: str | os.PathLike, *, trust: bool = False, model_class: str
                **options: Any) -> nir.NIRGraph:
     """Load a torch file (see module docstring) and convert it."""
     p = Path(path)
+    if p.is_dir():
+        raise InputError("is a directory, expected a PyTorch file", file=str(p))
+    broken = _sniff(p)
+    if broken is not None:
+        raise InputError(broken, file=str(p))
     if p.suffix == ".pt2":
         if not trust:
             raise UnsupportedError(
@@ -498,11 +532,15 @@ def load_torch(path: str | os.PathLike, *, trust: bool = False, model_class: str
                 "untrusted files (it falls back to a full unpickle when the safe load fails), so it is refused "
                 "(pass trust=True / --trust only for files you made, or export to ONNX, or save a state_dict and "
                 "pass --model-class module:Class or path/to/file.py:Class (Python: model_class=...))", file=str(p))
+        quiet = logging.root.manager.disable
+        logging.disable(logging.WARNING)  # torch.export logs a traceback before raising: one line is ours
         try:
             prog = torch.export.load(str(p))
         except Exception as exc:
-            raise SpikeforgeError(f"not a torch.export program ({type(exc).__name__}: {str(exc).splitlines()[0]})",
-                                  file=str(p)) from None
+            raise SpikeforgeError(f"not a torch.export program (torch.export.load raised {type(exc).__name__}; "
+                                  "the archive lacks or damages the export records)", file=str(p)) from None
+        finally:
+            logging.disable(quiet)
         module = prog.module()
         return _from_graph_module(module, p, **options)
     if _is_torchscript(p):
@@ -536,7 +574,13 @@ def load_torch(path: str | os.PathLike, *, trust: bool = False, model_class: str
         if model_class is None:
             raise InputError("file holds a state_dict; pass --model-class module:Class or path/to/file.py:Class (Python: model_class=...) to build the module",
                              file=str(p))
-        module = _import_class(model_class)()
+        cls = _import_class(model_class)
+        try:
+            module = cls()
+        except Exception as exc:  # the user's class: any constructor failure is their input
+            raise InputError(f"model_class {model_class!r} cannot be built without arguments "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                             file=str(p), field="--model-class") from None
         try:
             module.load_state_dict(obj)
         except RuntimeError as exc:

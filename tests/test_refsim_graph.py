@@ -28,9 +28,13 @@ def chain(nodes: dict[str, nir.NIRNode], n_in, n_out, extra_edges=(), extra_node
 
 
 def test_recurrent_edge_has_one_step_latency():
-    """a = x + b[t-1], b = 0.5 a: an impulse at t = 0 gives b[t] = 0.5^(t+1)."""
-    g = chain({"a": nir.Scale(np.ones(1)), "b": nir.Scale(np.full(1, 0.5))}, 1, 1, [("b", "a")])
-    assert G.schedule(G.validate(g)).recurrent == (("b", "a"),)
+    """a = x + d[t-1], d = b = 0.5 a: an impulse at t = 0 gives b[t] = 0.5^(t+1).
+
+    The loop holds a zero Delay: a loop of stateless nodes only is an algebraic loop, which the validator
+    refuses (test_validate_hardening.py); the latency sits on the back edge either way."""
+    g = chain({"a": nir.Scale(np.ones(1)), "b": nir.Scale(np.full(1, 0.5))}, 1, 1, [("b", "d"), ("d", "a")],
+              {"d": nir.Delay(np.zeros(1))})
+    assert G.schedule(G.validate(g)).recurrent == (("d", "a"),)
     x = np.zeros((8, 1, 1), np.float32)
     x[0] = 1.0
     out = refsim.simulate(g, x, dt=1e-3).outputs["output"][:, 0, 0]

@@ -15,8 +15,8 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
-import uuid
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,22 @@ import numpy as np
 
 from . import __version__
 from . import graph as graphmod
+from .dirswap import new_tmp, parent_lock, recover, swap_in
 from .errors import SpikeforgeError
 from .interfaces import CompileOptions
+from .manifest import FORMAT_VERSION, array_index, check_arrays, parse_manifest
 from .npzio import load_npz, save_npz
 
-FORMAT_VERSION = 1
+#: manifest key holding the sha256 of the rest of the manifest: meta is backend data the emulators trust
+DIGEST_KEY = "manifest_sha256"
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    return hash_bytes(dumps({k: v for k, v in manifest.items() if k != DIGEST_KEY}).encode())
+
+
+#: largest manifest.json read (a manifest is a few kB; a huge one is not ours)
+MAX_MANIFEST_BYTES = 64 << 20
 
 
 def hash_bytes(data: bytes) -> str:
@@ -76,6 +87,8 @@ class Artifact:
     input_hash: str = ""
     program: nir.NIRGraph | None = None
     path: Path | None = None
+    #: the full board table (TOML contents) compiled for, so a board file works for every later command
+    board_spec: dict[str, Any] | None = None
 
     # ---- showing (notebooks and the CLI; see display.py) -------------------------------------------
     @property
@@ -107,19 +120,20 @@ class Artifact:
                 "output directory exists and is not a spikeforge artifact; refusing to overwrite",
                 file=str(target),
             )
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            self._write_into(tmp)
-            if target.exists():
-                old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-                os.replace(target, old)
-                os.replace(tmp, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        with parent_lock(target):  # one writer per directory; see toolchain/dirswap.py
+            recover(target)
+            if target.exists() and not (target / "manifest.json").exists() and any(target.iterdir()):
+                raise SpikeforgeError(
+                    "output directory exists and is not a spikeforge artifact; refusing to overwrite",
+                    file=str(target),
+                )
+            tmp = new_tmp(target)
+            try:
+                self._write_into(tmp)
+                swap_in(tmp, target)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
         self.path = target
         return target
 
@@ -152,50 +166,87 @@ class Artifact:
             "meta": self.meta,
             "files": files,
             "text_files": sorted(k for k, v in self.files.items() if isinstance(v, str)),
+            "arrays": array_index(self.arrays),
         }
+        if self.board_spec:
+            manifest["board_spec"] = self.board_spec
+        manifest[DIGEST_KEY] = manifest_digest(manifest)
         (d / "manifest.json").write_text(dumps(manifest))
 
     # ---- reading -------------------------------------------------------------------------------
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Artifact:
+        """Read an artifact, checking the manifest schema, file hashes and arrays before anything runs."""
         d = Path(directory)
+        if not d.exists() and d.parent.is_dir():
+            with parent_lock(d.resolve()):  # a save killed between its two renames: bring the old one back
+                recover(d.resolve())
         mpath = d / "manifest.json"
         if not d.is_dir():
             raise SpikeforgeError("artifact directory not found", file=str(d))
-        if not mpath.exists():
+        if not mpath.is_file():
             raise SpikeforgeError("not a spikeforge artifact (no manifest.json)", file=str(d))
+        if mpath.stat().st_size > MAX_MANIFEST_BYTES:
+            raise SpikeforgeError(f"manifest.json is larger than {MAX_MANIFEST_BYTES} bytes", file=str(mpath))
         try:
-            manifest = json.loads(mpath.read_text())
-        except json.JSONDecodeError as exc:
-            raise SpikeforgeError(f"manifest.json is not valid JSON ({exc})", file=str(mpath)) from None
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise SpikeforgeError(
-                f"artifact format {manifest.get('format_version')} is not supported (this spikeforge reads {FORMAT_VERSION})",
-                file=str(mpath),
-            )
-        for rel, digest in manifest.get("files", {}).items():
+            raw = json.loads(mpath.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise SpikeforgeError(f"manifest.json is not valid JSON ({type(exc).__name__})", file=str(mpath)) from None
+        m = parse_manifest(raw, str(mpath))
+        if m.format_version >= 2 and raw.get(DIGEST_KEY) != manifest_digest(raw):
+            raise SpikeforgeError("manifest.json was modified after compile (sha256 mismatch)", file=str(mpath),
+                                  field=DIGEST_KEY)
+        for rel, digest in m.files.items():
             p = d / rel
-            if not p.exists():
+            if not p.is_file():
                 raise SpikeforgeError("artifact file listed in the manifest is missing", file=str(p))
             if hash_file(p) != digest:
-                raise SpikeforgeError("artifact file was modified after compile (hash mismatch)", file=str(p))
-        arrays = load_npz(d / "arrays.npz") if (d / "arrays.npz").exists() else {}
-        text = set(manifest.get("text_files", []))
+                raise SpikeforgeError("artifact file was modified after compile (sha256 mismatch: tampered or truncated)",
+                                      file=str(p))
+        for required in ("reference.nir",):
+            if required not in m.files:
+                raise SpikeforgeError(f"manifest does not list {required}", file=str(mpath), field="files")
+        arrays: dict[str, np.ndarray] = {}
+        if "arrays.npz" in m.files:
+            try:
+                arrays = load_npz(d / "arrays.npz")
+            except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError,
+                    RuntimeError, zlib.error) as exc:
+                raise SpikeforgeError(f"arrays.npz is not readable ({type(exc).__name__})",
+                                      file=str(d / "arrays.npz")) from None
+        elif m.arrays:
+            raise SpikeforgeError("manifest lists arrays but arrays.npz is not among its files", file=str(mpath))
+        check_arrays(m.arrays, arrays, str(d / "arrays.npz"))
+        board_spec = m.board_spec
+        if board_spec is not None:
+            from .boardspec import parse_board, remember_board
+
+            remember_board(parse_board(board_spec, f"{mpath} (board_spec)"))
+        text = set(m.text_files)
         files: dict[str, str | bytes] = {}
-        for rel in manifest.get("files", {}):
+        for rel in m.files:
             if rel in ("arrays.npz", "reference.nir", "program.nir"):
                 continue
-            raw = (d / rel).read_bytes()
-            files[rel] = raw.decode() if rel in text else raw
+            raw_bytes = (d / rel).read_bytes()
+            try:
+                files[rel] = raw_bytes.decode() if rel in text else raw_bytes
+            except UnicodeDecodeError:
+                raise SpikeforgeError("text file is not UTF-8", file=str(d / rel)) from None
+        reference = graphmod.read(d / "reference.nir")
+        graphmod.validate(reference, file=str(d / "reference.nir"))
+        program = None
+        if "program.nir" in m.files:
+            program = graphmod.read(d / "program.nir")
         return cls(
-            board=manifest["board"],
-            backend=manifest["backend"],
-            reference=graphmod.read(d / "reference.nir"),
+            board=m.board,
+            backend=m.backend,
+            reference=reference,
             arrays=arrays,
-            meta=manifest.get("meta", {}),
+            meta=m.meta,
             files=files,
-            options=CompileOptions.from_dict(manifest.get("options", {})),
-            input_hash=manifest.get("input_hash", ""),
-            program=graphmod.read(d / "program.nir") if (d / "program.nir").exists() else None,
+            options=CompileOptions.from_dict(m.options.model_dump()),
+            input_hash=m.input_hash,
+            program=program,
             path=d,
+            board_spec=board_spec,
         )

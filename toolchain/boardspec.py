@@ -79,6 +79,10 @@ class Board:
 
 
 def parse_board(data: dict, path: str) -> Board:
+    from .boardschema import validate_board
+
+    if not isinstance(data, dict):
+        raise BoardError("a board spec must be a table", file=path)
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise BoardError(f"unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}", file=path)
@@ -114,6 +118,7 @@ def parse_board(data: dict, path: str) -> Board:
                 status=status, note=str(entry.get("note", "")),
             )
         sections[section] = parsed
+    validate_board(data, path)  # types, ranges and units (toolchain/boardschema.py)
     return Board(
         name=data["name"], backend=data["backend"], description=data["description"],
         sections=sections, notes=tuple(notes), path=path, raw=data,
@@ -143,8 +148,28 @@ def list_boards() -> list[Board]:
     return [load_board_file(p) for p in board_files()]
 
 
+#: boards loaded from artifacts (their full spec travels in manifest.json); consulted first by get_board
+_REMEMBERED: dict[str, Board] = {}
+
+
+def remember_board(board: Board) -> None:
+    """Make an artifact's own board spec the one `get_board(name)` returns in this process.
+
+    Why: `compile --board my.toml` stores the full table in the artifact, and every later command
+    (emulate, verify, profile; all backends' cost models look boards up by name) must see that board,
+    not fail with `unknown board` or use a different file of the same name.
+    """
+    bundled = [p for p in board_files() if p.stem == board.name]
+    if bundled and load_board_file(bundled[0]).raw == board.raw:
+        _REMEMBERED.pop(board.name, None)  # the bundled board itself: nothing to shadow
+        return
+    _REMEMBERED[board.name] = board
+
+
 def get_board(name: str) -> Board:
     """A board by name, or a path to a board TOML file of the user's own."""
+    if name in _REMEMBERED:
+        return _REMEMBERED[name]
     if name.endswith(".toml") or "/" in name:
         return load_board_file(name)
     for p in board_files():

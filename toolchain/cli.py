@@ -21,9 +21,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
+from .deadline import with_timeout
 from .display import decisions, si
 from .errors import SpikeforgeError
 from .progress import activity
+from .validate_opts import check_calibration, check_numbers
 
 # On a terminal rich uses its width; piped, $COLUMNS or 100, so logs stay readable and diffable.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 100))
@@ -90,8 +92,9 @@ def handle_errors(fn):
             # An option value or file the code did not anticipate: still the user's input, still one line.
             if os.environ.get("SPIKEFORGE_DEBUG"):
                 raise
-            _fail(escape(f"bad input or option ({type(exc).__name__}: {exc})") +
-                  " (set SPIKEFORGE_DEBUG=1 for a traceback)", 2)
+            where = kwargs.get("model") or kwargs.get("artifact")  # name the file the command was given
+            _fail(escape(f"{str(where) + ': ' if where else ''}bad input or option ({type(exc).__name__}: {exc})")
+                  + " (set SPIKEFORGE_DEBUG=1 for a traceback)", 2)
         except Exception as exc:  # a bug in spikeforge: say so in one line, distinct exit code
             if os.environ.get("SPIKEFORGE_DEBUG"):
                 raise
@@ -128,14 +131,16 @@ def _print_warnings(lines: list[str]) -> None:
 
 
 def _calibration(path: Path | None):
-    """The --calibration file in the one format (spikeforge.calibration), checked before any work."""
+    """The --calibration file, checked before any work: plain finite numbers (validate_opts), then the one
+    calibration format (spikeforge.calibration); each error names the file."""
     if path is None:
         return None
     from .calibration import read_calibration
+    from .inputs import read_npz
 
-    if not path.exists():
-        raise SpikeforgeError("calibration file not found", file=str(path))
-    return read_calibration(path)
+    arrays = read_npz(path, what="calibration file")
+    check_calibration(arrays, str(path))
+    return read_calibration(arrays, file=str(path))
 
 
 def _options(**kw: Any):
@@ -209,6 +214,7 @@ def main() -> None:
                    "parse, e.g. --set sfq.capacity=64.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @handle_errors
+@with_timeout
 def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps, dt, delay_policy, calibration,
                 trust, model_class, input_shape, lenient, seed, extra, as_json):
     """Compile MODEL (.nir, .onnx, .pt2/.pt/state_dict, Brian2 .py) for a board into an artifact directory.
@@ -218,10 +224,13 @@ def compile_cmd(model, board, output, bit_budget, prune, prune_method, timesteps
     from . import api
 
     extras = api.parse_set(extra)
+    check_numbers({"--bit-budget": bit_budget, "--prune": prune, "--timesteps": timesteps, "--dt": dt,
+                   "--seed": seed})
+    calib = _calibration(calibration)
     with activity(f"compiling {model} for {board}", err, quiet=as_json):
         artifact = api.compile(model, board, output=output, bit_budget=bit_budget, prune=prune,
                                prune_method=prune_method, timesteps=timesteps, dt=dt, delay_policy=delay_policy,
-                               calibration=calibration, seed=seed, trust=trust, model_class=model_class,
+                               calibration=calib, seed=seed, trust=trust, model_class=model_class,
                                input_shape=_input_shape(input_shape), lenient=lenient, options=extras, warn=False)
     path = artifact.path
     summary = {"artifact": str(path), "board": artifact.board, "backend": artifact.backend,
@@ -258,6 +267,7 @@ def _load_artifact(path: Path):
 @click.option("--batch-first", is_flag=True, help="Input arrays are (batch, time, ...), not (time, batch, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @handle_errors
+@with_timeout
 def emulate(artifact, input_path, output, probes, batch_first, as_json):
     """Run the compiled program on an input .npz; write outputs and event counts to an .npz."""
     from .api import emulate as emulate_api
@@ -310,6 +320,7 @@ def emulate(artifact, input_path, output, probes, batch_first, as_json):
 @click.option("--batch-first", is_flag=True, help="Input arrays are (batch, time, ...), not (time, batch, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print every metric and check as JSON.")
 @handle_errors
+@with_timeout
 def verify(artifact, input_path, max_accuracy_drop, min_agreement, max_count_error, min_spike_match,
            timing_tolerance, max_analog_error, allow_silent, layers, config, save_baseline, baseline, junit,
            batch_first, as_json):
@@ -320,6 +331,7 @@ def verify(artifact, input_path, max_accuracy_drop, min_agreement, max_count_err
     from .verify import junit_xml
     from .verify import verify as run_verify
 
+    check_numbers({"--tolerance": max_accuracy_drop, "--min-agreement": min_agreement})
     gates, tolerances = verify_settings(config, {
         "max_accuracy_drop": max_accuracy_drop, "min_agreement": min_agreement, "max_count_error": max_count_error,
         "min_spike_match": min_spike_match, "timing_tolerance": timing_tolerance,
@@ -379,6 +391,7 @@ def _fmt(value: float, unit: str) -> str:
 @click.option("--batch-first", is_flag=True, help="Input arrays are (batch, time, ...), not (time, batch, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON on stdout (J, s, counts).")
 @handle_errors
+@with_timeout
 def profile(artifact, input_path, plot, batch_first, as_json):
     """Energy and latency of the compiled program, each figure with its source."""
     art = _load_artifact(artifact)
@@ -486,6 +499,7 @@ def boards_show(name, as_json):
 @click.option("--lenient", is_flag=True, help="Repair declared NIR shapes that disagree with their producer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON on stdout.")
 @handle_errors
+@with_timeout
 def inspect(model, full, lenient, as_json):
     """Show a model's (or an artifact's) nodes, shapes, parameter ranges and recorded conventions.
 
@@ -568,11 +582,13 @@ def _shape(shape) -> str:
 @click.option("--lenient", is_flag=True, help="Repair declared NIR shapes that disagree with their producer.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @handle_errors
+@with_timeout
 def convert(model, output, dt, timesteps, calibration, trust, model_class, input_shape, lenient, as_json):
     """Convert a model file into an NIR file (with spikeforge's conventions in its metadata)."""
     from . import graph as G
     from .pipeline import load
 
+    check_numbers({"--timesteps": timesteps, "--dt": dt})
     calib = _calibration(calibration)
     with activity(f"converting {model}", err, quiet=as_json):
         g = load(model, dt=dt, timesteps=timesteps, calibration=calib, trust=trust or None, model_class=model_class,

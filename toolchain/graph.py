@@ -74,9 +74,17 @@ def read(path: str | os.PathLike, *, lenient: bool = False) -> nir.NIRGraph:
         raise GraphError("file not found", file=str(p))
     if p.is_dir():
         raise GraphError("is a directory, expected an NIR (.nir, HDF5) file", file=str(p))
+    from .nirbounds import check_hdf5, probe_read
+
+    probe_read(p)
+    check_hdf5(p)
     try:
         graph = nir.read(str(p))
     except Exception as exc:  # h5py/nir raise many kinds; the user needs one line
+        unknown = _unknown_type(p)
+        if unknown:
+            raise GraphError(f"unknown NIR node type {unknown!r}; supported: "
+                             + ", ".join(sorted(t.__name__ for t in KNOWN_NODES)), file=str(p)) from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         try:
             graph = nir.read(str(p), type_check=False)
@@ -94,6 +102,17 @@ def read(path: str | os.PathLike, *, lenient: bool = False) -> nir.NIRGraph:
     if not isinstance(graph, nir.NIRGraph):
         graph = nir.NIRGraph.from_list(graph)
     return graph
+
+
+def _unknown_type(p: Path) -> str | None:
+    """The first node 'type' string nir does not know (nir reports it as a bare AssertionError)."""
+    from .nirbounds import node_types
+
+    known = {t.__name__ for t in KNOWN_NODES} | {n for n in dir(nir) if n[:1].isupper()}
+    for t in node_types(p):
+        if t not in known:
+            return t
+    return None
 
 
 def repair_types(graph: nir.NIRGraph, *, file: str | None = None) -> list[str]:
@@ -338,29 +357,27 @@ def schedule(graph: nir.NIRGraph) -> Schedule:
     return Schedule(order=tuple(order), forward=tuple(forward), recurrent=rec)
 
 
-def _numeric_fields(node: nir.NIRNode):
-    for f in fields(node):
-        if f.name in ("input_type", "output_type", "metadata"):
-            continue
-        value = getattr(node, f.name)
-        if value is None or isinstance(value, (str, dict)):
-            continue
-        try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            continue
-        yield f.name, arr
-
-
 def validate(graph: nir.NIRGraph, *, file: str | None = None) -> nir.NIRGraph:
     """Check a graph before anything runs; return the flat graph.
 
-    Checks: known node types, finite parameters, tau > 0, edges between existing nodes, shapes that
-    agree along edges, at least one Input and one Output. Errors name the node, the field and the value.
+    Checks (toolchain/validate.py): known node types, parameter domains and internal shapes of every
+    node, sizes below documented maxima, edges between existing nodes, shapes that agree along edges,
+    every node on a path Input -> node -> Output, every loop through a stateful node. Errors name the
+    file, node, field, what was expected and what was found.
     """
+    from . import validate as V
+
+    if not isinstance(graph, nir.NIRGraph):
+        raise GraphError(f"expected an NIR graph, got {type(graph).__name__}", file=file)
     g = flatten(graph)
     if not g.nodes:
         raise GraphError("graph has no nodes", file=file)
+    try:
+        dt = get_dt(g)
+    except (TypeError, ValueError, IndexError):
+        raise GraphError("graph metadata 'spikeforge.dt' is not a number", file=file, field=DT_KEY) from None
+    if dt is not None and not (np.isfinite(dt) and dt > 0):
+        raise GraphError(f"expected a finite time step > 0 s, got {dt}", file=file, field=DT_KEY)
     for name, node in g.nodes.items():
         if not isinstance(node, KNOWN_NODES):
             raise GraphError(
@@ -369,34 +386,14 @@ def validate(graph: nir.NIRGraph, *, file: str | None = None) -> nir.NIRGraph:
                 file=file,
                 node=name,
             )
-        for fname, arr in _numeric_fields(node):
-            if not np.all(np.isfinite(arr)):
-                bad = arr[~np.isfinite(arr)].ravel()[0]
-                raise GraphError(f"parameter is not finite (found {bad})", file=file, node=name, field=fname)
-            if fname in TAU_FIELDS and np.any(arr <= 0):
-                raise GraphError(
-                    f"time constant must be > 0 (found {arr[arr <= 0].ravel()[0]})",
-                    file=file, node=name, field=fname,
-                )
-            if isinstance(node, nir.Delay) and fname == "delay" and np.any(arr < 0):
-                raise GraphError("delays must be >= 0", file=file, node=name, field=fname)
-    if not any(isinstance(n, nir.Input) for n in g.nodes.values()):
-        raise GraphError("graph has no Input node", file=file)
-    if not any(isinstance(n, nir.Output) for n in g.nodes.values()):
-        raise GraphError("graph has no Output node", file=file)
+        V.check_node(name, node, file=file, dt=dt)
+    V.check_structure(g, file=file)
     for s, d in g.edges:
-        for end in (s, d):
-            if end not in g.nodes:
-                raise GraphError(f"edge ({s!r}, {d!r}) refers to a node that does not exist", file=file, node=end)
         so, di = node_shape(g.nodes[s], "output"), node_shape(g.nodes[d], "input")
         if so is not None and di is not None and int(np.prod(so)) != int(np.prod(di)):
             raise GraphError(
                 f"shape mismatch on edge {s} -> {d}: {s} produces {so}, {d} expects {di}", file=file, node=d
             )
-    sched = schedule(g)
-    for name, node in g.nodes.items():
-        if not isinstance(node, nir.Input) and not sched.predecessors(name):
-            raise GraphError("node has no incoming edge", file=file, node=name)
     return g
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import nir
@@ -29,14 +30,21 @@ def load_inputs(path: str | os.PathLike, graph: nir.NIRGraph, *, batch_first: bo
     array looks batch-first (its second axis equals the graph's recorded time steps, or `labels` fits
     its first axis).
     """
+    return check_inputs(read_npz(path), graph, file=str(path), batch_first=batch_first, notes=notes)
+
+
+def read_npz(path: str | os.PathLike, what: str = "input file") -> dict[str, np.ndarray]:
+    """Read an .npz of plain arrays (never pickles); any failure is one error naming the file."""
     p = Path(path)
     if not p.exists():
-        raise InputError("input file not found", file=str(p))
+        raise InputError(f"{what} not found", file=str(p))
+    if p.is_dir():
+        raise InputError(f"{what} is a directory, expected an .npz file", file=str(p))
     try:
-        arrays = load_npz(p)
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        return load_npz(p)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error, NotImplementedError,
+            RuntimeError) as exc:  # zip encryption flags, damaged members, bad headers
         raise InputError(f"not a readable .npz file of plain arrays ({type(exc).__name__})", file=str(p)) from None
-    return check_inputs(arrays, graph, file=str(p), batch_first=batch_first, notes=notes)
 
 
 def _looks_batch_first(x: np.ndarray, graph: nir.NIRGraph, labels: np.ndarray | None) -> bool:

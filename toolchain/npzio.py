@@ -40,4 +40,8 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise InputError(f"this is a single .npy array {loaded.shape}; spikeforge reads .npz archives of named "
                          "arrays", file=str(path), hint="np.savez('x.npz', input=x, labels=y)")
     with loaded as data:
-        return {k: data[k] for k in data.files}
+        out = {k: data[k] for k in data.files}
+    for k, v in out.items():  # numpy hands back raw bytes for a zip member that is not a .npy file
+        if not isinstance(v, np.ndarray):
+            raise ValueError(f"member {k!r} is not a .npy array")
+    return out

@@ -118,5 +118,7 @@ def compile_model(model: str | os.PathLike | nir.NIRGraph, board: str | Board,
     if reports:
         artifact.meta["passes"] = reports
     artifact.input_hash = digest
+    if b.raw:  # the full board spec travels with the artifact (toolchain/manifest.py)
+        artifact.board_spec = dict(b.raw)
     artifact.options = options
     return artifact

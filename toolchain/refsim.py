@@ -234,6 +234,11 @@ class _Delay(_Kernel):
     def __init__(self, node, cfg: SimConfig):
         self.steps = np.rint(np.asarray(node.delay, dtype=np.float64) / cfg.dt).astype(np.int64)
         self.maxd = int(self.steps.max()) if self.steps.size else 0
+        from .validate import MAX_DELAY_STEPS
+
+        if self.maxd > MAX_DELAY_STEPS:  # checked before the delay line is allocated
+            raise GraphError(f"delay of {self.maxd} steps at dt {cfg.dt} s exceeds the maximum {MAX_DELAY_STEPS}",
+                             field="delay")
         self.t = 0
 
     def init(self, batch):
