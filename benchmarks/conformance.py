@@ -40,8 +40,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" if (ROOT.parent / "shared").is_dir() else ROOT.parents[2] / "shared"
-BOARDS = ("cpu-reference", "loihi1", "loihi2", "spinn3", "spinn5", "lighton-opu", "rram-40nm-512x512",
-          "sfq-rsfq", "sfq-ersfq")
+BOARDS = ("cpu-reference", "loihi1", "loihi2", "loihi2-kapoho-point", "spinn3", "spinn5", "lighton-opu",
+          "rram-40nm-512x512", "rram-neurram-48x256", "sfq-rsfq", "sfq-ersfq")
 #: per-board --set keys used in every cell (documented settings, shown in the document)
 BOARD_SETTINGS: dict[str, dict[str, Any]] = {
     "sfq-rsfq": {"sfq.capacity": 64, "sfq.max_weight": 7},     # docs/sfq.md: the default capacity-8 loops overflow

@@ -26,7 +26,8 @@ KNOWN_UNITS = frozenset({
     "counts/us/mirror", "cycles", "e-/count", "entries", "fluxons", "fraction of g_max per decade",
     "fraction of g_max", "fraction", "levels", "macros", "mirrors", "neuron", "neurons", "pixels",
     "pulses per neuron", "pulses", "relative", "s", "sigma", "step", "steps", "synapse", "synapses", "tile",
-    "tiles", "word lines", "x slots", "%", "dB", "C", "degC", "J/bit", "J/op", "ops", "ops/s",
+    "tiles", "word lines", "x slots", "%", "dB", "C", "degC", "J/bit", "J/op", "ops", "ops/s", "JJ per chip",
+    "JJ per bit", "x published", "pulses per cell",
 })
 #: a board name ends up in emitted scripts and file names: keep it to a plain identifier-like token
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

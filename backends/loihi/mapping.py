@@ -51,7 +51,7 @@ def _limits(board: Board) -> dict[str, int]:
         "cores_per_chip": int(board.value("limits.cores")),
         "chips": int(board.value("limits.chips", 1)),
         "overhead": int(board.value("limits.synapse_overhead_bits", 0)),
-        "shared": int(board.value("limits.shared_weight_kernels", 0)),
+        "shared": int(board.value("arithmetic.shared_weight_kernels", False)),
     }
 
 
