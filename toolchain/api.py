@@ -135,9 +135,10 @@ def _open_artifact(artifact: Artifact | str | os.PathLike) -> Artifact:
 
 def _calibration(data: InputsLike | None) -> Any:
     """A calibration path is read in the one calibration format (errors name the file and the shape)."""
-    if data is None or isinstance(data, (dict, np.ndarray)):
+    from .calibration import Calibration, read_calibration
+
+    if data is None or isinstance(data, (dict, np.ndarray, Calibration)):
         return data
-    from .calibration import read_calibration
 
     p = Path(data)
     if not p.exists():
