@@ -24,7 +24,7 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-def one_line_exit_2(r, *needles: str) -> str:
+def expect_one_line_exit_2(r, *needles: str) -> str:
     """The sweep's criterion: exit 2, a single stderr/stdout line, no traceback, every needle named."""
     text = r.output.strip()
     assert r.exit_code == 2, text
@@ -63,7 +63,7 @@ def art(tmp_path, model):
 ])
 def test_compile_numbers_are_finite_and_in_range(tmp_path, model, option, value):
     r = run("compile", model, "--board", "cpu-reference", "-o", tmp_path / "o", option, value)
-    one_line_exit_2(r, option)
+    expect_one_line_exit_2(r, option)
     assert not (tmp_path / "o").exists()
 
 
@@ -71,14 +71,14 @@ def test_compile_numbers_are_finite_and_in_range(tmp_path, model, option, value)
     ("--tolerance", "nan"), ("--tolerance", "-0.1"), ("--min-agreement", "2"), ("--min-agreement", "nan"),
 ])
 def test_verify_numbers_are_finite_and_in_range(art, inputs, option, value):
-    one_line_exit_2(run("verify", art, "--input", inputs, option, value), option)
+    expect_one_line_exit_2(run("verify", art, "--input", inputs, option, value), option)
 
 
 def test_timeout_is_validated_and_enforced(tmp_path, model, art, inputs):
-    one_line_exit_2(run("emulate", art, "--input", inputs, "-o", tmp_path / "y.npz", "--timeout", "nan"),
+    expect_one_line_exit_2(run("emulate", art, "--input", inputs, "-o", tmp_path / "y.npz", "--timeout", "nan"),
                     "--timeout")
     r = run("verify", art, "--input", inputs, "--timeout", "1e-6")
-    one_line_exit_2(r, "--timeout")
+    expect_one_line_exit_2(r, "--timeout")
 
 
 def _onnx_calib(tmp_path, arrays) -> Path:
@@ -92,7 +92,7 @@ def test_calibration_data_is_checked(tmp_path, case):
     arrays = {"input": np.full((4, 64), np.nan, np.float32)} if case == "nan" else {"input": np.zeros((0, 64))}
     r = run("compile", models.path("digits_mlp.onnx"), "--board", "cpu-reference", "-o", tmp_path / "o",
             "--calibration", _onnx_calib(tmp_path, arrays))
-    one_line_exit_2(r, "calib.npz", "input")
+    expect_one_line_exit_2(r, "calib.npz", "input")
 
 
 def _board_toml(tmp_path, name="myboard", mutate=None) -> Path:
@@ -120,12 +120,12 @@ def test_board_limits_rejected_at_load_with_key(tmp_path, model, key, value):
 
     r = run("compile", model, "--board", _board_toml(tmp_path, mutate=mutate), "-o", tmp_path / "o",
             "--timeout", "60")
-    one_line_exit_2(r, key, "myboard.toml")
+    expect_one_line_exit_2(r, key, "myboard.toml")
 
 
 def test_board_unknown_unit_is_rejected(tmp_path, model):
     board = _board_toml(tmp_path, mutate=lambda t: t.replace('unit = "J"', 'unit = "jigawatt"', 1))
-    one_line_exit_2(run("compile", model, "--board", board, "-o", tmp_path / "o"), "unknown unit")
+    expect_one_line_exit_2(run("compile", model, "--board", board, "-o", tmp_path / "o"), "unknown unit")
 
 
 @pytest.mark.parametrize("backend_board", ["loihi2", "spinn5", "cpu-reference"])
@@ -206,7 +206,7 @@ def test_corrupted_artifacts_are_exit_2_for_every_reader(tmp_path, inputs, how):
     _corrupt(art, how)
     for cmd in (("emulate", art, "--input", inputs, "-o", tmp_path / "y.npz"),
                 ("verify", art, "--input", inputs), ("inspect", art), ("profile", art)):
-        one_line_exit_2(run(*cmd), "arrays.npz" if how in ("npz-truncated", "missing-array", "array-shape") else "manifest.json")
+        expect_one_line_exit_2(run(*cmd), "arrays.npz" if how in ("npz-truncated", "missing-array", "array-shape") else "manifest.json")
     assert not (tmp_path / "y.npz").exists()
 
 
@@ -225,7 +225,7 @@ def test_broken_torch_files_are_named_for_what_they_are(tmp_path, name, data, ne
         torch.save({"w": torch.zeros(100)}, p)
         data = p.read_bytes()[: p.stat().st_size // 2]
     p.write_bytes(data)
-    text = one_line_exit_2(run("compile", p, "--board", "cpu-reference", "-o", tmp_path / "o"), needle)
+    text = expect_one_line_exit_2(run("compile", p, "--board", "cpu-reference", "-o", tmp_path / "o"), needle)
     assert "pickled" not in text
 
 
@@ -233,7 +233,7 @@ def test_random_pt2_with_trust_prints_one_line(tmp_path):
     """The sweep's case: random bytes as .pt2 with --trust printed 13 lines of traceback."""
     p = tmp_path / "r.pt2"
     p.write_bytes(os.urandom(3000))
-    one_line_exit_2(run("compile", p, "--board", "cpu-reference", "-o", tmp_path / "o", "--trust"), "r.pt2")
+    expect_one_line_exit_2(run("compile", p, "--board", "cpu-reference", "-o", tmp_path / "o", "--trust"), "r.pt2")
 
 
 @pytest.mark.slow
@@ -246,7 +246,7 @@ def test_zip_that_is_not_an_export_pt2_with_trust_prints_one_line(tmp_path, capf
         z.writestr("a/b.txt", "hello")
     capfd.readouterr()
     r = run("compile", p, "--board", "cpu-reference", "-o", tmp_path / "o", "--trust")
-    one_line_exit_2(r, "r.pt2")
+    expect_one_line_exit_2(r, "r.pt2")
     cap = capfd.readouterr()  # torch.export logs a traceback through `logging` unless silenced
     assert "Traceback" not in cap.err + cap.out
 
@@ -257,7 +257,7 @@ def test_model_class_must_be_a_module_class(tmp_path, ref):
 
     p = tmp_path / "sd.pt"
     torch.save({"w": torch.zeros(3)}, p)
-    one_line_exit_2(run("compile", p, "--board", "cpu-reference", "-o", tmp_path / "o", "--model-class", ref),
+    expect_one_line_exit_2(run("compile", p, "--board", "cpu-reference", "-o", tmp_path / "o", "--model-class", ref),
                     "torch.nn.Module subclass")
 
 
@@ -267,7 +267,7 @@ def test_unknown_nir_node_type_is_named_by_inspect(tmp_path, model):
     with h5py.File(model, "r+") as f:
         del f["node/nodes/fc2/type"]
         f["node/nodes/fc2/type"] = "Quantum"
-    text = one_line_exit_2(run("inspect", model), "Quantum")
+    text = expect_one_line_exit_2(run("inspect", model), "Quantum")
     assert "AssertionError" not in text
 
 
@@ -285,7 +285,7 @@ def test_invalid_graphs_are_refused_by_compile(tmp_path, case):
         g.nodes["orphan"] = nir.Linear(weight=np.eye(3, dtype=np.float32))  # no edges at all
     p = tmp_path / "g.nir"
     nir.write(str(p), g)  # as another tool would write it (spikeforge's own writer refuses what cannot round-trip)
-    one_line_exit_2(run("compile", p, "--board", "cpu-reference", "-o", tmp_path / "o"), "g.nir")
+    expect_one_line_exit_2(run("compile", p, "--board", "cpu-reference", "-o", tmp_path / "o"), "g.nir")
     assert not (tmp_path / "o").exists()
 
 
@@ -293,13 +293,13 @@ def test_bad_set_value_message_names_the_option(tmp_path):
     """A bad `--set` value is refused before any work by the backend's declared options, naming the key."""
     r = run("compile", models.path("digits_snn.nir"), "--board", "sfq-rsfq", "-o", tmp_path / "o",
             "--set", "sfq.capacity=xyz")
-    one_line_exit_2(r, "sfq.capacity")
+    expect_one_line_exit_2(r, "sfq.capacity")
 
 
 def test_hostile_sfq_cell_library_is_refused(tmp_path, model):
     r = run("compile", model, "--board", "sfq-rsfq", "-o", tmp_path / "o", "--set",
             "sfq.cell_library=lib\n.control\nshell rm -rf x\n.endc")
-    one_line_exit_2(r, "sfq.cell_library")
+    expect_one_line_exit_2(r, "sfq.cell_library")
     assert not (tmp_path / "o").exists()
 
 
@@ -318,6 +318,6 @@ def test_damaged_hdf5_that_crashes_the_library_is_a_clean_error(tmp_path):
         r = run("inspect", p, "--timeout", "60")
         assert r.exit_code in (0, 2), r.output
         if r.exit_code == 2:
-            one_line_exit_2(r, "m.nir")
+            expect_one_line_exit_2(r, "m.nir")
             seen += 1
     assert seen > 0

@@ -69,7 +69,7 @@ compile_model(lif_mlp(seed=2), "cpu-reference").save({str(out)!r})
     assert (out / "manifest.json").read_bytes() == before and _leftovers(tmp_path) == []
 
 
-def _concurrent_round(tmp_path: Path, model: Path, k: int) -> None:
+def check_concurrent_round(tmp_path: Path, model: Path, k: int) -> None:
     out = tmp_path / f"art{k}"
     procs = [subprocess.Popen(_cli("compile", model, "--board", "cpu-reference", "-o", out, "--seed", s),
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for s in (1, 2)]
@@ -89,13 +89,13 @@ def model(tmp_path):
 
 
 def test_two_concurrent_compiles_to_one_output(tmp_path, model):
-    _concurrent_round(tmp_path, model, 0)
+    check_concurrent_round(tmp_path, model, 0)
 
 
 @pytest.mark.slow
 def test_concurrent_compiles_many_rounds(tmp_path, model):
     for k in range(20):
-        _concurrent_round(tmp_path, model, k)
+        check_concurrent_round(tmp_path, model, k)
 
 
 @pytest.mark.slow

@@ -137,7 +137,7 @@ def test_cnn_sinabs_emitted_network_py_equals_emulator_under_lava(cnn_art, tmp_p
                     f[f"loihi/{n}/{var}"].shape))
 
 
-def _conv_vs_lava(seed: int, steps: int = 12) -> None:
+def check_conv_vs_lava(seed: int, steps: int = 12) -> None:
     from spikeforge.backends.loihi.network_template import run_lava
     from spikeforge.backends.loihi.testing import random_conv_program
     from spikeforge.emulators.loihi import Program, run_program
@@ -163,7 +163,7 @@ def _conv_vs_lava(seed: int, steps: int = 12) -> None:
 def test_random_conv_layers_equal_lava_conv_process(seed):
     """Random kernels, strides, paddings, dilations, groups, channels and weight bits: zero mismatches in
     u, v and spikes between the emulator and Lava's own Conv process (fixed_pt)."""
-    _conv_vs_lava(seed)
+    check_conv_vs_lava(seed)
 
 
 @needs_lava
@@ -171,4 +171,4 @@ def test_random_conv_layers_equal_lava_conv_process(seed):
 @settings(max_examples=40, deadline=None)
 @given(st.integers(3, 2**31))
 def test_random_conv_layers_equal_lava_conv_process_many(seed):
-    _conv_vs_lava(seed)
+    check_conv_vs_lava(seed)
