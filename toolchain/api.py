@@ -263,13 +263,20 @@ def sweep(spec: str | os.PathLike | Any, output: str | os.PathLike, *, workers: 
     return run_sweep(s, output, workers=workers, ray=ray)
 
 
-def report(target: str | os.PathLike, output: str | os.PathLike, *, inputs: str | os.PathLike | None = None) -> Path:
+def report(target: str | os.PathLike, output: str | os.PathLike, *, inputs: str | os.PathLike | None = None,
+           samples: int = 3) -> Path:
     """Write a self-contained HTML report for an artifact directory or a sweep results directory."""
     from .atomic import atomic_file
     from .report import artifact_report, sweep_report
 
     t = Path(target)
-    html = sweep_report(t) if (t / "results.jsonl").exists() else artifact_report(t, inputs)
+    if (t / "results.jsonl").exists() or (t / "results.json").exists():
+        html = sweep_report(t)
+    elif (t / "manifest.json").exists():
+        html = artifact_report(t, inputs, samples=samples)
+    else:
+        raise SpikeforgeError("neither an artifact directory (manifest.json) nor a sweep directory (results.jsonl)",
+                              file=str(t))
     with atomic_file(output, suffix=".html") as tmp:
         Path(tmp).write_text(html, encoding="utf-8")
     return Path(output)

@@ -169,20 +169,11 @@ def report(target, output, input_path, samples):
 
     For an artifact, --input adds verify metrics, raster plots and the measured energy profile.
     """
-    from .report import artifact_report, sweep_report
+    from .api import report as write_report
 
-    if (target / "results.jsonl").exists() or (target / "results.json").exists():
-        html = sweep_report(target)
-    elif (target / "manifest.json").exists():
-        html = artifact_report(target, input_path, samples=samples)
-    else:
-        raise SpikeforgeError("neither an artifact directory (manifest.json) nor a sweep directory (results.jsonl)",
-                              file=str(target))
-    from .atomic import atomic_file
-
-    with atomic_file(output, suffix=".html") as tmp:
-        Path(tmp).write_text(html, encoding="utf-8")
-    out.print(escape(f"wrote {output} ({len(html) / 1e6:.1f} MB, self-contained)"))
+    path = write_report(target, output, inputs=input_path, samples=samples)
+    size = path.stat().st_size
+    out.print(escape(f"wrote {output} ({size / 1e6:.1f} MB, self-contained)"))
 
 
 

@@ -37,6 +37,7 @@ from . import device as D
 from . import readout as R
 from .options import OPTIONS
 from .reservoir import spectral_radius
+from .xbar import adc_full_scale
 
 MODES = ("programmed", "zero_shot")
 
@@ -214,14 +215,6 @@ def _zero_shot(w: np.ndarray, board: Board, rng: np.random.Generator, sparsity: 
             "v_form": v_form, "formed": float(formed.mean())}
 
 
-def _adc_full_scale(d: np.ndarray, activity: float, k: float) -> float:
-    a = min(max(activity, 1e-3), 1.0)
-    mu = a * d.sum(axis=0)
-    sd = np.sqrt(a * (1 - a) * (d * d).sum(axis=0))
-    fs = float(np.max(np.abs(mu) + k * sd)) if d.size else 0.0
-    return fs if fs > 0 else 1.0
-
-
 def build_tiles(blocks: list[dict[str, Any]], n: int, board: Board, ni: D.NonIdeal, mode: str,
                 activity: dict[str, float]) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
     """Cut each row block (input or recurrent) into 512-row x 256-pair tiles."""
@@ -259,7 +252,7 @@ def build_tiles(blocks: list[dict[str, Any]], n: int, board: Board, ni: D.NonIde
                     else:
                         target = wt
                 d = gp - gn
-                fs = _adc_full_scale(d, activity[blk["kind"]], k_sigma)
+                fs = adc_full_scale(d, activity[blk["kind"]], k_sigma)
                 arrays[f"tile{k:03d}.w"] = target.astype(np.float32)
                 arrays[f"tile{k:03d}.g_pos"] = gp.astype(np.float32)
                 arrays[f"tile{k:03d}.g_neg"] = gn.astype(np.float32)

@@ -156,7 +156,7 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
                 arrays[f"{key}.g_neg"] = gn.astype(np.float32)
                 arrays[f"{key}.ws"] = ws.astype(np.float64)
                 d = gp - gn
-                fs = code["dac_top"] * _adc_full_scale(d, activity, k_sigma)
+                fs = code["dac_top"] * X.adc_full_scale(d, activity, k_sigma)
                 tiles.append({"rows": [r0, r1], "cols": [c0, c1], "adc_fs": fs,
                               "utilisation": (r1 - r0) * (c1 - c0) / (rows_max * pairs_max), "adc_fs_from": "statistics"})
         Wq = Wq.astype(np.float32)                               # what the tiles store (float32 targets)
@@ -254,14 +254,6 @@ def _with_weight(node: nir.NIRNode, w: np.ndarray) -> nir.NIRNode:
     new = copy.deepcopy(node)
     new.weight = w
     return new
-
-
-def _adc_full_scale(d: np.ndarray, activity: float, k: float) -> float:
-    a = min(max(activity, 1e-3), 1.0)
-    mu = a * d.sum(axis=0)
-    sd = np.sqrt(a * (1 - a) * (d * d).sum(axis=0))
-    fs = float(np.max(np.abs(mu) + k * sd)) if d.size else 0.0
-    return fs if fs > 0 else 1.0
 
 
 def calibrate(art: Artifact, inputs: dict[str, np.ndarray], gains: bool = True) -> None:

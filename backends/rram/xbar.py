@@ -199,3 +199,13 @@ def chip_tile(index: tuple[int, int, int, int], ws: np.ndarray, fs: float, w: np
         load = (ws * ld).astype(dtype)
     q = (ws * fx.read_noise) ** 2 * (gp * gp + gn * gn) if fx.read_noise else None
     return Tile(*index, ws=ws, fs=fs, w=w.astype(dtype), load=load, q=None if q is None else q.astype(dtype))
+
+
+def adc_full_scale(d: np.ndarray, activity: float, k: float) -> float:
+    """Column ADC range for inputs active with probability `activity`: mean + k sigma of the largest column
+    sum (1.0 for an empty or all-zero tile), shared by the reservoir and programmed lowerings."""
+    a = min(max(activity, 1e-3), 1.0)
+    mu = a * d.sum(axis=0)
+    sd = np.sqrt(a * (1 - a) * (d * d).sum(axis=0))
+    fs = float(np.max(np.abs(mu) + k * sd)) if d.size else 0.0
+    return fs if fs > 0 else 1.0
