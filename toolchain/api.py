@@ -181,7 +181,7 @@ def verify(artifact: Artifact | str | os.PathLike, inputs: InputsLike, labels: n
     """Compare the emulated board with the float reference; `.passed`, `.checks`, `.metrics`.
 
     `gates` are `spikeforge.gates.Gates` fields (max_accuracy_drop, min_agreement, max_count_error,
-    min_spike_match, timing_tolerance, max_analog_error, allow_silent, layers); `tolerance` is an
+    min_spike_match, timing_tolerance, max_analog_error, allow_silent, layers, conditioning); `tolerance` is an
     alias of max_accuracy_drop, the largest accepted accuracy drop (fraction: 0.01 = 1 point). Labels come from the input file's `labels`
     array unless given.
     """

@@ -309,6 +309,9 @@ def emulate(artifact, input_path, output, probes, batch_first, as_json):
               help="Analog outputs: largest RMS error as a fraction of the output range (default 0.05, classifiers 0.25).")
 @click.option("--allow-silent", is_flag=True, default=None, help="Accept outputs that never spike (off: a silent run fails).")
 @click.option("--layers", is_flag=True, default=None, help="Name the first NIR node where board and float diverge.")
+@click.option("--conditioning/--no-conditioning", default=None,
+              help="When agreement fails, compare it with the float model's own agreement under a weight "
+                   "perturbation the size of the board's quantisation (default on; docs/verify.md).")
 @click.option("--config", type=click.Path(path_type=Path), default=None,
               help="Project TOML with a [verify] table (or pyproject.toml [tool.spikeforge.verify]); flags override it.")
 @click.option("--save-baseline", type=click.Path(path_type=Path), default=None,
@@ -322,8 +325,8 @@ def emulate(artifact, input_path, output, probes, batch_first, as_json):
 @handle_errors
 @with_timeout
 def verify(artifact, input_path, max_accuracy_drop, min_agreement, max_count_error, min_spike_match,
-           timing_tolerance, max_analog_error, allow_silent, layers, config, save_baseline, baseline, junit,
-           batch_first, as_json):
+           timing_tolerance, max_analog_error, allow_silent, layers, conditioning, config, save_baseline, baseline,
+           junit, batch_first, as_json):
     """Compare the board's emulated behaviour with the float reference. Exit 1 if it disagrees."""
     from . import baseline as golden
     from .inputs import load_inputs
@@ -335,7 +338,8 @@ def verify(artifact, input_path, max_accuracy_drop, min_agreement, max_count_err
     gates, tolerances = verify_settings(config, {
         "max_accuracy_drop": max_accuracy_drop, "min_agreement": min_agreement, "max_count_error": max_count_error,
         "min_spike_match": min_spike_match, "timing_tolerance": timing_tolerance,
-        "max_analog_error": max_analog_error, "allow_silent": allow_silent, "layers": layers})
+        "max_analog_error": max_analog_error, "allow_silent": allow_silent, "layers": layers,
+        "conditioning": conditioning})
     art = _load_artifact(artifact)
     if input_path is None:
         raise SpikeforgeError("no --input given", hint="spikeforge verify DIR --input X.npz")

@@ -37,6 +37,8 @@ class Gates:
     max_analog_error: float | None = None  # RMS error / reference output range, analog outputs
     allow_silent: bool = False
     layers: bool | None = None           # True: always attribute by layer; None: on failure for small runs
+    conditioning: bool = True            # a failed agreement is judged against the float model's own spread
+    #                                      under a same-size weight perturbation (conditioning.py)
 
     def __post_init__(self) -> None:
         for name in ("max_accuracy_drop", "max_count_error", "max_analog_error"):
@@ -71,7 +73,7 @@ class Gates:
             if name not in known:
                 raise SpikeforgeError(f"unknown verify setting '{key}'; valid: {', '.join(sorted(known))}",
                                       file=source or None, field=key)
-            if name in ("allow_silent", "layers"):
+            if name in ("allow_silent", "layers", "conditioning"):
                 if not isinstance(value, bool):
                     raise SpikeforgeError(f"'{key}' must be true or false, got {value!r}", file=source or None,
                                           field=key)

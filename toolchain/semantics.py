@@ -31,16 +31,23 @@ class SemanticWarning:
     kind: str
     detail: str
     magnitude: float = 0.0     # size of the change in the units `detail` names (relative where possible)
+    measure: str = ""          # what `magnitude` is, where a consumer needs it: WEIGHT_REL_RMS, ...
 
     def text(self) -> str:
         return f"node '{self.node}': {self.kind}: {self.detail}"
 
 
-def record(meta: dict[str, Any], node: str, kind: str, detail: str, magnitude: float = 0.0) -> SemanticWarning:
+#: `measure` of a weight quantisation whose magnitude is ||W_board - W|| / ||W|| (verify's conditioning floor
+#: perturbs the float weights by that much)
+WEIGHT_REL_RMS = "weight_rel_rms"
+
+
+def record(meta: dict[str, Any], node: str, kind: str, detail: str, magnitude: float = 0.0,
+           measure: str = "") -> SemanticWarning:
     """Append a structured warning to an artifact's meta (deduplicated) and return it."""
     if kind not in KINDS:
         raise ValueError(f"unknown semantic warning kind {kind!r}")
-    w = SemanticWarning(str(node), kind, str(detail), float(magnitude))
+    w = SemanticWarning(str(node), kind, str(detail), float(magnitude), str(measure))
     lst = meta.setdefault("semantic_warnings", [])
     d = asdict(w)
     if d not in lst:

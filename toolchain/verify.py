@@ -213,7 +213,7 @@ def verify(artifact: Artifact, inputs: dict[str, np.ndarray], labels: np.ndarray
     if by_construction:
         result.checks.append(Check("forward", True, f"not evidence: {by_construction}"))
     else:
-        _output_checks(artifact, ref, got, labels, g, kind, result)
+        _output_checks(artifact, ref, got, labels, g, kind, result, inputs)
     if not by_construction:  # no pass ran: the transformed graph is the float graph, the passes lost nothing
         if prog is None:
             prog = program_trace(artifact, inputs)
@@ -232,7 +232,7 @@ def verify(artifact: Artifact, inputs: dict[str, np.ndarray], labels: np.ndarray
 
 
 def _output_checks(artifact: Artifact, ref: Trace, got: Trace, labels: np.ndarray | None, g: Gates, kind: str,
-                   result: VerifyResult) -> None:
+                   result: VerifyResult, inputs: dict[str, np.ndarray]) -> None:
     batch = ref.batch
     s_ref, s_got = scores(ref.outputs), scores({k: got.outputs[k] for k in ref.outputs})
     silent_ref, silent_got = not np.any(s_ref), not np.any(s_got)
@@ -264,7 +264,11 @@ def _output_checks(artifact: Artifact, ref: Trace, got: Trace, labels: np.ndarra
     if kind == "classifier":
         detail = (f"predictions agree on {agreement:.1%} of {decided * batch:.0f} decided samples (min "
                   f"{g.min_agreement:.1%}); {oc['tie']:.1%} of {batch} samples are ties (counted apart)")
-        result.checks.append(Check("agreement", agreement >= g.min_agreement - 1e-12, detail))
+        ok = agreement >= g.min_agreement - 1e-12
+        if not ok and g.conditioning:
+            ok, note = _conditioning(artifact, inputs, s_ref, agreement, result)
+            detail += note
+        result.checks.append(Check("agreement", ok, detail))
     if labels is not None:
         p_ref, p_got = s_ref.argmax(1), s_got.argmax(1)
         acc_ref = float((p_ref == labels).mean())
@@ -272,9 +276,29 @@ def _output_checks(artifact: Artifact, ref: Trace, got: Trace, labels: np.ndarra
         result.metrics["accuracy_reference"] = acc_ref
         result.metrics["accuracy_board"] = acc_got
         drop = acc_ref - acc_got
+        coarse = (f"; one sample is {100 / batch:.2f} points, coarser than the gate: verify on more samples"
+                  if 1.0 / batch > g.max_accuracy_drop + 1e-12 else "")
         result.checks.append(Check("accuracy", drop <= g.max_accuracy_drop + 1e-12,
                                    f"accuracy float {acc_ref:.2%} vs board {acc_got:.2%} "
-                                   f"(drop {drop * 100:+.2f} points, max {g.max_accuracy_drop * 100:.2f})"))
+                                   f"(drop {drop * 100:+.2f} points, max {g.max_accuracy_drop * 100:.2f}){coarse}"))
+
+
+def _conditioning(artifact: Artifact, inputs: dict[str, np.ndarray], s_ref: np.ndarray, agreement: float,
+                  result: VerifyResult) -> tuple[bool, str]:
+    """A failed agreement, judged against the float model's own spread under the board's weight error."""
+    from .conditioning import agreement_floor, weight_error
+
+    mag = weight_error(artifact.meta)
+    if mag is None:
+        return False, "; the board records no weight quantisation, so no conditioning floor applies"
+    floor = agreement_floor(artifact.reference, artifact.meta.get("dt"), inputs, s_ref, mag)
+    result.metrics["conditioning.magnitude"] = floor.magnitude
+    result.metrics["conditioning.worst_agreement"] = floor.worst
+    result.metrics["conditioning.median_agreement"] = float(np.median(floor.agreements))
+    ok = agreement >= floor.worst - 1e-12
+    verdict = ("the board is within that spread: these inputs are ill-conditioned for argmax, the spike-level "
+               "output checks decide" if ok else "the board is outside that spread")
+    return ok, f"; {floor.text()}; {verdict}"
 
 
 def _stage_checks(artifact: Artifact, ref: Trace, prog: Trace, got: Trace, labels: np.ndarray | None, g: Gates,

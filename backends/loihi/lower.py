@@ -30,7 +30,7 @@ from spikeforge.boards import Board
 from spikeforge.emulators.loihi import Conn, Pop, Program
 from spikeforge.errors import UnsupportedError
 from spikeforge.refsim import SimConfig, config_for_graph
-from spikeforge.semantics import record
+from spikeforge.semantics import WEIGHT_REL_RMS, record
 
 from .effects import convention_effect
 from .options import read as opt
@@ -634,7 +634,7 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
         worst = max((e["rel_rms_error"] for e in q_errs), default=0.0)
         if worst > 0:
             record(sem, n, "quantisation", f"input weights quantised to Loihi's 8-bit mantissa x 2^weight_exp "
-                   f"(relative RMS error of the worst source's matrix {worst:.3g})", worst)
+                   f"(relative RMS error of the worst source's matrix {worst:.3g})", worst, WEIGHT_REL_RMS)
         if b_err > 0:
             record(sem, n, "quantisation", f"bias rounded to bias_mant << bias_exp: largest error {b_err:.3g} "
                    f"in v units of {float(np.min(S)):.6g} per float unit", b_err / float(np.min(S)))

@@ -168,7 +168,8 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
         if fx.levels is not None and rel > 0:
             semantics.record(meta, name, "quantisation",
                              f"weights rounded to {fx.levels} conductance levels per cell (differential pair, "
-                             f"per-tile scale): relative weight error {rel:.3g}; verify gates the effect", rel)
+                             f"per-tile scale): relative weight error {rel:.3g}; verify gates the effect", rel,
+                             semantics.WEIGHT_REL_RMS)
         if fx.ir_drop:
             _check_ir_drop(meta, name, arrays, li, len(tiles), fx.ir_drop)
         if clipped:
