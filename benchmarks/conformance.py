@@ -224,6 +224,16 @@ def build_models(work: Path, names: list[str] | None = None) -> dict[str, Model]
                                                 "Conv-BN-ReLU-AvgPool-Flatten-Linear CNN trained on 8x8 digits",
                                                 str(work / "torch_cnn.onnx"), str(work / "cnn_in.npz"),
                                                 {"calibration": str(work / "cnn_cal.npz")}, timesteps=STEPS)
+    for key, how in (("keras_mlp_tf2onnx", "Keras 3 Dense-ReLU-Dense MLP, tf2onnx MatMul+Add spelling"),
+                     ("keras_cnn_tf2onnx", "Keras 3 channels-last Conv2D-ReLU-AveragePooling2D-Flatten-Dense CNN; "
+                      "tf2onnx's NHWC Reshape/Transpose and Shape-computed Flatten")):
+        if key in want:  # committed files: TensorFlow cannot live in .venv (examples/models/make_keras_onnx.py)
+            cnn_like = "cnn" in key
+            models[key] = Model(key, "TensorFlow 2.21 Keras + tf2onnx 1.17", how,
+                                str(ROOT / "examples" / "models" / f"{key}.onnx"),
+                                str(work / ("cnn_in.npz" if cnn_like else "digits_in.npz")),
+                                {"calibration": str(work / ("cnn_cal.npz" if cnn_like else "digits_cal.npz"))},
+                                timesteps=STEPS)
     for key, src, how in (("brian2_usual", BRIAN2_USUAL, "module-level groups, run(1*second), no Network"),
                           ("brian2_network", BRIAN2_NETWORK, "explicit Network(collect()), net.run(1*second)")):
         if key in want:
@@ -282,7 +292,7 @@ def _paper_drive() -> np.ndarray:
 
 
 MODEL_NAMES = ("snntorch_mlp", "norse_mlp", "torch_mlp_onnx", "torch_mlp_state_dict", "torch_cnn_onnx_dynamo",
-               "brian2_usual", "brian2_network", "nir_lif_norse", "nir_cnn_sinabs")
+               "keras_mlp_tf2onnx", "keras_cnn_tf2onnx", "brian2_usual", "brian2_network", "nir_lif_norse", "nir_cnn_sinabs")
 
 # ------------------------------------------------------------------------------------------- one cell
 #: refusal reason patterns -> class. Hardware: the chip cannot; method: a documented limit of how a board

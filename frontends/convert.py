@@ -146,8 +146,14 @@ def _calibration_array(calibration: Any, input_shape: tuple[int, ...] | None = N
 
 
 def to_snn(ann: AnnGraph, calibration: Any, *, timesteps: int = 100, percentile: float = 99.9,
-           dt: float = 1e-3, input_scale: float | None = None) -> nir.NIRGraph:
-    """Convert a parsed ANN into an IF-neuron NIR graph, normalised on calibration data."""
+           dt: float = 1e-3, input_scale: float | None = None, reset: str = "subtract") -> nir.NIRGraph:
+    """Convert a parsed ANN into an IF-neuron NIR graph, normalised on calibration data.
+
+    `reset` = "zero" converts for a chip whose neurons reset to zero (Loihi's compartments, SpiNNaker's
+    IF_curr_*): the float reference is then the SNN that chip can run exactly, and what reset to zero
+    costs against reset by subtraction is measured on the calibration data and reported as a warning."""
+    if reset not in RESETS:
+        raise InputError(f"reset must be one of {RESETS}, got {reset!r}", field="reset")
     x = _calibration_array(calibration, ann.input_shape)
     if not 0 < percentile <= 100:
         raise InputError(f"percentile must be in (0, 100], got {percentile}")
@@ -206,7 +212,7 @@ def to_snn(ann: AnnGraph, calibration: Any, *, timesteps: int = 100, percentile:
         elif op.kind == "relu":
             if any(scale[i] != lam[op.name] for i in op.inputs):
                 raise UnsupportedError("ReLU not preceded by a linear layer (cannot normalise)", node=op.name)
-            meta.update(NEURON_META)
+            meta.update(NEURON_META, **{"spikeforge.reset": reset})
             meta.update({"spikeforge.converted_from": "relu", "spikeforge.lambda": lam[op.name],
                          "spikeforge.percentile": float(percentile)})
             if p.get("clip") is not None:
@@ -251,7 +257,7 @@ def to_snn(ann: AnnGraph, calibration: Any, *, timesteps: int = 100, percentile:
     last = ann.output
     if ann.ops[last].kind != "relu":
         shp = shape(last)
-        meta = dict(NEURON_META)
+        meta = dict(NEURON_META, **{"spikeforge.reset": reset})
         meta.update({"spikeforge.converted_from": "output layer (logits)", "spikeforge.lambda": lam["__output__"],
                      "spikeforge.percentile": float(percentile)})
         nodes["output_if"] = nir.IF(r=np.ones(shp, np.float32), v_threshold=np.ones(shp, np.float32),
@@ -265,13 +271,51 @@ def to_snn(ann: AnnGraph, calibration: Any, *, timesteps: int = 100, percentile:
     metadata = {
         G.DT_KEY: float(dt),
         "spikeforge.frontend": ann.source or "ann",
-        "spikeforge.conversion": "ANN-to-SNN, IF neurons, reset by subtraction, data-based normalisation",
+        "spikeforge.conversion": f"ANN-to-SNN, IF neurons, reset {RESET_WORDS[reset]}, data-based normalisation",
         "spikeforge.timesteps": int(timesteps),
         "spikeforge.percentile": float(percentile),
         "spikeforge.input_encoding": "analog",
     }
-    g = nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=False)
-    return G.validate(g)
+    g = G.validate(nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=False))
+    if reset == "zero":
+        G.add_warning(g, reset_cost(g, x, timesteps, dt))
+    return g
+
+
+#: reset modes the converter can target
+RESETS = ("subtract", "zero")
+RESET_WORDS = {"subtract": "by subtraction", "zero": "to zero"}
+#: calibration samples the reset comparison runs on (bounded: it is two float simulations at compile time)
+RESET_COST_SAMPLES = 256
+
+
+def reset_cost(graph: nir.NIRGraph, x: np.ndarray, timesteps: int, dt: float) -> str:
+    """What converting with reset to zero costs: argmax agreement with the reset-by-subtraction SNN on
+    calibration samples (no labels needed), and the output spike totals of both."""
+    from spikeforge.emulators.reference import simulate_trace
+
+    xs = np.asarray(x[:RESET_COST_SAMPLES], np.float32)
+    drive = {G.input_nodes(graph)[0]: encode(xs, int(timesteps))}
+    sub = nir.NIRGraph(nodes={k: _with_reset(v, "subtract") for k, v in graph.nodes.items()},
+                       edges=list(graph.edges), metadata=dict(graph.metadata), type_check=False)
+    counts = []
+    for gg in (graph, sub):
+        out = simulate_trace(gg, dt, drive).outputs
+        counts.append(np.concatenate([np.asarray(v).sum(0).reshape(len(xs), -1) for _, v in sorted(out.items())], 1))
+    agree = float((counts[0].argmax(1) == counts[1].argmax(1)).mean())
+    return (f"ANN conversion targets a chip that resets to zero: IF neurons reset to zero (Rueckauer et al. 2017); "
+            f"on {len(xs)} calibration samples its predictions agree {agree:.1%} with the reset-by-subtraction "
+            f"conversion ({counts[0].sum():.0f} vs {counts[1].sum():.0f} output spikes). verify compares the chip "
+            "with this reset-to-zero SNN")
+
+
+def _with_reset(node: nir.NIRNode, reset: str) -> nir.NIRNode:
+    meta = getattr(node, "metadata", None)
+    if not meta or "spikeforge.reset" not in meta:
+        return node
+    from dataclasses import replace
+
+    return replace(node, metadata={**meta, "spikeforge.reset": reset})
 
 
 # --------------------------------------------------------------------------- running converted networks

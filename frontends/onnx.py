@@ -124,6 +124,13 @@ def parse_onnx(model: Any) -> C.AnnGraph:
     value: dict[str, str] = {inputs[0].name: "input"}   # ONNX value name -> op name
     uses: dict[str, int] = {}
     affine: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # value -> per-channel (scale, shift) still to fold
+    # channels-last values (tf2onnx's Transpose(0, 2, 3, 1) before Keras' Flatten): value -> (H, W, C) of the
+    # NHWC view of an NCHW tensor; a flatten of one yields features in (H, W, C) order, which the next Gemm/MatMul
+    # takes back by permuting its weight columns (exact)
+    nhwc: dict[str, tuple[int, int, int]] = {}
+    hwc_flat: dict[str, tuple[int, int, int]] = {}
+    in_shape_override: list[tuple[int, ...]] = []
+    symshape: dict[str, list[int | None]] = {}  # 1-D shape vectors computed from Shape(data); None = batch
     for n in g.node:
         for i in n.input:
             uses[i] = uses.get(i, 0) + 1
@@ -151,6 +158,10 @@ def parse_onnx(model: Any) -> C.AnnGraph:
         if not data_in:  # constants only (an Identity around an initializer, a transposed weight): fold them
             if all(i in consts for i in n.input if i):
                 consts.update(_fold(n, consts))
+            elif any(i in symshape for i in n.input):  # shape arithmetic on a Shape of the data (tf2onnx's
+                v = _shape_arith(n, a, symshape, consts)  # Flatten spells (batch, -1) this way)
+                if v is not None:
+                    symshape[n.output[0]] = v
             continue
         pending = [i for i in data_in if i in affine]
         if pending and t not in ("Gemm", "MatMul", "Conv"):
@@ -158,14 +169,41 @@ def parse_onnx(model: Any) -> C.AnnGraph:
                                    f"Gemm/MatMul/Conv before or after it", file=file, node=n.name or t)
         if t in SHAPE_OPS and t != "Reshape":
             if t == "Shape":
+                shp = shapes.get(n.input[0])
+                if shp is not None and len(shp) >= 1 and "start" not in a and "end" not in a:
+                    symshape[n.output[0]] = [None] + [int(d) if d else None for d in shp[1:]]
                 continue
             raise UnsupportedError(f"ONNX op {t} on the data path is not supported; supported: "
                                    f"{', '.join(SUPPORTED)}", file=file, node=n.name or t)
         src = value[data_in[0]]  # the data operand, wherever it stands (`Add(bias, x)` puts the constant first)
         out = n.output[0]
+        layout = [i for i in data_in if i in nhwc or i in hwc_flat]
+        if layout and not (t in ("Flatten", "Reshape") and data_in[0] in nhwc) and \
+                not (t in ("Gemm", "MatMul") and data_in[0] in hwc_flat) and t not in ("Identity", "Dropout"):
+            raise UnsupportedError(f"ONNX {t} on a channels-last (NHWC) tensor; a Transpose to NHWC is supported "
+                                   "only before a Flatten/Reshape that feeds a Gemm/MatMul (Keras' Flatten -> "
+                                   "Dense)", file=file, node=n.name or t)
         pre = affine.get(data_in[0])  # a BatchNormalization after a ReLU, folded into this layer's input side
         if t in ("Identity", "Dropout"):
             value[out] = src
+            for table in (nhwc, hwc_flat):
+                if data_in[0] in table:
+                    table[out] = table[data_in[0]]
+        elif t == "Transpose":
+            perm = tuple(int(p) for p in a.get("perm", ()))
+            shp = shapes.get(n.input[0])
+            if perm == (0, 2, 3, 1) and shp is not None and len(shp) == 4 and all(d for d in shp[1:]):
+                nhwc[out] = (int(shp[2]), int(shp[3]), int(shp[1]))
+                value[out] = src
+            elif src == "input" and perm == (0, 3, 1, 2):
+                raise UnsupportedError("ONNX Transpose of a channels-last (NHWC) graph input with more than one "
+                                       "channel: spikeforge's inputs are channels-first; export with tf2onnx's "
+                                       "--inputs-as-nchw (Python: inputs_as_nchw=[name]) so the file takes NCHW",
+                                       file=file, node=n.name or t)
+            else:
+                raise UnsupportedError(f"ONNX Transpose with perm {list(perm)} on the data path (supported: the "
+                                       "NHWC transpose before a Flatten -> Gemm/MatMul)", file=file,
+                                       node=n.name or t)
         elif t == "Gemm":
             if a.get("transA", 0):
                 raise UnsupportedError("ONNX Gemm with transA=1", file=file, node=n.name)
@@ -174,6 +212,7 @@ def parse_onnx(model: Any) -> C.AnnGraph:
             w = w * float(a.get("alpha", 1.0))
             b = const(n.input[2], n).astype(np.float32) * float(a.get("beta", 1.0)) if len(n.input) > 2 and \
                 n.input[2] else np.zeros(w.shape[0], np.float32)
+            w = _from_hwc(w, hwc_flat.get(data_in[0]), n, file)
             name = fresh(n)
             ops[name] = C.Op(name, "linear", [src], {"w": w, "b": _bias(b, w.shape[0], n, file)}, source="onnx.Gemm")
             _fold_input_affine(ops[name], pre, n, file)
@@ -183,7 +222,8 @@ def parse_onnx(model: Any) -> C.AnnGraph:
             if w.ndim != 2:
                 raise UnsupportedError(f"ONNX MatMul with a {w.ndim}-D weight", file=file, node=n.name)
             name = fresh(n)
-            ops[name] = C.Op(name, "linear", [src], {"w": w.T.copy(), "b": np.zeros(w.shape[1], np.float32)},
+            wt = _from_hwc(w.T.copy(), hwc_flat.get(data_in[0]), n, file)
+            ops[name] = C.Op(name, "linear", [src], {"w": wt, "b": np.zeros(w.shape[1], np.float32)},
                              source="onnx.MatMul")
             _fold_input_affine(ops[name], pre, n, file)
             value[out] = name
@@ -267,13 +307,27 @@ def parse_onnx(model: Any) -> C.AnnGraph:
             if t == "Reshape":
                 shp = shapes.get(out)
                 tgt = consts.get(n.input[1])
-                ok = (shp is not None and len(shp) == 2) or (tgt is not None and tgt.size == 2)
+                sym = symshape.get(n.input[1])
+                ok = (shp is not None and len(shp) == 2) or (tgt is not None and tgt.size == 2) or \
+                    (sym is not None and len(sym) == 2 and sym[0] in (None, 0)
+                     and sym[1] in (-1, _per_sample(shapes.get(data_in[0]))))
+                if not ok and src == "input" and uses.get(data_in[0], 0) == 1 and not in_shape_override:
+                    # a Reshape of the graph input never reorders memory: the network sees the same
+                    # numbers under another shape (tf2onnx writes (N, 8, 8, 1) -> (N, 1, 8, 8) for a
+                    # one-channel Keras input), so the NIR input takes the reshaped shape
+                    view = _input_view(tgt, shp, in_shape)
+                    if view is not None:
+                        in_shape_override.append(view)
+                        value[out] = src
+                        continue
                 if not ok:
                     raise UnsupportedError("ONNX Reshape is not a flatten to (batch, -1)", file=file,
                                            node=n.name)
             name = fresh(n)
             ops[name] = C.Op(name, "flatten", [src], source=f"onnx.{t}")
             value[out] = name
+            if data_in[0] in nhwc:
+                hwc_flat[out] = nhwc[data_in[0]]
         elif t == "BatchNormalization":
             prev = ops[src]
             gamma, beta, mean, var = (const(i, n).astype(np.float64) for i in n.input[1:5])
@@ -291,7 +345,68 @@ def parse_onnx(model: Any) -> C.AnnGraph:
     out_name = g.output[0].name
     if out_name not in value:
         raise UnsupportedError(f"graph output '{out_name}' is not computed from the input", file=file)
-    return C.AnnGraph(ops=ops, output=value[out_name], input_shape=tuple(int(d) for d in in_shape), source="onnx")
+    if out_name in nhwc or out_name in hwc_flat:
+        raise UnsupportedError("the graph output is a channels-last (NHWC) tensor", file=file)
+    shape = in_shape_override[0] if in_shape_override else tuple(int(d) for d in in_shape)
+    return C.AnnGraph(ops=ops, output=value[out_name], input_shape=shape, source="onnx")
+
+
+def _shape_arith(node: onnx.NodeProto, a: dict[str, Any], sym: dict[str, list[int | None]],
+                 consts: dict[str, np.ndarray]) -> list[int | None] | None:
+    """Evaluate 1-D shape arithmetic (Gather, Slice, Cast, Concat, Unsqueeze, Squeeze) on shape vectors
+    whose batch entry is unknown (None); None when the node is anything else."""
+    def vec(name: str) -> list[int | None] | None:
+        if name in sym:
+            return list(sym[name])
+        if name in consts and np.asarray(consts[name]).ndim <= 1:
+            return [int(v) for v in np.asarray(consts[name]).ravel()]
+        return None
+
+    t, ins = node.op_type, [vec(i) if i else None for i in node.input]
+    if ins[0] is None:
+        return None
+    if t in ("Cast", "Identity", "Unsqueeze", "Squeeze"):
+        return ins[0]
+    if t == "Gather" and len(ins) > 1 and ins[1] is not None and int(a.get("axis", 0)) == 0:
+        return [ins[0][i] for i in ins[1]] if all(-len(ins[0]) <= i < len(ins[0]) for i in ins[1]) else None
+    if t == "Slice" and len(ins) >= 3 and ins[1] is not None and ins[2] is not None and len(ins[1]) == 1:
+        if len(ins) > 3 and ins[3] not in (None, [0]):
+            return None
+        step = ins[4][0] if len(ins) > 4 and ins[4] else 1
+        return ins[0][slice(ins[1][0], ins[2][0], step)] if step else None
+    if t == "Concat" and int(a.get("axis", 0)) == 0 and all(v is not None for v in ins):
+        return [d for v in ins for d in v]
+    return None
+
+
+def _per_sample(shape: list[int | None] | None) -> int | None:
+    """Elements per sample of a (batch, ...) shape, None when a dimension is unknown."""
+    if not shape or any(not d for d in shape[1:]):
+        return None
+    return int(np.prod([int(d) for d in shape[1:]]))
+
+
+def _input_view(target: np.ndarray | None, inferred: list[int | None] | None,
+                in_shape: list[int | None]) -> tuple[int, ...] | None:
+    """The per-sample shape a Reshape of the graph input gives, when it keeps the batch axis and the size."""
+    size = int(np.prod([int(d) for d in in_shape]))
+    dims = [int(d) for d in target.ravel()[1:]] if target is not None and target.size >= 2 else None
+    if dims is None and inferred is not None and all(d for d in inferred[1:]):
+        dims = [int(d) for d in inferred[1:]]
+    if not dims or any(d <= 0 for d in dims) or int(np.prod(dims)) != size:
+        return None
+    return tuple(dims)
+
+
+def _from_hwc(w: np.ndarray, chw: tuple[int, int, int] | None, node: onnx.NodeProto, file: str | None) -> np.ndarray:
+    """Weights (out, H*W*C) that read a channels-last flatten -> the same weights for a channels-first one."""
+    if chw is None:
+        return w
+    hh, ww, cc = chw
+    if w.shape[1] != hh * ww * cc:
+        raise UnsupportedError(f"ONNX {node.op_type} after an NHWC flatten has {w.shape[1]} inputs, expected "
+                               f"{hh * ww * cc}", file=file, node=node.name)
+    return np.ascontiguousarray(w.reshape(w.shape[0], hh, ww, cc).transpose(0, 3, 1, 2).reshape(w.shape[0], -1))
 
 
 def onnxruntime_check(model: Any, x: np.ndarray, ann: C.AnnGraph | None = None) -> float:
@@ -309,27 +424,28 @@ def onnxruntime_check(model: Any, x: np.ndarray, ann: C.AnnGraph | None = None) 
         ref = np.concatenate([sess.run(None, {inp.name: pad[i:i + b]})[0] for i in range(0, len(pad), b)])[:len(x)]
     else:
         ref = sess.run(None, {inp.name: x})[0]
-    ours = C.evaluate(ann, x)[ann.output]
+    ours = C.evaluate(ann, x.reshape(len(x), *ann.input_shape))[ann.output]  # a Reshape of the input is a view
     return float(np.max(np.abs(ref.reshape(ours.shape) - ours)))
 
 
 def from_onnx(path_or_model: Any, calibration: Any = None, timesteps: int = 100, percentile: float = 99.9,
-              dt: float = 1e-3) -> nir.NIRGraph:
+              dt: float = 1e-3, reset: str = "subtract") -> nir.NIRGraph:
     """ONNX ReLU network -> IF-neuron NIR graph normalised on the calibration data."""
     ann = parse_onnx(path_or_model)
-    graph = C.to_snn(ann, calibration, timesteps=timesteps, percentile=percentile, dt=dt)
+    graph = C.to_snn(ann, calibration, timesteps=timesteps, percentile=percentile, dt=dt, reset=reset)
     graph.metadata["spikeforge.frontend"] = "onnx"
     return graph
 
 
 @register(".onnx")
 def load_onnx(path: str | os.PathLike, *, calibration: Any = None, timesteps: int | None = None,
-              percentile: float | None = None, dt: float | None = None, **_: Any) -> nir.NIRGraph:
+              percentile: float | None = None, dt: float | None = None, reset: str | None = None,
+              **_: Any) -> nir.NIRGraph:
     if calibration is None:
         raise InputError("converting an ONNX ANN needs calibration data (--calibration inputs.npz)", file=str(path))
     try:
         return from_onnx(path, calibration, timesteps=int(timesteps or 100), percentile=float(percentile or 99.9),
-                         dt=float(dt or 1e-3))
+                         dt=float(dt or 1e-3), reset=reset or "subtract")
     except SpikeforgeError as exc:
         raise type(exc)(exc.reason, file=exc.file or str(path), node=exc.node, field=exc.field,
                         hint=exc.hint) from None

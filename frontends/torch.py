@@ -380,13 +380,13 @@ def _upto(ann: C.AnnGraph, name: str):
 
 
 def from_torch_ann(module: torch.nn.Module, sample: Any = None, calibration: Any = None, timesteps: int = 100,
-                   percentile: float = 99.9, dt: float = 1e-3) -> nir.NIRGraph:
+                   percentile: float = 99.9, dt: float = 1e-3, reset: str = "subtract") -> nir.NIRGraph:
     """Plain ReLU network -> IF-neuron SNN (see frontends/convert.py for the conversion rules)."""
     calib = C._calibration_array(calibration, None if sample is None else tuple(np.shape(sample)[1:]))
     if sample is None:
         sample = calib[:1]
     ann = parse_torch_ann(module, sample)
-    g = C.to_snn(ann, calib, timesteps=timesteps, percentile=percentile, dt=dt)
+    g = C.to_snn(ann, calib, timesteps=timesteps, percentile=percentile, dt=dt, reset=reset)
     g.metadata["spikeforge.frontend"] = "torch.ann"
     return g
 
@@ -399,7 +399,8 @@ def from_module(module: torch.nn.Module, sample: Any = None, *, dt: float | None
         from spikeforge.frontends.torchscript import from_torchscript
 
         return from_torchscript(module, sample, calib, timesteps=int(options.get("timesteps") or 100),
-                                percentile=float(options.get("percentile") or 99.9), dt=dt or 1e-3)
+                                percentile=float(options.get("percentile") or 99.9), dt=dt or 1e-3,
+                                reset=options.get("reset") or "subtract")
     fw = _framework(module)
     shape = options.get("input_shape")
     if sample is None and shape is not None:
@@ -414,7 +415,8 @@ def from_module(module: torch.nn.Module, sample: Any = None, *, dt: float | None
     if fw == "norse":
         return from_norse(module, sample, dt=dt)
     return from_torch_ann(module, sample, calib, timesteps=int(options.get("timesteps") or 100),
-                          percentile=float(options.get("percentile") or 99.9), dt=dt or 1e-3)
+                          percentile=float(options.get("percentile") or 99.9), dt=dt or 1e-3,
+                          reset=options.get("reset") or "subtract")
 
 
 # --------------------------------------------------------------------------- files
@@ -602,4 +604,5 @@ def _from_graph_module(module: torch.nn.Module, p: Path, **options: Any) -> nir.
     if calib is None:
         raise InputError("a .pt2 ANN needs calibration data for conversion", file=str(p))
     return from_torch_ann(module, None, calib, timesteps=int(options.get("timesteps") or 100),
-                          percentile=float(options.get("percentile") or 99.9), dt=options.get("dt") or 1e-3)
+                          percentile=float(options.get("percentile") or 99.9), dt=options.get("dt") or 1e-3,
+                          reset=options.get("reset") or "subtract")

@@ -404,13 +404,14 @@ def parse_torchscript(module: torch.jit.ScriptModule, sample: Any) -> C.AnnGraph
 
 
 def from_torchscript(module: torch.jit.ScriptModule, sample: Any = None, calibration: Any = None,
-                     timesteps: int = 100, percentile: float = 99.9, dt: float = 1e-3) -> nir.NIRGraph:
+                     timesteps: int = 100, percentile: float = 99.9, dt: float = 1e-3,
+                     reset: str = "subtract") -> nir.NIRGraph:
     """Scripted or traced ReLU network -> IF-neuron SNN (conversion rules: frontends/convert.py)."""
     calib = C._calibration_array(calibration, None if sample is None else tuple(np.shape(sample)[1:]))
     if sample is None:
         sample = calib[:1]
     ann = parse_torchscript(module, sample)
-    g = C.to_snn(ann, calib, timesteps=timesteps, percentile=percentile, dt=dt)
+    g = C.to_snn(ann, calib, timesteps=timesteps, percentile=percentile, dt=dt, reset=reset)
     g.metadata["spikeforge.frontend"] = "torchscript"
     return g
 
@@ -429,4 +430,5 @@ def load_torchscript_file(path: str, **options: Any) -> nir.NIRGraph:
         raise SpikeforgeError(f"not a loadable TorchScript archive ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''})", file=path) from None
     return from_torchscript(module, None, calib, timesteps=int(options.get("timesteps") or 100),
-                            percentile=float(options.get("percentile") or 99.9), dt=options.get("dt") or 1e-3)
+                            percentile=float(options.get("percentile") or 99.9), dt=options.get("dt") or 1e-3,
+                            reset=options.get("reset") or "subtract")

@@ -217,6 +217,9 @@ class Backend(abc.ABC):
     name: str = ""
     #: the `--set` keys this backend reads (backends/<name>/options.py); compile rejects any other key
     options: dict[str, Opt] = {}
+    #: the reset an ANN-to-SNN conversion targets for this board ("subtract", or "zero" where the chip's
+    #: neurons can only reset to zero): its IF neurons then run exactly (frontends/convert.py)
+    ann_reset: str = "subtract"
 
     @abc.abstractmethod
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:

@@ -87,6 +87,7 @@ def compile_model(model: str | os.PathLike | nir.NIRGraph, board: str | Board,
     else:
         if calibration is not None:
             calibration = read_calibration(calibration)
+        frontend_options.setdefault("reset", backend.ann_reset)  # an ANN converts for the board's neurons
         graph = load(model, dt=options.dt, timesteps=options.timesteps, calibration=calibration, **frontend_options)
         digest = hash_file(model) if Path(model).is_file() else ""
     load_warnings = G.pop_warnings(graph)

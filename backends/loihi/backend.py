@@ -19,9 +19,10 @@ from .options import OPTIONS
 
 
 class LoihiBackend(Backend):
-    options = OPTIONS
     name = "loihi"
     options = OPTIONS
+    #: Lava's LIF (and the Loihi compartment) resets v to 0 on a spike
+    ann_reset = "zero"
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
         g, dt = with_dt(graph, options)

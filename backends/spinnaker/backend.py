@@ -26,9 +26,10 @@ from .program import Program
 
 
 class SpiNNakerBackend(Backend):
-    options = OPTIONS
     name = "spinnaker"
     options = OPTIONS
+    #: sPyNNaker's IF_curr_exp/IF_curr_delta reset V to v_reset
+    ann_reset = "zero"
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
         # the spinnaker.* keys are checked here too, so a direct API call gets the same refusal as the CLI
