@@ -87,6 +87,7 @@ def test_emitted_lava_script_runs_the_refractory_model_bit_exact(brian_run, tmp_
     graph, dt, x, _ = brian_run
     art = spikeforge.compile(graph, "loihi2", dt=dt, warn=False)
     assert {p["name"]: p.get("refractory", 0) for p in art.meta["program"]["pops"]} == {"hid": 1, "out": 1}
+    assert "LIFRefractory" in art.meta["summary"]["lava_processes"]
     out_dir = art.save(tmp_path / "art")
     xs = {"inp": x["inp"][:60]}
     np.savez(tmp_path / "in.npz", **xs)
