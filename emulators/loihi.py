@@ -14,7 +14,9 @@ proc/sparse/models.py, utils/weightutils.py, and checked against Lava in tests/t
   conditional wrap (``u > 2^23 -> u - 2^24``, else ``u <= -2^23 -> u + 2^24``: so -2^23 becomes +2^23 and
   +2^23 stays); ``v = trunc0(v * (4096 - dv) / 4096) + u + (bias_mant << bias_exp)`` clipped to
   +-(2^23 - 1); spike when ``v > vth << 6`` (vth is read on the first step only); v <- 0 on a spike,
-  u is never reset. Refractory periods do not exist in Lava's fixed-point LIF.
+  u is never reset. Refractory periods do not exist in Lava's fixed-point LIF; a population with
+  ``refractory = k`` runs as Lava's LIFRefractory with a fixed-point model (emitted with the script):
+  for k steps after a spike v is not updated (held at 0; u still integrates), as Loihi's refractory delay.
 
 A *program* is plain data (JSON-able spec + integer arrays), shared by the emulator, the emitted Lava
 script (backends/loihi/network_template.py) and the tests; see `Program`.
@@ -153,6 +155,9 @@ class Pop:
     bias_exp: np.ndarray
     bias_start: int = 1          # Loihi step from which the bias is applied (emitted code sets it then)
     core: np.ndarray | None = None  # per-neuron core index (mapping); None = all on core 0
+    #: steps after a spike during which v is held at 0 (not updated: that step's input to v is lost), as
+    #: Lava's LIFRefractory and Loihi's refractory delay do; 0 = Lava's LIF
+    refractory: int = 0
 
     @property
     def effective_bias(self) -> np.ndarray:
@@ -240,7 +245,7 @@ class Program:
         pops = []
         for p in self.pops.values():
             pops.append({"name": p.name, "size": p.size, "du": p.du, "dv": p.dv, "vth": p.vth,
-                         "bias_start": p.bias_start})
+                         "bias_start": p.bias_start, **({"refractory": p.refractory} if p.refractory else {})})
             arrays[f"pop/{p.name}/bias_mant"] = p.bias_mant.astype(np.int32)
             arrays[f"pop/{p.name}/bias_exp"] = p.bias_exp.astype(np.int32)
             if p.core is not None:
@@ -283,7 +288,7 @@ class Program:
                           bias_mant=np.asarray(arrays[f"pop/{n}/bias_mant"]),
                           bias_exp=np.asarray(arrays[f"pop/{n}/bias_exp"]),
                           bias_start=int(p.get("bias_start", 1)),
-                          core=arrays.get(f"pop/{n}/core"))
+                          core=arrays.get(f"pop/{n}/core"), refractory=int(p.get("refractory", 0)))
         conns = []
         for c in spec["conns"]:
             n = c["name"]
@@ -616,7 +621,7 @@ def _lif_loop(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.ndarray, 
     cu = keep_u / DECAY_UNITY
     amax = float(np.abs(act).max(initial=0))
     # |u_t| <= amax min(t, 1 / (1 - cu)) (cu < 1 always): below 2^23 - 1 no wrap can happen
-    if amax * min(S, 1.0 / (1.0 - cu)) >= MAX_UV - 1:
+    if pop.refractory or amax * min(S, 1.0 / (1.0 - cu)) >= MAX_UV - 1:
         return (*_lif_loop_general(act, pop, bias), None)
     cv = (DECAY_UNITY - int(pop.dv)) / DECAY_UNITY
     vth = float(int(pop.vth) << VTH_SHIFT)
@@ -718,6 +723,7 @@ def _lif_loop_general(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.n
     need_clip = cv >= 1.0 or umax / (1.0 - cv) >= hi
     v_h = np.empty((S, B, n), np.float64)
     v = np.zeros((B, n))
+    held = np.zeros((B, n), np.int64)       # refractory steps left (v held at 0, not updated)
     for t in range(S):
         vv = v_h[t]
         if cv == 1.0:                       # dv = 0: no leak (IF)
@@ -731,9 +737,14 @@ def _lif_loop_general(act: np.ndarray, pop: Pop, bias: np.ndarray) -> tuple[np.n
         if need_clip:
             np.minimum(vv, hi, out=vv)
             np.maximum(vv, lo, out=vv)
+        if pop.refractory:
+            np.copyto(vv, v, where=held > 0)
+            held = np.maximum(held - 1, 0)
         spk = s_h[t]
         np.greater(vv, vth, out=spk)
         np.copyto(vv, 0.0, where=spk)
+        if pop.refractory:
+            held[spk] = int(pop.refractory)
         v = vv
     return u_h, v_h, s_h
 
@@ -852,6 +863,7 @@ def _run_stepwise(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, 
     keep_u = {n: DECAY_UNITY - (int(p.du) + 1) for n, p in prog.pops.items()}
     keep_v = {n: DECAY_UNITY - int(p.dv) for n, p in prog.pops.items()}
     spikes = {n: np.zeros((S, B, p.size), bool) for n, p in prog.pops.items()}
+    held = {n: np.zeros((B, p.size), np.int64) for n, p in prog.pops.items()}   # refractory steps left
     pu = {n: np.zeros((S, B, prog.pops[n].size), np.int64) for n in prog.pops if probes or n in record_u}
     pv = {n: np.zeros((S, B, prog.pops[n].size), np.int64) for n in prog.pops if probes or n in record_v}
     counts = {k: np.zeros(S) for k in ("synops", "neuron_updates", "active_updates", "spikes", "packets",
@@ -878,7 +890,12 @@ def _run_stepwise(prog: Program, inputs: dict[str, np.ndarray], S: int, B: int, 
             b = bias[n] if step >= p.bias_start else 0
             vv = wrap32(trunc_decay(v[n], keep_v[n]) + uu + b)
             vv = np.clip(vv, -MAX_UV + 1, MAX_UV - 1)
+            if p.refractory:
+                vv = np.where(held[n] > 0, v[n], vv)
+                held[n] = np.maximum(held[n] - 1, 0)
             spk = vv > vth_eff[n]
+            if p.refractory:
+                held[n][spk] = int(p.refractory)
             active = (ai != 0) if ai is not None else np.zeros((B, p.size), bool)
             active = active | (u[n] != 0) | (v[n] != 0) | (np.broadcast_to(b, vv.shape) != 0)
             vv = np.where(spk, 0, vv)

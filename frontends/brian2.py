@@ -95,6 +95,28 @@ def _stdout_to_stderr():
             os.close(saved)
 
 
+def _fresh_names():
+    """brian2's `find_name` as if the script ran in a fresh process.
+
+    brian2 numbers automatic names ('neurongroup', 'neurongroup_1', ...) past every Brian2 object alive in
+    the process, so loading one script twice (or after building other networks) renamed its NIR nodes, and
+    with them the input names an .npz must use. Objects alive before the script are held (their ids stay
+    unique) and left out of the names taken."""
+    from brian2.core.names import Nameable, find_name
+
+    before = [o for o in (r() for r in list(Nameable.__instances__())) if o is not None]
+    old = {id(o) for o in before}
+
+    def fresh(name: str, names: Any = None) -> str:
+        if names is None:
+            alive = (r() for r in list(Nameable.__instances__()))
+            names = {o.name for o in alive if o is not None and id(o) not in old and hasattr(o, "name")}
+        return find_name(name, names)
+
+    fresh.held = before  # type: ignore[attr-defined]
+    return fresh
+
+
 def collect_script(p: Path) -> tuple[Any, dict[str, Any]]:
     """Run a Brian2 script without simulating it; return (the network it would run, its namespace).
 
@@ -109,6 +131,8 @@ def collect_script(p: Path) -> tuple[Any, dict[str, Any]]:
 
     rec = _Recorder()
     saved = (brian2.run, brian2.core.magic.run, brian2.Network.run)
+    names_saved = brian2.core.names.find_name
+    brian2.core.names.find_name = _fresh_names()
     target = brian2.prefs.codegen.target
     # nothing is simulated, so only set-up code runs (connect(), variable assignment): numpy needs no C compiler,
     # where brian2's default may compile Cython for a minute on first use (a script's own choice still wins)
@@ -131,6 +155,7 @@ def collect_script(p: Path) -> tuple[Any, dict[str, Any]]:
                 ns = rec.namespace
     finally:
         brian2.run, brian2.core.magic.run, brian2.Network.run = saved
+        brian2.core.names.find_name = names_saved
         brian2.prefs.codegen.target = target
     named: dict[int, tuple[Any, list[str]]] = {}
     for key, v in ns.items():

@@ -79,3 +79,17 @@ def test_distinct_networks_are_named_in_the_error(tmp_path):
     res = CliRunner().invoke(main, ["convert", str(p), "-o", str(tmp_path / "t.nir"), "--trust"])
     assert res.exit_code == 2
     assert "2 distinct brian2 Networks" in res.output and "train" in res.output and "test" in res.output
+
+
+def test_node_names_do_not_depend_on_brian2_objects_alive_in_the_process(tmp_path):
+    """brian2 numbers automatic names past every live object: a second load (or a notebook's own groups)
+    renamed the script's nodes and so the input name its .npz must use ('poissongroup' -> 'poissongroup_1')."""
+    import brian2
+
+    f = tmp_path / "usual.py"
+    f.write_text(USUAL.format(duration="10*ms"))
+    first = sorted(load_model(f, trust=True).nodes)
+    held = [brian2.PoissonGroup(3, rates=1 * brian2.Hz), brian2.NeuronGroup(2, "v : 1")]  # noqa: F841
+    second = sorted(load_model(f, trust=True).nodes)
+    assert first == second and "poissongroup" in first and "neurongroup" in first
+    assert brian2.NeuronGroup(1, "v : 1").name != "neurongroup"    # brian2's own naming is left as it was

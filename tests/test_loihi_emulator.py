@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,7 +11,15 @@ from hypothesis import strategies as st
 
 from spikeforge.backends.loihi._lava_compat import lava_available
 from spikeforge.backends.loihi.testing import random_inputs, random_program
-from spikeforge.emulators.loihi import MAX_UV, Conn, Pop, Program, effective_weights, run_program
+from spikeforge.emulators.loihi import (
+    MAX_UV,
+    Conn,
+    Pop,
+    Program,
+    effective_weights,
+    feedforward_order,
+    run_program,
+)
 
 needs_lava = pytest.mark.skipif(not lava_available(), reason="lava-nc not installed")
 
@@ -243,3 +253,50 @@ def test_compiled_event_sum_equals_numpy_on_large_sparse_activity(monkeypatch):
     for k in pops:
         np.testing.assert_array_equal(fast.spikes[k], slow.spikes[k])
         np.testing.assert_array_equal(fast.v[k], slow.v[k])
+
+
+def _refractory_programs(n: int) -> list[Program]:
+    """Random programs (recurrent ones too) whose populations hold v for 1-3 steps after a spike."""
+    progs = []
+    for seed in range(n):
+        rng = np.random.default_rng(700 + seed)
+        prog = random_program(rng, stress=seed % 3 == 2, recurrent=seed % 2 == 1)
+        for p in prog.pops.values():
+            p.refractory = int(rng.integers(1, 4))
+        progs.append(prog)
+    return progs
+
+
+def test_refractory_holds_v_and_both_paths_agree():
+    """Lava's LIFRefractory rule in fixed point: v stays 0 for k steps after a spike, u integrates on."""
+    fired = changed = 0
+    for i, prog in enumerate(_refractory_programs(12)):
+        inputs = random_inputs(np.random.default_rng(i), prog, 16, 3)
+        a = run_program(prog, inputs, probes=True, method="stepwise")
+        plain = Program(inputs=prog.inputs, pops={n: replace(p, refractory=0) for n, p in prog.pops.items()},
+                        conns=prog.conns)
+        b = run_program(plain, inputs, probes=True, method="stepwise")
+        for n, p in prog.pops.items():
+            s, v = a.spikes[n], a.v[n]
+            for k in range(1, p.refractory + 1):       # the k steps after a spike: no spike, v = 0
+                assert not np.any(s[k:][s[:-k]]) and np.all(v[k:][s[:-k]] == 0), (i, n, k)
+            fired += int(s.sum())
+            changed += int(not np.array_equal(v, b.v[n]))
+        spec, arrays = prog.to_data()
+        assert {n: q.refractory for n, q in Program.from_data(spec, arrays).pops.items()} == \
+            {n: q.refractory for n, q in prog.pops.items()}
+        if feedforward_order(prog) is not None:
+            c = run_program(prog, inputs, probes=True, method="layered")
+            for n in prog.pops:
+                assert np.array_equal(a.spikes[n], c.spikes[n]) and np.array_equal(a.v[n], c.v[n]), (i, n)
+                assert np.array_equal(a.u[n], c.u[n]), (i, n)
+    assert fired > 50 and changed > 3
+
+
+@needs_lava
+def test_refractory_emulator_matches_lava_lif_refractory():
+    """The emitted script's fixed-point LIFRefractory model, run by Lava, equals the emulator bit for bit."""
+    for prog in _refractory_programs(3):
+        rng = np.random.default_rng(3)
+        inputs = random_inputs(rng, prog, 12, 1)
+        assert _mismatches(prog, inputs) == []

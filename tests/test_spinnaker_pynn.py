@@ -80,6 +80,17 @@ def _two_layer() -> nir.NIRGraph:
         metadata={"spikeforge.dt": 1e-3})
 
 
+def _held_reset() -> nir.NIRGraph:
+    """Two LIF layers with Brian2's reset (the reference's delayed reset to 0: one refractory step on the core),
+    driven hard enough that without the held step neurons fire on consecutive steps."""
+    g = _two_layer()
+    g.nodes["fc1"] = nir.Linear(np.asarray(g.nodes["fc1"].weight) * 2.0)
+    g.nodes["fc2"] = nir.Linear(np.abs(np.asarray(g.nodes["fc2"].weight)) * 1.5)
+    for n in ("l1", "l2"):
+        g.nodes[n].metadata = {"spikeforge.reset_timing": "delayed"}
+    return g
+
+
 @pytest.mark.skipif(importlib.util.find_spec("pyNN") is None or not (SHARED / "lif_norse.nir").exists(),
                     reason="PyNN or the shared lif_norse.nir not present")
 def test_script_runs_on_pynn_brian2_and_agrees_with_emulator(tmp_path):
@@ -89,7 +100,8 @@ def test_script_runs_on_pynn_brian2_and_agrees_with_emulator(tmp_path):
     cases = {"single": (G.read(SHARED / "lif_norse.nir"), paper_input(), 1e-4),
              "recurrent_cuba": (_recurrent_cuba(), (rng.random((300, 1, 8)) < 0.3).astype(np.float32), None),
              "delayed": (_delayed(), (rng.random((300, 1, 5)) < 0.3).astype(np.float32), None),
-             "two_layer": (_two_layer(), (rng.random((300, 1, 6)) < 0.3).astype(np.float32), None)}
+             "two_layer": (_two_layer(), (rng.random((300, 1, 6)) < 0.3).astype(np.float32), None),
+             "held_reset": (_held_reset(), (rng.random((300, 1, 6)) < 0.5).astype(np.float32), None)}
     arts = {}
     for name, (g, x, dt) in cases.items():
         with warnings.catch_warnings():
@@ -119,6 +131,8 @@ def test_script_runs_on_pynn_brian2_and_agrees_with_emulator(tmp_path):
                     assert abs(int(np.argmax(b2[:, i])) - int(np.argmax(emu[:, i]))) <= 1, i
         else:
             _agree(b2, emu, name)
+            if name == "held_reset":  # one refractory step: never two spikes in a row, on both sides
+                assert not np.any(b2[1:] & b2[:-1]) and not np.any(emu[1:].astype(bool) & emu[:-1].astype(bool))
             if name == "two_layer":   # the hidden layer too
                 _agree(out["spikes/l1"], tr.states["l1.s"][:, 0], "two_layer hidden")
 

@@ -65,7 +65,8 @@ class LoihiBackend(Backend):
                 "neurons": report["neurons"], "synapses": report["synapses"],
                 "cores": f"{report['cores_used']} of {report['cores_available']}",
                 "pipeline_latency_steps": low.io["latency"],
-                "lava_processes": sorted({c.kind for c in low.program.conns} | {"LIF", "RingBuffer"}),
+                "lava_processes": sorted({c.kind for c in low.program.conns} | {"RingBuffer"} | {
+                    "LIFRefractory" if p.refractory else "LIF" for p in low.program.pops.values()}),
             },
         }
         return Artifact(board=board.name, backend=self.name, reference=g, arrays=arrays, meta=meta, files=files,

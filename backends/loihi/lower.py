@@ -153,6 +153,7 @@ class _NeuronModel:
     sem_notes: list[tuple[str, str]] = field(default_factory=list)   # (semantics kind, detail)
     i_gain: np.ndarray | None = None   # Cuba (current first): u_int = S * i_gain * i
     readout: bool = False              # Affine/Linear -> Output: u (du = 4095) is the step's weighted sum
+    refractory: int = 0                # steps v is held at 0 after a spike (Lava LIFRefractory)
 
 
 def _neuron_model(name: str, node: nir.NIRNode, n: int, cfg: SimConfig) -> _NeuronModel:
@@ -202,6 +203,7 @@ def _neuron_model(name: str, node: nir.NIRNode, n: int, cfg: SimConfig) -> _Neur
             extra = 1                   # v driven by the previous step's current = input one step later
     spiking = isinstance(node, SPIKING)
     vth = None
+    refractory = 0
     if spiking:
         vth = _vec(node.v_threshold, n)
         if np.any(vth <= 0):
@@ -212,7 +214,11 @@ def _neuron_model(name: str, node: nir.NIRNode, n: int, cfg: SimConfig) -> _Neur
         if c.reset == "subtract":
             notes.append("reset by subtraction approximated by reset to zero (Lava LIF)")
             sem_notes.append(("reset_changed", notes[-1]))
-        if c.reset_timing == "delayed":
+        if c.reset_timing == "delayed" and c.reset == "zero":
+            # exact: the reference's delayed reset to 0 (Brian2's reset, which drops the input of the step
+            # that spiked) is an immediate reset plus one refractory step (v held at 0, its input lost)
+            refractory = 1
+        elif c.reset_timing == "delayed":
             notes.append("delayed reset approximated by immediate reset (Lava LIF)")
             sem_notes.append(("reset_changed", notes[-1]))
         if c.threshold_cmp == ">=":
@@ -220,7 +226,7 @@ def _neuron_model(name: str, node: nir.NIRNode, n: int, cfg: SimConfig) -> _Neur
             sem_notes.append(("other", notes[-1]))
     return _NeuronModel(spiking=spiking, cuba=cuba, keep_v=keep, keep_u=keep_u, in_gain=in_gain,
                         bias_v=gain * v_leak, b_gain=b_gain, vth=vth, extra_delay=extra, notes=notes,
-                        sem_notes=sem_notes,
+                        sem_notes=sem_notes, refractory=refractory,
                         i_gain=gain * r if cuba and extra == 0 else None)
 
 
@@ -529,7 +535,7 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
             du, du_err = 4095, 0.0
         mant, bexp, b_err = _bias_fields(S * b_eff, mant_max, bexp_max)
         pops[n] = Pop(name=n, size=size, du=du, dv=dv, vth=vth_int, bias_mant=mant, bias_exp=bexp,
-                      bias_start=offset[n])
+                      bias_start=offset[n], refractory=m.refractory)
         # ---- connections ------------------------------------------------------------------------------
         groups: dict[tuple[str, int], sp.csr_matrix] = {}
         shape_n = None if n in readout_of else (G.node_shape(g.nodes[n], "input")

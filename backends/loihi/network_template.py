@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lava network emitted by spikeforge (backend `loihi`). Runs as is: `python network.py --input X.npz`.
 
-Builds one Lava process per population (LIF) and per connection (Dense / Sparse / DelayDense /
+Builds one Lava process per population (LIF, or LIFRefractory with the fixed-point model below) and per connection (Dense / Sparse / DelayDense /
 DelaySparse) from `program.json` and `weights.npz` in this directory, feeds each input with a RingBuffer
 and runs under `Loihi2SimCfg(select_tag="fixed_pt")`, the bit-accurate CPU simulation. spikeforge's
 emulator reproduces this run bit for bit (`spikeforge emulate`).
@@ -42,14 +42,56 @@ def _import_lava():
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import DelayDense, Dense
     from lava.proc.io.source import RingBuffer
-    from lava.proc.lif.process import LIF
+    from lava.proc.lif.process import LIF, LIFRefractory
     from lava.proc.monitor.process import Monitor
     from lava.proc.sparse.process import DelaySparse, Sparse
     from lava.utils.weightutils import SignMode
     return {"RunSteps": rc.RunSteps, "Loihi2SimCfg": cfg.Loihi2SimCfg,
             "Loihi2HwCfg": getattr(cfg, "Loihi2HwCfg", None), "Dense": Dense, "DelayDense": DelayDense,
             "Sparse": Sparse, "DelaySparse": DelaySparse, "Conv": Conv, "RingBuffer": RingBuffer, "LIF": LIF,
+            "LIFRefractory": LIFRefractory, "RefractoryModel": _refractory_model(LIFRefractory),
             "Monitor": Monitor, "SignMode": SignMode}
+
+
+def _refractory_model(LIFRefractory):
+    """Fixed-point ProcessModel of Lava's LIFRefractory (Lava 0.10 ships a floating-point one only).
+
+    The bit-accurate LIF dynamics (AbstractPyLifModelFixed) with the float model's refractory rule, as
+    Loihi's refractory delay: for `refractory_period` steps after a spike v is not updated (it stays 0,
+    that step's input and bias do not reach it) while u integrates as usual."""
+    from lava.magma.core.decorator import implements, requires, tag
+    from lava.magma.core.model.py.ports import PyOutPort
+    from lava.magma.core.model.py.type import LavaPyType
+    from lava.magma.core.resources import CPU
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+    from lava.proc.lif.models import AbstractPyLifModelFixed
+
+    @implements(proc=LIFRefractory, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("fixed_pt")
+    class PyLifRefractoryModelFixed(AbstractPyLifModelFixed):
+        s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+        vth: int = LavaPyType(int, np.int32, precision=17)
+        refractory_period_end: np.ndarray = LavaPyType(np.ndarray, int)
+
+        def scale_threshold(self):
+            self.effective_vth = np.left_shift(self.vth, self.vth_shift)
+            self.isthrscaled = True
+
+        def spiking_activation(self):
+            return self.v > self.effective_vth
+
+        def subthr_dynamics(self, activation_in):
+            held = self.refractory_period_end >= self.time_step
+            v = self.v.copy()
+            super().subthr_dynamics(activation_in)
+            self.v[held] = v[held]
+
+        def reset_voltage(self, spike_vector):
+            super().reset_voltage(spike_vector)
+            self.refractory_period_end[spike_vector] = self.time_step + self.proc_params["refractory_period"]
+
+    return PyLifRefractoryModelFixed
 
 
 def load(directory: Path = HERE) -> tuple[dict, dict[str, np.ndarray]]:
@@ -115,9 +157,11 @@ def run_lava(spec: dict, arrays: dict[str, np.ndarray], inputs: dict[str, np.nda
             n = p["name"]
             mant = arrays[f"pop/{n}/bias_mant"].astype(np.int32)
             start = int(p.get("bias_start", 1))
-            procs[n] = L["LIF"](shape=(int(p["size"]),), du=int(p["du"]), dv=int(p["dv"]), vth=int(p["vth"]),
-                                bias_mant=mant if start <= 1 else np.zeros_like(mant),
-                                bias_exp=arrays[f"pop/{n}/bias_exp"].astype(np.int32), name=n)
+            refractory = {"refractory_period": int(p["refractory"])} if int(p.get("refractory", 0)) else {}
+            procs[n] = L["LIFRefractory" if refractory else "LIF"](
+                shape=(int(p["size"]),), du=int(p["du"]), dv=int(p["dv"]), vth=int(p["vth"]),
+                bias_mant=mant if start <= 1 else np.zeros_like(mant),
+                bias_exp=arrays[f"pop/{n}/bias_exp"].astype(np.int32), name=n, **refractory)
         for c in spec["conns"]:
             n = c["name"]
             kw = {"weight_exp": int(c["weight_exp"]), "num_weight_bits": int(c["num_weight_bits"]),
@@ -144,7 +188,8 @@ def run_lava(spec: dict, arrays: dict[str, np.ndarray], inputs: dict[str, np.nda
                 m = L["Monitor"]()
                 m.probe(port, steps)
                 monitors[(n, var)] = m
-        cfg = L["Loihi2HwCfg"]() if hardware else L["Loihi2SimCfg"](select_tag="fixed_pt")
+        cfg = L["Loihi2HwCfg"]() if hardware else L["Loihi2SimCfg"](
+            select_tag="fixed_pt", exception_proc_model_map={L["LIFRefractory"]: L["RefractoryModel"]})
         runner = sources[0]
         # Biases switch on at each layer's first step of model time (emitted as run segments).
         starts = sorted({int(p.get("bias_start", 1)) for p in spec["pops"] if int(p.get("bias_start", 1)) > 1})

@@ -6,8 +6,9 @@ FromListConnector projections (inhibitory weights negative, which every PyNN bac
 SpikeSourceArray inputs from the user's .npz, spike / voltage recording and sim.end(). On sPyNNaker the
 ring-buffer shifts spikeforge chose are pinned with `max_expected_summed_weight` (and a time scale factor,
 when one was set). Elsewhere the script converts sPyNNaker's one-step delta currents into PyNN's voltage
-jumps, and on Brian2 moves threshold and reset after the synapses (sPyNNaker's order), so the same script
-spikes like the emulator (tested on the digits SNN).
+jumps, and on Brian2 moves threshold and reset after the synapses (sPyNNaker's order) and makes a refractory
+step hold V at v_reset as the core does (Brian2's refractory ends one step earlier and lets PyNN's voltage
+jumps through), so the same script spikes like the emulator (tests/test_spinnaker_pynn.py).
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ def main(argv=None):
             pops[p["name"]] = sim.Population(p["size"], sim.SpikeSourceArray(spike_times=times), label=p["name"])
             continue
         params = {{k: data["pop/%s/pynn/%s" % (p["name"], k)].tolist() for k in STRUCTURE["param_keys"][p["kind"]]}}
+        hold = a.simulator == "brian2" and max(params.get("tau_refrac", [0.0]), default=0.0) > 0
+        if hold:  # sPyNNaker holds V for ceil(tau_refrac / dt) steps after the spike; Brian2 one step fewer
+            params["tau_refrac"] = [t + dt for t in params["tau_refrac"]]
         v_init = data["pop/%s/pynn/v_init" % p["name"]]
         celltype = getattr(sim, p["kind"])(**params)
         extra = {{}}
@@ -97,8 +101,12 @@ def main(argv=None):
             grp = pops[p["name"]].brian2_group
             if "spike" in getattr(grp, "thresholder", {{}}):
                 grp.thresholder["spike"].when = "after_synapses"
+                grp.thresholder["spike"].order = 1
                 grp.resetter["spike"].when = "after_synapses"
-                grp.resetter["spike"].order = 1
+                grp.resetter["spike"].order = 2
+            if hold:  # the core drops a refractory step's input: V stays at v_reset (PyNN's jumps would add it)
+                grp.run_regularly("v = v * int(not_refractory) + v_reset * (1 - int(not_refractory))",
+                                  when="after_synapses", order=0)
             if p["kind"] == "IF_curr_exp":  # the core adds a step's input to isyn before it integrates V
                 grp.state_updater.when = "after_synapses"
                 grp.state_updater.order = -1

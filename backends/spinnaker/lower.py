@@ -11,7 +11,8 @@ NIR -> PyNN parameter conversion (dt in ms; `keep` is the refsim's per-step memb
   cm = tau_m, so R = tau_m / cm is exactly 1.0 on the core. Voltages are scaled by a power of two for
   resolution, and an offset current centres the core's flooring V update; the residual is recorded.
 * v_rest = v_leak, v_thresh = v_threshold (one raw step above it when the node compares with '>', since
-  the core compares V >= V_thresh), v_reset = v_reset, tau_refrac = 0 (NIR has no refractory period).
+  the core compares V >= V_thresh), v_reset = v_reset, tau_refrac = 0 (NIR has no refractory period), except a delayed reset to v_reset
+  (Brian2's reset: the spiking step's input is lost), which is exactly one refractory step (tau_refrac = dt).
 * The input gain (1 - keep) r / (1 - exp_TC) is folded into the weights, with exp_TC the exact value the
   core will compute: the step response of V matches the refsim's. CubaLIF/CubaLI use IF_curr_exp with
   tau_syn fitted to keep_syn the same way and the synapse gain (1 - keep_syn) w_in / init folded in as well;
@@ -268,7 +269,7 @@ class Lowering:
                           "mapped to reset to v_reset (the overshoot above threshold is lost)")
                 record(self.sem, name, "reset_changed", "reset by subtraction runs as reset to v_reset "
                        "(the overshoot above threshold, up to one step's input, is lost)", 1.0)
-            if c.reset_timing == "delayed":
+            if c.reset_timing == "delayed" and c.reset != "zero":
                 self.warn(f"node '{name}': delayed reset (snnTorch reset_delay) runs as sPyNNaker's "
                           "immediate reset")
                 record(self.sem, name, "reset_changed", "delayed reset (snnTorch reset_delay) runs as an "
@@ -278,6 +279,10 @@ class Lowering:
             v_reset = np.zeros(n)
         pyn["v_thresh"], pyn["v_reset"] = v_th, v_reset
         pyn["tau_refrac"] = np.full(n, float(self.extra.get("spinnaker.tau_refrac_ms", 0.0)))
+        if spiking and c.reset_timing == "delayed" and c.reset == "zero":
+            # exact: the refsim's delayed reset to v_reset (Brian2's reset, which drops the spiking step's
+            # input) is the core's reset to v_reset plus one refractory step (V held, that step's input dropped)
+            pyn["tau_refrac"] = np.maximum(pyn["tau_refrac"], dt_ms)
         pyn["i_offset"] = np.zeros(n)
         pyn["v_init"] = np.zeros(n)
         if cuba:
