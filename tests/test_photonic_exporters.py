@@ -81,3 +81,26 @@ def test_graph_init_round_trips_the_graphs_weights(arts):
         np.testing.assert_allclose(b, spec.bias, rtol=1e-5, atol=1e-6)
     # internally the first layer works in threshold units: the graph's 10x weights times the 0.1 gain
     np.testing.assert_allclose(tr.W[0].detach().numpy(), 0.1 * layers[0].weight, rtol=1e-5, atol=1e-6)
+
+
+def test_sinabs_cnn_without_training_data_is_a_method_refusal(conformance, tmp_path):
+    """shared/models/cnn_sinabs.nir (2x34x34 -> 10): no labelled data fits it here, so no DFA program."""
+    models = conformance.build_models(tmp_path / "w", ["nir_cnn_sinabs"])
+    cell = conformance.run_cell(models["nir_cnn_sinabs"], "lighton-opu", tmp_path / "art")
+    assert cell["status"] == "refused" and cell["kind"] == "method", cell
+    assert "2312 inputs (2x34x34) and 10 classes" in cell["reason"] and "photonic.train_data" in cell["reason"]
+
+
+def test_sinabs_cnn_with_training_data_compiles_its_conv_front_end(tmp_path):
+    """Given labelled data, the same graph is a DFA program: conv stack trained on the host, head on the OPU."""
+    rng = np.random.default_rng(0)
+    x = (rng.random((90, 2, 34, 34)) < 0.04).astype(np.float32)
+    np.savez(tmp_path / "train.npz", x=x, y=rng.integers(0, 10, 90))
+    shared = ROOT.parent / "shared" if (ROOT.parent / "shared").is_dir() else ROOT.parents[2] / "shared"
+    art = compile_model(str(shared / "models" / "cnn_sinabs.nir"), "lighton-opu",
+                        CompileOptions(dt=1e-3, seed=0, extra={"photonic.train_data": str(tmp_path / "train.npz")}))
+    prog = art.meta["program"]
+    assert prog["mode"] == "rate" and prog["front_end"]["input_shape"] == [2, 34, 34]
+    assert [r for r in prog["roles"].values()].count("bp") == 3 and "dfa" in prog["roles"].values()
+    assert art.arrays["data/x_train"].shape == (60, 2312)
+    assert all(d["gain"] != 1.0 for d in prog["layers"] if d["role"] == "dfa")  # calibrated on the data
