@@ -77,8 +77,12 @@ def chain(graph: nir.NIRGraph) -> list[str]:
         raise UnsupportedError(f"recurrent edge {s} -> {d}: the photonic DFA backend trains feed-forward chains only",
                                node=d)
     ins = G.input_nodes(graph)
-    if len(ins) != 1 or len(G.output_nodes(graph)) != 1:
-        raise UnsupportedError("the photonic DFA backend needs exactly one Input and one Output node")
+    outs = G.output_nodes(graph)
+    if len(ins) != 1 or len(outs) != 1:
+        raise UnsupportedError(f"the photonic DFA backend needs exactly one Input and one Output node (DFA projects "
+                               f"one classifier's output error onto the hidden layers); the graph has "
+                               f"{len(ins)} Input(s) {ins} and {len(outs)} Output(s) {outs}",
+                               hint="export only the classifier's output")
     succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
     for s, d in graph.edges:
         succ[s].append(d)
@@ -226,7 +230,9 @@ def extract_layers(graph: nir.NIRGraph, narrow: str = "bp", dt: float = 1e-3, co
         else:
             raise UnsupportedError(f"{type(node).__name__} is not supported by the photonic DFA backend", node=name)
     if len(layers) < 2:
-        raise UnsupportedError(f"DFA needs at least one hidden layer; the graph has {len(layers)} Affine layer(s)")
+        raise UnsupportedError(f"DFA needs at least one hidden layer; the graph has {len(layers)} Affine layer(s) "
+                               "(the OPU projects the output error onto hidden Affine layers, and a convolutional "
+                               "front end learns through the first one: with none, nothing would run on the OPU)")
     out = layers[-1]
     out.role, out.act = "output", "none"  # (a spiking output keeps its neuron: counts are the logits)
     n_classes = out.width
