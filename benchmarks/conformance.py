@@ -301,6 +301,8 @@ MODEL_NAMES = ("snntorch_mlp", "norse_mlp", "torch_mlp_onnx", "torch_mlp_state_d
 CLASSES_OF_REFUSAL = (
     (r"RRAM LSM backend maps one reservoir|outside the LSM pattern", "method",
      "the RRAM backend maps a liquid state machine: one recurrent reservoir + readout (docs/rram.md)"),
+    (r"needs labelled training data", "method", "a DFA program is calibrated and verified by training: it needs "
+     "labelled data for the graph's input, embedded by default for 64 -> 10 digits only (docs/photonic.md)"),
     (r"DFA|photonic DFA backend|feed-forward", "method",
      "DFA trains a chain of feed-forward Affine layers on the OPU (docs/photonic.md)"),
     (r"does not fit|cores|chips|exceeds|too many|out of range|max_delay|limit", "hardware",

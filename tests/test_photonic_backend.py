@@ -193,14 +193,35 @@ def test_spiking_graph_gets_a_time_stepped_program_that_verifies(tmp_path):
     assert not faulty["photonic.accuracy"], faulty
 
 
-def test_without_training_data_verify_uses_inputs_labelled_by_the_reference():
+def test_without_training_data_compile_refuses_and_names_the_option(tmp_path):
     g = mlp_graph([32, 40, 10], seed=4)  # 32 inputs: no bundled data set fits
-    art = PhotonicBackend().lower(g, get_board("lighton-opu"), CompileOptions(seed=0))
-    assert "data/x_train" not in art.arrays
-    assert any("no calibration data" in w for w in art.meta["warnings"])
-    assert all(d["gain"] == 1.0 for d in art.meta["program"]["layers"] if d["role"] == "dfa")
-    x = (np.random.default_rng(0).random((8, 120, 32)) < 0.4).astype(np.float32)
-    checks = PhotonicBackend().verify_extra(art, {"input": x})
-    assert [c[0] for c in checks][-3:] == ["photonic.accuracy", "photonic.gap_to_digital_dfa",
-                                           "photonic.gap_to_backprop"]
-    assert "labelled by the reference simulator" in checks[-3][2]
+    with pytest.raises(UnsupportedError) as exc:
+        PhotonicBackend().lower(g, get_board("lighton-opu"), CompileOptions(seed=0))
+    msg = str(exc.value)
+    assert "labelled training data" in msg and "32 inputs and 10 classes" in msg and "photonic.train_data" in msg
+    rng = np.random.default_rng(0)
+    x = (rng.random((25, 300, 32)) < 0.3).astype(np.float32)  # spike trains (T, N, 32) are taken as rates
+    np.savez(tmp_path / "train.npz", x=x, y=rng.integers(0, 10, 300))
+    art = PhotonicBackend().lower(g, get_board("lighton-opu"),
+                                  CompileOptions(seed=0, extra={"photonic.train_data": str(tmp_path / "train.npz")}))
+    assert art.arrays["data/x_train"].shape == (201, 32)
+    np.testing.assert_allclose(art.arrays["data/x_train"].max(), x.mean(axis=0).max(), rtol=1e-6)
+    assert all(d["gain"] != 1.0 for d in art.meta["program"]["layers"] if d["role"] == "dfa")  # calibrated
+
+
+def test_verify_trains_and_tests_on_the_users_labelled_inputs(compiled):
+    from spikeforge.models import path
+    from spikeforge.verify import verify
+
+    with np.load(path("digits_inputs.npz")) as d:
+        x, y = d["input"][:25, :150], d["labels"][:150]
+    res = verify(compiled, {"input": x}, y)
+    acc = next(c for c in res.checks if c.name == "photonic.accuracy")
+    assert acc.passed and "tested on the 150 labelled verify inputs" in acc.detail, acc
+    # the labels really are what it learns from: random labels cannot be learnt (embedded data would pass)
+    noise = np.random.default_rng(1).integers(0, 10, y.shape)
+    checks = dict((n, (ok, d)) for n, ok, d in PhotonicBackend().verify_extra_labelled(compiled, {"input": x}, noise))
+    assert not checks["photonic.accuracy"][0], checks["photonic.accuracy"]
+    # without labels the embedded training data stays the default
+    checks = dict((n, (ok, d)) for n, ok, d in PhotonicBackend().verify_extra_labelled(compiled, {"input": x}, None))
+    assert "embedded training data" in checks["photonic.accuracy"][1]

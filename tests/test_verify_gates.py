@@ -173,8 +173,8 @@ def test_photonic_forward_is_not_counted_as_evidence():
     from .test_photonic_backend import mlp_graph
 
     opts = CompileOptions(seed=0, extra={"verify_epochs": 2})  # which checks run matters here, not their values
-    art = PhotonicBackend().lower(mlp_graph([32, 40, 10], seed=4), get_board("lighton-opu"), opts)
-    x = (np.random.default_rng(0).random((8, 60, 32)) < 0.4).astype(np.float32)
+    art = PhotonicBackend().lower(mlp_graph([64, 40, 10], seed=4), get_board("lighton-opu"), opts)  # digits fit
+    x = (np.random.default_rng(0).random((8, 60, 64)) < 0.4).astype(np.float32)
     with single_thread():
         res = verify(art, {"input": x}, backend=get_backend("photonic"))
     names = [c.name for c in res.checks]
@@ -194,7 +194,7 @@ def test_photonic_script_escapes_node_and_board_names():
 
     from .test_photonic_backend import mlp_graph
 
-    art = PhotonicBackend().lower(mlp_graph([32, 40, 10], seed=4), get_board("lighton-opu"), CompileOptions(seed=0))
+    art = PhotonicBackend().lower(mlp_graph([64, 40, 10], seed=4), get_board("lighton-opu"), CompileOptions(seed=0))
     program = _copy.deepcopy(art.meta["program"])
     evil = 'x"""\nimport os; os.system("echo pwned")\n"""'
     program["layers"][0]["name"] = evil

@@ -234,3 +234,9 @@ class Backend(abc.ABC):
     def verify_extra(self, artifact: Artifact, inputs: dict[str, np.ndarray]) -> list[tuple[str, bool, str]]:
         """Backend-specific checks for `verify` beyond output agreement: (name, passed, detail)."""
         return []
+
+    def verify_extra_labelled(self, artifact: Artifact, inputs: dict[str, np.ndarray],
+                              labels: np.ndarray | None) -> list[tuple[str, bool, str]]:
+        """verify_extra with the user's labels (None when not given); what `verify` calls. Backends whose
+        checks use labels (the photonic one trains on them) override this; the others keep verify_extra."""
+        return self.verify_extra(artifact, inputs)

@@ -224,7 +224,7 @@ def verify(artifact: Artifact, inputs: dict[str, np.ndarray], labels: np.ndarray
         result.checks.append(Check(f"semantic:{w.node}:{w.kind}", outs_ok,
                                    f"{w.detail} (magnitude {w.magnitude:g}); outputs "
                                    f"{'within' if outs_ok else 'BEYOND'} tolerance: {effect}"))
-    for name, ok, detail in be.verify_extra(artifact, inputs):
+    for name, ok, detail in be.verify_extra_labelled(artifact, inputs, labels):
         result.checks.append(Check(name, ok, detail))
     if not by_construction and (g.layers or (g.layers is None and not result.passed and small)):
         _layer_check(artifact, be, inputs, ref, got, layer_gates, result)

@@ -11,14 +11,13 @@ import torch
 from spikeforge.artifact import Artifact
 from spikeforge.backends.reference.backend import with_dt
 from spikeforge.boards import Board, get_board
-from spikeforge.errors import BoardError, SpikeforgeError
+from spikeforge.errors import BoardError, InputError, SpikeforgeError
 from spikeforge.interfaces import Backend, CompileOptions, CostModel, Emulator
-from spikeforge.refsim import ReferenceSimulator, config_for_graph
 
 from .cost import PhotonicCostModel
 from .dfa import MLPTrainer, fit, single_thread
 from .emit import emit_files
-from .lower import build_program, make_feedback, make_trainer
+from .lower import as_samples, build_program, make_feedback, make_trainer
 from .options import OPTIONS
 
 #: time step recorded for graphs without one (an ANN MLP has no dynamics; spiking graphs carry theirs)
@@ -32,7 +31,6 @@ FORWARD_NOTE = ("the OPU runs only DFA training's backward projection; inference
 
 
 class PhotonicBackend(Backend):
-    options = OPTIONS
     name = "photonic"
     options = OPTIONS
 
@@ -63,6 +61,11 @@ class PhotonicBackend(Backend):
         (cosine of DFA update vs BP gradient per layer) and accuracy against the artifact's thresholds."""
         return run_verification(artifact, inputs)
 
+    def verify_extra_labelled(self, artifact: Artifact, inputs: dict[str, np.ndarray],
+                              labels: np.ndarray | None) -> list[tuple[str, bool, str]]:
+        """As verify_extra, trained and tested on the user's labelled verify inputs when labels are given."""
+        return run_verification(artifact, inputs, labels=labels)
+
 
 def _board(artifact: Artifact) -> Board | None:
     try:
@@ -71,37 +74,45 @@ def _board(artifact: Artifact) -> Board | None:
         return None
 
 
-def verification_data(artifact: Artifact, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], str]:
-    """Embedded training data, else the verify inputs (rates over time) labelled by the reference's predictions."""
+def verification_data(artifact: Artifact, inputs: dict[str, np.ndarray], labels: np.ndarray | None = None
+                      ) -> tuple[dict[str, np.ndarray], str]:
+    """The training data embedded at compile time; with labels, tested on the user's verify inputs (as rates)
+    instead of the embedded test part: the program's data trains, the user's held-out data judges."""
     a = artifact.arrays
-    if "data/x_train" in a:
-        return {k[5:]: a[k] for k in a if k.startswith("data/")}, "embedded training data"
-    if not inputs:
-        raise SpikeforgeError("photonic verify needs training data in the artifact or verify inputs")
+    if "data/x_train" not in a:
+        raise SpikeforgeError("photonic verify needs the training data embedded at compile time; recompile with "
+                              "--set photonic.train_data=FILE.npz")
+    data = {k[5:]: a[k] for k in a if k.startswith("data/")}
+    if labels is None or not inputs:
+        return data, "embedded training data"
+    program = artifact.meta["program"]
     name, x = next(iter(inputs.items()))
-    res = ReferenceSimulator(artifact.reference, config_for_graph(artifact.reference)).run({name: x})
-    y = next(iter(res.outputs.values())).sum(axis=0).reshape(x.shape[1], -1).argmax(axis=1)
-    rates = x.mean(axis=0).reshape(x.shape[1], -1).astype(np.float32)
-    n = rates.shape[0]
-    cut = max(1, int(0.67 * n))
-    return ({"x_train": rates[:cut], "y_train": y[:cut], "x_test": rates[cut:] if n - cut else rates,
-             "y_test": y[cut:] if n - cut else y}, "verify inputs labelled by the reference simulator")
+    rates = as_samples(x, int(program["n_inputs"]), f"verify input '{name}'")
+    y = np.asarray(labels).reshape(-1).astype(np.int64)
+    n_classes = int(program["n_classes"])
+    if y.size != rates.shape[0]:
+        raise InputError(f"{y.size} labels for {rates.shape[0]} verify samples")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise InputError(f"labels must lie in [0, {n_classes}); found [{y.min()}, {y.max()}]")
+    return ({**data, "x_test": rates, "y_test": y},
+            f"trained on the {len(data['x_train'])} embedded samples, tested on the {y.size} labelled verify inputs")
 
 
-def run_verification(artifact: Artifact, inputs: dict[str, np.ndarray], *, epochs: int | None = None,
-                     camera: dict[str, Any] | None = None, **faults: Any) -> list[tuple[str, bool, str]]:
+def run_verification(artifact: Artifact, inputs: dict[str, np.ndarray], *, labels: np.ndarray | None = None,
+                     epochs: int | None = None, camera: dict[str, Any] | None = None,
+                     **faults: Any) -> list[tuple[str, bool, str]]:
     """verify_extra's work. `camera` alters CameraConfig fields, `faults` OPUConfig fields (frame_offset,
     drift_per_frame): fault injection, to check that verify catches a broken co-processor."""
     with single_thread():
-        return _verify(artifact, inputs, epochs, camera or {}, faults)
+        return _verify(artifact, inputs, labels, epochs, camera or {}, faults)
 
 
-def _verify(artifact: Artifact, inputs: dict[str, np.ndarray], epochs: int | None,
+def _verify(artifact: Artifact, inputs: dict[str, np.ndarray], labels: np.ndarray | None, epochs: int | None,
             camera_changes: dict[str, Any], faults: dict[str, Any]) -> list[tuple[str, bool, str]]:
     program = artifact.meta["program"]
     thr = program["verify"]
     epochs = int(epochs if epochs is not None else thr["verify_epochs"])
-    data, source = verification_data(artifact, inputs)
+    data, source = verification_data(artifact, inputs, labels)
     board = _board(artifact)
     seed = int(artifact.options.seed)
     train = program["training"]

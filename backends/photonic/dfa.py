@@ -437,6 +437,36 @@ class SpikingTrainer(MLPTrainer):
         self.enc = torch.Generator().manual_seed(int(kw.get("seed", 0)) + 31)
         self.params = [{k: torch.as_tensor(np.asarray(v, np.float32)) for k, v in (s.neuron or {}).items()
                         if k != "reset"} for s in layers]
+        # Train in threshold units with the input gain folded into the weights (v' = v / v_th, W' = W gain / v_th):
+        # the dynamics are the same, and the training no longer depends on how an exporter splits the drive
+        # between weights and gain (Norse's LIFBox integrates dt/tau = 0.1 of its input, snnTorch's Leaky all
+        # of it, with 10x smaller weights). Random init and Adam's steps then act on the effective weights.
+        self.unit: list[torch.Tensor | None] = []
+        with torch.no_grad():
+            for i, (spec, w, b) in enumerate(zip(layers, self.W, self.b)):
+                prm = self.params[i]
+                if spec.neuron is None:
+                    self.unit.append(None)
+                    continue
+                unit = prm["gain"] / prm["v_th"]
+                if not bool(torch.all(torch.isfinite(unit) & (unit > 0))):  # a dead neuron: nothing to normalise by
+                    self.unit.append(None)
+                    continue
+                if kw.get("init", "random") == "graph" or spec.role == "freeze":  # graph weights -> threshold units
+                    w.mul_(unit[:, None])
+                    b.mul_(unit)
+                self.unit.append(unit)
+                prm["gain"], prm["v_th"] = torch.ones_like(unit), torch.ones_like(unit)
+
+    def weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The trained weights in the graph's units (the trainer works in threshold units, see __init__)."""
+        out = []
+        for (w, b), unit in zip(super().weights(), self.unit):
+            if unit is not None:
+                u = unit.numpy()
+                w, b = w / u[:, None], b / u
+            out.append((w, b))
+        return out
 
     def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if x.ndim == 3:

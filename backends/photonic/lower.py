@@ -77,8 +77,12 @@ def chain(graph: nir.NIRGraph) -> list[str]:
         raise UnsupportedError(f"recurrent edge {s} -> {d}: the photonic DFA backend trains feed-forward chains only",
                                node=d)
     ins = G.input_nodes(graph)
-    if len(ins) != 1 or len(G.output_nodes(graph)) != 1:
-        raise UnsupportedError("the photonic DFA backend needs exactly one Input and one Output node")
+    outs = G.output_nodes(graph)
+    if len(ins) != 1 or len(outs) != 1:
+        raise UnsupportedError(f"the photonic DFA backend needs exactly one Input and one Output node (DFA projects "
+                               f"one classifier's output error onto the hidden layers); the graph has "
+                               f"{len(ins)} Input(s) {ins} and {len(outs)} Output(s) {outs}",
+                               hint="export only the classifier's output")
     succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
     for s, d in graph.edges:
         succ[s].append(d)
@@ -226,7 +230,9 @@ def extract_layers(graph: nir.NIRGraph, narrow: str = "bp", dt: float = 1e-3, co
         else:
             raise UnsupportedError(f"{type(node).__name__} is not supported by the photonic DFA backend", node=name)
     if len(layers) < 2:
-        raise UnsupportedError(f"DFA needs at least one hidden layer; the graph has {len(layers)} Affine layer(s)")
+        raise UnsupportedError(f"DFA needs at least one hidden layer; the graph has {len(layers)} Affine layer(s) "
+                               "(the OPU projects the output error onto hidden Affine layers, and a convolutional "
+                               "front end learns through the first one: with none, nothing would run on the OPU)")
     out = layers[-1]
     out.role, out.act = "output", "none"  # (a spiking output keeps its neuron: counts are the logits)
     n_classes = out.width
@@ -286,6 +292,17 @@ def layout(layers: list[LayerSpec], camera_pixels: int) -> dict[str, Any]:
     return {"layout": "shared", "n_out": widest}
 
 
+def as_samples(x: np.ndarray, n_in: int, what: str) -> np.ndarray:
+    """(N, *input) samples, or (T, N, *input) spike trains as their rates, -> (N, n_in) float32."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim >= 2 and int(np.prod(x.shape[1:])) == n_in:
+        return x.reshape(x.shape[0], n_in)
+    if x.ndim >= 3 and int(np.prod(x.shape[2:])) == n_in:
+        return x.mean(axis=0).reshape(x.shape[1], n_in)
+    raise InputError(f"expected samples (N, {n_in}) or spike trains (T, N, {n_in}), found shape {x.shape}",
+                     file=what)
+
+
 def load_training_data(options: CompileOptions, n_in: int, n_classes: int, max_samples: int
                        ) -> tuple[dict[str, np.ndarray] | None, str]:
     """Data for gain calibration and `verify`: extra["train_data"] (.npz with x/y), else sklearn's digits."""
@@ -301,22 +318,28 @@ def load_training_data(options: CompileOptions, n_in: int, n_classes: int, max_s
             if xk is None or yk is None:
                 raise InputError(f"needs arrays x (or input) and y (or labels); found {sorted(keys)}", file=str(p))
             x, y = np.asarray(z[xk], dtype=np.float32), np.asarray(z[yk]).astype(np.int64)
-        if x.ndim == 3:  # (T, B, n) spike trains -> rates
-            x = x.mean(axis=0)
-        x = x.reshape(x.shape[0], -1)
+        x = as_samples(x, n_in, str(p))
         source = f"file {p.name}"
     elif n_in == 64 and n_classes == 10:
         try:
-            from sklearn.datasets import load_digits
+            from spikeforge.models import digits_split
+
+            xtr, xte, ytr, yte = digits_split(0)
         except ImportError:
             return None, "none (scikit-learn not installed; pass extra train_data=FILE.npz)"
-        d = load_digits()
-        x, y = (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
-        source = "sklearn.datasets.load_digits (x / 16)"
+        # the bundled models' own split: their test samples (bundled digits_inputs.npz, what users verify with)
+        # are never trained on, so verify's test on the user's labelled inputs is held out
+        rng = np.random.default_rng(int(options.seed))
+        tr = rng.permutation(len(xtr))[:max(1, int(round(0.8 * max_samples)))]
+        te = rng.permutation(len(xte))[:max(1, max_samples - len(tr))]
+        return ({"x_train": xtr[tr], "y_train": ytr[tr], "x_test": xte[te], "y_test": yte[te]},
+                "sklearn digits / 16, the bundled models' training split (spikeforge.models.digits_split)")
     else:
         return None, "none (pass extra train_data=FILE.npz with x and y)"
     if x.shape[1] != n_in:
         raise InputError(f"training data has {x.shape[1]} features, the graph's input has {n_in}")
+    if y.shape != (x.shape[0],):
+        raise InputError(f"training data has {x.shape[0]} samples but labels of shape {y.shape}")
     if y.min() < 0 or y.max() >= n_classes:
         raise InputError(f"labels must lie in [0, {n_classes}); found [{y.min()}, {y.max()}]")
     rng = np.random.default_rng(int(options.seed))
@@ -324,6 +347,23 @@ def load_training_data(options: CompileOptions, n_in: int, n_classes: int, max_s
     n_train = int(round(0.67 * len(perm)))
     tr, te = perm[:n_train], perm[n_train:]
     return {"x_train": x[tr], "y_train": y[tr], "x_test": x[te], "y_test": y[te]}, source
+
+
+def no_training_data(n_in: int, n_classes: int, front: dict[str, Any], source: str) -> UnsupportedError:
+    """The refusal for a graph no training data fits: a DFA program is calibrated and verified by training.
+
+    Why refuse: the feedback gains are measured on a labelled batch at compile time, and verify's evidence is a
+    training run; without labels neither exists (labels made by the float model on the verify inputs gave a
+    check that measured the sample count, not the OPU: 11 held-out random frames for cnn_sinabs)."""
+    shape = f" ({'x'.join(str(d) for d in front['input_shape'])})" if front else ""
+    why = "; scikit-learn, which provides it, is not installed" if "scikit-learn" in source else ""
+    return UnsupportedError(
+        f"optical DFA trains the network, so its program needs labelled training data (the feedback gains are "
+        f"calibrated on a training batch at compile time and verify trains on it): none fits this graph's "
+        f"{n_in} inputs{shape} and {n_classes} classes (the embedded default is sklearn digits, 64 inputs -> 10 "
+        f"classes{why})",
+        hint=f"pass --set photonic.train_data=FILE.npz with x (N, {n_in}) or spike trains (T, N, {n_in}) and labels "
+             f"y (N,) in [0, {n_classes})")
 
 
 def macro_factor(board: Board, n_features: int, n_anchor: int) -> int:
@@ -422,14 +462,14 @@ def build_program(graph: nir.NIRGraph, board: Board, options: CompileOptions) ->
         raise UnsupportedError(f"init={cfg['init']!r}; allowed: random, graph", field="init")
     if tmode not in ("stochastic", "threshold"):
         raise UnsupportedError(f"ternary_mode={tmode!r}; allowed: stochastic, threshold", field="ternary_mode")
+    if data is None:
+        raise no_training_data(n_in, n_classes, front, source)
     gains = {s.name: 1.0 for s in layers if s.role == "dfa"}
     calib: dict[str, Any] = {"data": source}
-    if data is not None and lay["n_out"] > 0:
+    if lay["n_out"] > 0:
         with single_thread():
             calib.update(_calibrate(layers, board, data, n_classes, lay["n_out"], seed, threshold, tmode, macro,
                                     n_anchor, gains, str(cfg["init"]), spk, front))
-    elif data is None:
-        warnings.append(f"no calibration data ({source}): feedback gains left at 1 and verify uses the verify inputs")
     flux = float(board.value("physics.flux_per_mirror"))
     target = float(board.value("physics.target_mean_counts"))
     t_max = float(board.value("timing.exposure")) * 1e6
