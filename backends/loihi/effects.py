@@ -21,13 +21,39 @@ LOIHI_CONVENTIONS = {"spikeforge.reset": "zero", "spikeforge.reset_timing": "imm
                      "spikeforge.threshold_cmp": ">"}
 
 
+def analog_input(g: nir.NIRGraph, name: str) -> bool:
+    """An Input that carries an analog value as a constant current (converted ANNs), not spikes."""
+    enc = str((getattr(g.nodes[name], "metadata", None) or {}).get("spikeforge.encoding", "")) or \
+        str((g.metadata or {}).get("spikeforge.input_encoding", ""))
+    return enc.startswith("analog")
+
+
 def _inputs(g: nir.NIRGraph, steps: int, batch: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     out = {}
     for name, node in g.nodes.items():
         if isinstance(node, nir.Input):
             shape = G.node_shape(node, "output") or G.node_shape(node, "input") or (1,)
-            out[name] = (rng.random((steps, batch, *shape)) < 0.2).astype(np.float32)
+            if analog_input(g, name):
+                level = rng.random((1, batch, *shape)).astype(np.float32)
+                out[name] = np.repeat(level, steps, axis=0)
+            else:
+                out[name] = (rng.random((steps, batch, *shape)) < 0.2).astype(np.float32)
+    return out
+
+
+def floor_crossings(g: nir.NIRGraph, dt: float, floors: dict[str, np.ndarray], *, steps: int = 50,
+                    batch: int = 8, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Per node: (fraction of its neurons whose float v falls below `floors[node]` (per neuron, < 0) at
+    least once on the random input, lowest v over the run / |floor|)."""
+    x = _inputs(g, steps, batch, seed)
+    res = ReferenceSimulator(g, config_for_graph(g, dt)).run(x, probes=True)
+    out: dict[str, tuple[float, float]] = {}
+    for name, floor in floors.items():
+        v = np.asarray(res.states[f"{name}.v"], dtype=np.float64)
+        vmin = v.reshape(v.shape[0] * v.shape[1], -1).min(axis=0)
+        fl = np.broadcast_to(np.asarray(floor, np.float64).reshape(-1), vmin.shape)
+        out[name] = (float(np.mean(vmin < fl)), float(np.min(vmin / np.abs(fl))))
     return out
 
 
