@@ -294,6 +294,28 @@ def _quantize_matrix(w: sp.csr_matrix, lo_exp: int, hi_exp: int) -> tuple[sp.csr
     return out, exp, mode
 
 
+def _row_groups(w: sp.csr_matrix, lo: int, hi: int) -> list[sp.csr_matrix]:
+    """`w` split by rows into the groups whose largest |weight| needs the same weight_exp. Lava sums every
+    connection into a_in, so one connection per group is exact and stores the same synapses; a row of small
+    weights then keeps all 8 mantissa bits instead of the few left by the matrix's largest weight
+    (cnn_sinabs: relative RMS weight error 0.011 -> 0.005 on its 256x128 Affine)."""
+    if not w.nnz:
+        return [w]
+    amax = np.asarray(abs(w).max(axis=1).todense()).ravel()
+    limit = 254.0 if w.data.min() < 0 < w.data.max() else 255.0
+    with np.errstate(divide="ignore"):
+        exp = np.clip(np.ceil(np.log2(amax / limit)), lo, hi)
+    used = np.unique(exp[amax > 0])
+    if used.size <= 1:
+        return [w]
+    out = []
+    for e in used:
+        g = (sp.diags(((exp == e) & (amax > 0)).astype(np.float64)) @ w).tocsr()
+        g.eliminate_zeros()
+        out.append(g)
+    return out
+
+
 def _conv_node(g: nir.NIRGraph, p: Path, all_paths: list[Path]) -> nir.Conv2d | None:
     """The Conv2d of a path that is exactly source -> Conv2d -> population (and the only path from that
     source): such a connection becomes Lava's own Conv process with a shared kernel."""
@@ -309,7 +331,7 @@ def _conv_node(g: nir.NIRGraph, p: Path, all_paths: list[Path]) -> nir.Conv2d | 
 
 
 def _conv_conns(g: nir.NIRGraph, p: Path, kf: np.ndarray, dst: str, w_hi: int, split_sign: bool,
-                report: list[dict]) -> list[Conn]:
+                report: list[dict], per_channel: bool = True) -> list[Conn]:
     """Quantise a float kernel (a_in units) once: 8-bit mantissa x 2^weight_exp, the exponent baked into the
     integer kernel (Lava's fixed-point Conv ignores weight_exp and sums the kernel as given). A mixed-sign
     kernel is split into a positive and a negative Conv (each with its own exponent), as for Dense."""
@@ -324,16 +346,25 @@ def _conv_conns(g: nir.NIRGraph, p: Path, kf: np.ndarray, dst: str, w_hi: int, s
         parts = [("+", np.clip(kf, 0, None)), ("-", np.clip(kf, None, 0))]
     out, approx = [], np.zeros_like(kf)
     for label, part in parts:
-        amax = float(np.abs(part).max())
-        exp = min(max(int(math.ceil(math.log2(amax / 255.0))), 0), w_hi)
-        kernel = np.clip(np.rint(part / 2.0 ** exp), -255, 255).astype(np.int64) << exp
+        # one exponent per output channel (as one connection per exponent group would have; baked into the
+        # integer kernel, so >= 0), or one for the whole kernel
+        amax = np.abs(part).reshape(part.shape[0], -1).max(axis=1)
+        if not per_channel:
+            amax = np.full_like(amax, amax.max())
+        with np.errstate(divide="ignore"):
+            exps = np.clip(np.ceil(np.log2(amax / 255.0)), 0, w_hi).astype(np.int64)
+        exps[amax == 0] = 0
+        ex = exps.reshape(-1, *([1] * (part.ndim - 1)))
+        kernel = np.clip(np.rint(part / 2.0 ** ex), -255, 255).astype(np.int64) << ex
+        exp = int(exps.max())
         approx += kernel
         c = Conn(name=f"{p.src}->{dst}{label}", src=p.src, dst=dst, weights=None, weight_exp=0, num_weight_bits=8,
                  sign_mode="mixed", kernel=kernel, conv=geom)
         if c.weights.shape != p.matrix.shape:
             raise UnsupportedError(f"Conv geometry gives {c.weights.shape}, the graph {p.matrix.shape}", node=dst)
         out.append(c)
-        report.append({"connection": c.name, "weight_exp": exp, "sign_mode": "conv (exponent baked)", "delay": 0,
+        report.append({"connection": c.name, "weight_exp": exp, "weight_exp_per_channel": sorted(set(exps.tolist())),
+                       "sign_mode": "conv (exponent baked)", "delay": 0,
                        "density": round(c.weights.nnz / max(1, np.prod(c.weights.shape)), 4),
                        "kernel_weights": int(kernel.size)})
     err = float(np.sqrt(np.sum((approx - kf) ** 2)) / (np.sqrt(np.sum(kf ** 2)) + 1e-300))
@@ -416,6 +447,7 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
     allow_extra_latency = bool(opt(extra, "loihi.allow_extra_latency"))
     use_conv = bool(opt(extra, "loihi.conv_process"))
     headroom = float(opt(extra, "loihi.negative_headroom"))
+    row_exponents = bool(opt(extra, "loihi.row_exponents"))
 
     inputs = {n: paths.out_size(n) for n in sched.order if isinstance(g.nodes[n], nir.Input)}
     neurons = [n for n in sched.order if isinstance(g.nodes[n], NEURONS)]
@@ -594,7 +626,7 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
             groups[key] = scaled if key not in groups else (groups[key] + scaled).tocsr()
         q_errs = []
         for p, kf in conv_paths:
-            conns.extend(_conv_conns(g, p, kf, n, w_hi, split_sign, q_errs))
+            conns.extend(_conv_conns(g, p, kf, n, w_hi, split_sign, q_errs, row_exponents))
         for (src, k), wf in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
             wf.sum_duplicates()
             # Mixed-sign weights lose their LSB in Lava (8-bit mixed = even values); an excitatory and an
@@ -606,6 +638,9 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
             entries = []
             nbytes = readout_bytes if (m.readout or src == TONIC) else weight_bytes
             todo = [(part, "" if len(parts) == 1 else "+-"[i], w_hi) for i, part in enumerate(parts)]
+            if row_exponents:
+                todo = [(grp, label + (f"e{j}" if j else ""), hi) for part, label, hi in todo
+                        for j, grp in enumerate(_row_groups(part, w_lo, hi))]
             while todo:
                 part, label, hi = todo.pop(0)
                 q, exp, mode = _quantize_matrix(part, w_lo, hi)

@@ -1,4 +1,4 @@
-"""Measured effects behind Loihi's semantic warnings: inputs of the model's own kind, the v floor measured."""
+"""Loihi fidelity: measured effects behind its semantic warnings, per-row weight exponents."""
 
 from __future__ import annotations
 
@@ -62,3 +62,15 @@ def test_run_length_bounds_how_far_a_leak_free_v_can_fall(cnn_t30):
     vth = {L["node"]: L["vth"] for L in short.meta["layers"]}
     vth30 = {L["node"]: L["vth"] for L in cnn_t30.meta["layers"]}
     assert vth["1"] > vth30["1"]
+
+
+@needs_cnn
+def test_row_exponents_keep_8_mantissa_bits_per_row_on_cnn_sinabs(cnn_t30):
+    """One weight_exp per group of rows (per output channel in a Conv kernel): the relative RMS weight error
+    of every layer stays <= 0.0055 (one exponent per matrix: 0.0072 / 0.0070 / 0.0050 / 0.0104 / 0.0051)."""
+    errs = {L["node"]: max(c["rel_rms_error"] for c in L["connections"]) for L in cnn_t30.meta["layers"]}
+    assert max(errs.values()) <= 0.0055, errs
+    conv = [c for L in cnn_t30.meta["layers"] for c in L["connections"] if c["connection"].startswith("input->1")]
+    assert any(len(c["weight_exp_per_channel"]) > 1 for c in conv)
+    names = [c["name"] for c in cnn_t30.meta["program"]["conns"]]
+    assert len(names) == len(set(names)) and any("e1" in n for n in names)
