@@ -37,6 +37,7 @@ def test_convention_effect_drives_a_converted_ann_with_analog_currents():
     assert np.all(arr == arr[:1]) and np.any((arr > 0) & (arr < 1))
     ifs = [n for n, v in g.nodes.items() if type(v).__name__ == "IF"]
     assert effects.convention_effect(g, 1e-3, ifs[:1]) > 0.15           # measured 0.19 (reset zero vs subtract)
+    assert effects.input_kind(g) == "random constant analog inputs in [0, 1]"
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_saturation_warnings_carry_the_measured_fraction_not_one(cnn_t30):
     assert sat                                         # leak-free IF layers: the worst case passes the floor
     # magnitude = fraction of neurons whose float v passed the 24-bit floor on random input (was 1 everywhere)
     assert all(0 <= w["magnitude"] < 0.5 for w in sat), [w["magnitude"] for w in sat]
-    assert all("measured on random input" in w["detail"] and "-0 " not in w["detail"] for w in sat)
+    assert all("measured on random 20 % input spikes" in w["detail"] and "-0 " not in w["detail"] for w in sat)
 
 
 @needs_cnn

@@ -28,6 +28,12 @@ def analog_input(g: nir.NIRGraph, name: str) -> bool:
     return enc.startswith("analog")
 
 
+def input_kind(g: nir.NIRGraph) -> str:
+    """How the random input of these measurements is drawn, for the warning's text."""
+    analog = any(analog_input(g, n) for n, v in g.nodes.items() if isinstance(v, nir.Input))
+    return "random constant analog inputs in [0, 1]" if analog else "random 20 % input spikes"
+
+
 def _inputs(g: nir.NIRGraph, steps: int, batch: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     out = {}

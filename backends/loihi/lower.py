@@ -32,7 +32,7 @@ from spikeforge.errors import UnsupportedError
 from spikeforge.refsim import SimConfig, config_for_graph
 from spikeforge.semantics import record
 
-from .effects import convention_effect, floor_crossings
+from .effects import convention_effect, floor_crossings, input_kind
 from .options import read as opt
 from .structured import linear_map
 
@@ -417,7 +417,7 @@ def _record_floors(sem: dict[str, Any], g: nir.NIRGraph, dt: float,
             f"every step{f' for {run_steps} steps' if run_steps else ''})"
         record(sem, n, "saturation", f"v is a 24-bit state clipped at -{float(np.min(-floor)):.3g} in float units "
                f"(room for -{headroom:g} x v_threshold, loihi.negative_headroom); the float model's v can fall "
-               f"{bound}; measured on random input ({steps} steps, batch 8): lowest float v = {low:.3g} x the "
+               f"{bound}; measured on {input_kind(g)} ({steps} steps, batch 8): lowest float v = {low:.3g} x the "
                f"floor; magnitude = fraction of the population that passed the floor", frac)
 
 
@@ -683,7 +683,7 @@ def lower(g: nir.NIRGraph, board: Board, dt: float, options_extra: dict[str, Any
         if m.sem_notes:
             effect = convention_effect(g, dt, [n])
             for kind, note in m.sem_notes:
-                record(sem, n, kind, f"{note}; measured on random 20 % input spikes (T=50, batch 8): output "
+                record(sem, n, kind, f"{note}; measured on {input_kind(g)} (T=50, batch 8): output "
                        f"spike counts change by {effect:.1%} when this node follows Lava's convention", effect)
         if dv_err > 0 or du_err > 0:
             record(sem, n, "leak_rounded", f"decay factors rounded to 12 bits (dv={dv}, du={du}): |keep error| "
