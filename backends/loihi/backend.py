@@ -26,7 +26,7 @@ class LoihiBackend(Backend):
 
     def lower(self, graph: nir.NIRGraph, board: Board, options: CompileOptions) -> Artifact:
         g, dt = with_dt(graph, options)
-        low = lower(g, board, dt, options.extra)
+        low = lower(g, board, dt, options.extra, options.timesteps)
         report = map_program(low.program, board, low.shapes)
         spec, arrays = low.program.to_data()
         spec["io"] = low.io

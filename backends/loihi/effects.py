@@ -10,9 +10,12 @@ output spike counts (sum |diff| / sum of reference counts) is returned.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import nir
 import numpy as np
+import torch
 
 from spikeforge import graph as G
 from spikeforge.refsim import ReferenceSimulator, config_for_graph
@@ -21,13 +24,58 @@ LOIHI_CONVENTIONS = {"spikeforge.reset": "zero", "spikeforge.reset_timing": "imm
                      "spikeforge.threshold_cmp": ">"}
 
 
+def analog_input(g: nir.NIRGraph, name: str) -> bool:
+    """An Input that carries an analog value as a constant current (converted ANNs), not spikes."""
+    enc = str((getattr(g.nodes[name], "metadata", None) or {}).get("spikeforge.encoding", "")) or \
+        str((g.metadata or {}).get("spikeforge.input_encoding", ""))
+    return enc.startswith("analog")
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """These small runs take 0.2 s on one torch thread and 3-7 s on two when the machine is loaded (thread
+    hand-offs for tiny convolutions), which decided cnn_sinabs's compile time: run them on one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def input_kind(g: nir.NIRGraph) -> str:
+    """How the random input of these measurements is drawn, for the warning's text."""
+    analog = any(analog_input(g, n) for n, v in g.nodes.items() if isinstance(v, nir.Input))
+    return "random constant analog inputs in [0, 1]" if analog else "random 20 % input spikes"
+
+
 def _inputs(g: nir.NIRGraph, steps: int, batch: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     out = {}
     for name, node in g.nodes.items():
         if isinstance(node, nir.Input):
             shape = G.node_shape(node, "output") or G.node_shape(node, "input") or (1,)
-            out[name] = (rng.random((steps, batch, *shape)) < 0.2).astype(np.float32)
+            if analog_input(g, name):
+                level = rng.random((1, batch, *shape)).astype(np.float32)
+                out[name] = np.repeat(level, steps, axis=0)
+            else:
+                out[name] = (rng.random((steps, batch, *shape)) < 0.2).astype(np.float32)
+    return out
+
+
+def floor_crossings(g: nir.NIRGraph, dt: float, floors: dict[str, np.ndarray], *, steps: int = 50,
+                    batch: int = 8, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Per node: (fraction of its neurons whose float v falls below `floors[node]` (per neuron, < 0) at
+    least once on the random input, lowest v over the run / |floor|)."""
+    x = _inputs(g, steps, batch, seed)
+    with _one_thread():
+        res = ReferenceSimulator(g, config_for_graph(g, dt)).run(x, probes=True)
+    out: dict[str, tuple[float, float]] = {}
+    for name, floor in floors.items():
+        v = np.asarray(res.states[f"{name}.v"], dtype=np.float64)
+        vmin = v.reshape(v.shape[0] * v.shape[1], -1).min(axis=0)
+        fl = np.broadcast_to(np.asarray(floor, np.float64).reshape(-1), vmin.shape)
+        out[name] = (float(np.mean(vmin < fl)), float(np.min(vmin / np.abs(fl))))
     return out
 
 
@@ -35,7 +83,8 @@ def convention_effect(g: nir.NIRGraph, dt: float, nodes: list[str], *, steps: in
                       seed: int = 0) -> float:
     """Relative output spike-count change when `nodes` follow Loihi's reset/threshold conventions."""
     x = _inputs(g, steps, batch, seed)
-    base = ReferenceSimulator(g, config_for_graph(g, dt)).run(x)
+    with _one_thread():
+        base = ReferenceSimulator(g, config_for_graph(g, dt)).run(x)
     h = copy.deepcopy(g)
     gm = dict(h.metadata or {})
     for key in LOIHI_CONVENTIONS:
@@ -48,7 +97,8 @@ def convention_effect(g: nir.NIRGraph, dt: float, nodes: list[str], *, steps: in
         if name in nodes:
             meta.update(LOIHI_CONVENTIONS)
         node.metadata = meta
-    moved = ReferenceSimulator(h, config_for_graph(h, dt)).run(x)
+    with _one_thread():
+        moved = ReferenceSimulator(h, config_for_graph(h, dt)).run(x)
     diff = sum(float(np.abs(np.asarray(moved.outputs[k]).sum(0) - np.asarray(v).sum(0)).sum())
                for k, v in base.outputs.items())
     total = sum(float(np.abs(np.asarray(v)).sum()) for v in base.outputs.values())

@@ -17,6 +17,9 @@ OPTIONS: dict[str, Opt] = {
                               "(about 16-bit weights, twice the synapses)", min=1, max=2),
     "loihi.readout_weight_bytes": Opt(int, 2, "as loihi.weight_bytes, for readouts and tonic (bias) synapses",
                                       min=1, max=2),
+    "loihi.row_exponents": Opt(bool, True, "give each group of destination neurons (rows) whose largest weight "
+                               "needs the same weight_exp its own connection (Conv: its own output-channel "
+                               "exponent), so small-weight rows keep all 8 mantissa bits; 0: one exponent per matrix"),
     "loihi.conv_process": Opt(bool, True, "lower source -> Conv2d -> population as Lava's Conv process (shared "
                               "kernel, exponent baked into it); off: unrolled Sparse synapses"),
     "loihi.negative_headroom": Opt(float, 24.0, "room below zero, in multiples of v_threshold, that v of a "
