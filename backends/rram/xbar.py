@@ -132,6 +132,21 @@ def targets(w: np.ndarray, g_off: float, levels: int | None) -> tuple[np.ndarray
     return D.quantise(gp, levels, g_off), D.quantise(gn, levels, g_off), ws
 
 
+def residual_targets(r: np.ndarray, ws: np.ndarray, g_off: float, levels: int) -> tuple[np.ndarray, np.ndarray,
+                                                                                     np.ndarray]:
+    """Targets of the less significant pair that holds the first pair's rounding residual `r`.
+
+    Its window spans +-1/2 of the first pair's level step (ws2 = ws / (2 (levels - 1))), so the pair of pairs
+    resolves 2 (levels - 1)^2 steps per sign: bit slicing with a significance factor, as ISAAC (Shafiee et
+    al., ISCA 2016) splits weights over cells and IBM's chips pair a most and a least significant
+    conductance pair (Ambrogio et al., Nature 558, 60 (2018)); the periphery adds the scaled column sums."""
+    ws2 = ws / (2.0 * (levels - 1))
+    peak = ws2 * (1.0 - g_off)
+    gp = g_off + np.clip(r, 0, peak) / ws2
+    gn = g_off + np.clip(-r, 0, peak) / ws2
+    return D.quantise(gp, levels, g_off), D.quantise(gn, levels, g_off), ws2
+
+
 def mse_clip(w: np.ndarray, peak: np.ndarray, levels: int) -> np.ndarray:
     """Per column, the clip value in [0.3, 1] x peak that minimises the squared error of `levels`-level
     rounding plus clipping: a few outliers should not cost every other weight its resolution."""
