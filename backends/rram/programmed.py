@@ -134,6 +134,7 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
     meta: dict[str, Any] = {}
     order = [n for n in G.schedule(g).order if isinstance(g.nodes[n], WEIGHT)]
     slices = _slices(options, fx.levels, g, order, rows_max, pairs_max, int(board.value("limits.max_macros")))
+    window = X.residual_window(fx, g_off) if slices == 2 else 0.5
     for li, name in enumerate(order):
         node = g.nodes[name]
         W, bias, kind = matrix(node)
@@ -150,7 +151,7 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
                 wt = ws * (gp - gn)
                 parts = [(gp, gn, ws, wt)]
                 if slices == 2:                           # less significant pair: the first pair's rounding residual
-                    gp2, gn2, ws2 = X.residual_targets(M[r0:r1, c0:c1] - wt, ws, g_off, fx.levels)
+                    gp2, gn2, ws2 = X.residual_targets(M[r0:r1, c0:c1] - wt, ws, g_off, fx.levels, window)
                     parts.append((gp2, gn2, ws2, ws2 * (gp2 - gn2)))
                 span = sum(p[2] for p in parts) * (1.0 - g_off)
                 clipped += int((np.abs(M[r0:r1, c0:c1]) > span * (1 + 1e-9)).sum())
@@ -178,7 +179,7 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
         rel = float(np.linalg.norm(Wq.T - W) / max(np.linalg.norm(W), 1e-30))
         if fx.levels is not None and rel > 0:
             how = ("two differential pairs per weight, the second holding the first's rounding residual at "
-                   f"1/{2 * (fx.levels - 1)} of its scale" if slices == 2 else "one differential pair per weight")
+                   f"{window:.3g}/{fx.levels - 1} of its scale, write-verified against the first pair's write error" if slices == 2 else "one differential pair per weight")
             semantics.record(meta, name, "quantisation",
                              f"weights rounded to {fx.levels} conductance levels per cell ({how}, per-column "
                              f"scale): relative weight error {rel:.3g}; verify gates the effect", rel)
@@ -208,7 +209,7 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
     spiking = [n for n, v in g.nodes.items() if isinstance(v, SPIKING)]
     used = sum(t["utilisation"] for lay in layers for t in lay["tiles"])
     meta.update({
-        "dt": dt, "mode": "programmed", "engine": "graph", "slices": slices, "effects": fx.to_dict(), "seed": int(options.seed),
+        "dt": dt, "mode": "programmed", "engine": "graph", "slices": slices, "residual_window": window, "effects": fx.to_dict(), "seed": int(options.seed),
         "layers": layers, "macros": n_tiles * replicas, "replicas": replicas, "cell_utilisation": used / max(1, n_tiles),
         "cells_used": int(replicas * sum(2 * (t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0])
                               for lay in layers for t in lay["tiles"])),
