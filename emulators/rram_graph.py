@@ -136,14 +136,17 @@ def chip_tiles(art: Artifact, li: int, fx: X.Effects, rng: np.random.Generator, 
     Replicas differ only in random effects; without programming or read noise one copy stands for all."""
     lay = art.meta["layers"][li]
     n_rep = int(lay.get("replicas", 1)) if (fx.static or fx.read_noise) else 1
-    out = []
+    out: list[list[X.Tile]] = []
     for k, t in enumerate(lay["tiles"]):
         key = f"xbar{li:03d}.t{k:03d}"
+        # a less significant pair (slice 1) follows its first pair: it is written to correct that pair's write error
+        first = out[k - 1] if t.get("slice", 0) == 1 and fx.static else None
         out.append([X.chip_tile((t["rows"][0], t["rows"][1], t["cols"][0], t["cols"][1]),
-                               np.asarray(art.arrays[f"{key}.ws"], np.float64), t["adc_fs"],
-                               np.asarray(art.arrays[f"{key}.w"]), np.asarray(art.arrays[f"{key}.g_pos"], np.float64),
-                               np.asarray(art.arrays[f"{key}.g_neg"], np.float64), fx, rng, dtype)
-                    for _ in range(n_rep)])
+                                np.asarray(art.arrays[f"{key}.ws"], np.float64), t["adc_fs"],
+                                np.asarray(art.arrays[f"{key}.w"]), np.asarray(art.arrays[f"{key}.g_pos"], np.float64),
+                                np.asarray(art.arrays[f"{key}.g_neg"], np.float64), fx, rng, dtype,
+                                correct=None if first is None else first[r].written, g_off=float(art.meta["g_off"]))
+                    for r in range(n_rep)])
     return out
 
 

@@ -54,5 +54,8 @@ OPTIONS: dict[str, Opt] = {
                          "1-bit and exact)", min=0, max=16),
     "rram.replicas": Opt(int, 0, "copies of every weight matrix on separate macros, their reads averaged "
                          "(0 = auto: as many as free macros allow, at most 4)", min=0, max=64),
+    "rram.slices": Opt(int, 0, "differential pairs per weight: 1, or 2 (the second holds the first's rounding "
+                       "residual; bit slicing); 0 = auto: 2 when the levels are finite and it fits the macros",
+                       min=0, max=2),
     "rram.calibrate": Opt(bool, True, "per-column gain calibration from --calibration data (programmed mode)"),
 }

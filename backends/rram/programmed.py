@@ -133,6 +133,8 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
     layers: list[dict[str, Any]] = []
     meta: dict[str, Any] = {}
     order = [n for n in G.schedule(g).order if isinstance(g.nodes[n], WEIGHT)]
+    slices = _slices(options, fx.levels, g, order, rows_max, pairs_max, int(board.value("limits.max_macros")))
+    window = X.residual_window(fx, g_off) if slices == 2 else 0.5
     for li, name in enumerate(order):
         node = g.nodes[name]
         W, bias, kind = matrix(node)
@@ -146,19 +148,29 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
             for c0 in range(0, M.shape[1], pairs_max):
                 c1 = min(c0 + pairs_max, M.shape[1])
                 gp, gn, ws = X.targets(M[r0:r1, c0:c1], g_off, fx.levels)
-                k = len(tiles)
                 wt = ws * (gp - gn)
-                clipped += int((np.abs(M[r0:r1, c0:c1]) > ws * (1.0 - g_off) * (1 + 1e-9)).sum())
-                Wq[r0:r1, c0:c1] = wt
-                key = f"xbar{li:03d}.t{k:03d}"
-                arrays[f"{key}.w"] = wt.astype(np.float32)
-                arrays[f"{key}.g_pos"] = gp.astype(np.float32)
-                arrays[f"{key}.g_neg"] = gn.astype(np.float32)
-                arrays[f"{key}.ws"] = ws.astype(np.float64)
-                d = gp - gn
-                fs = code["dac_top"] * X.adc_full_scale(d, activity, k_sigma)
-                tiles.append({"rows": [r0, r1], "cols": [c0, c1], "adc_fs": fs,
-                              "utilisation": (r1 - r0) * (c1 - c0) / (rows_max * pairs_max), "adc_fs_from": "statistics"})
+                parts = [(gp, gn, ws, wt)]
+                if slices == 2:                           # less significant pair: the first pair's rounding residual
+                    gp2, gn2, ws2 = X.residual_targets(M[r0:r1, c0:c1] - wt, ws, g_off, fx.levels, window)
+                    parts.append((gp2, gn2, ws2, ws2 * (gp2 - gn2)))
+                span = sum(p[2] for p in parts) * (1.0 - g_off)
+                clipped += int((np.abs(M[r0:r1, c0:c1]) > span * (1 + 1e-9)).sum())
+                total = sum(p[3] for p in parts).astype(np.float32)
+                Wq[r0:r1, c0:c1] = total
+                for si, (gp, gn, ws, wt) in enumerate(parts):
+                    k = len(tiles)
+                    key = f"xbar{li:03d}.t{k:03d}"
+                    # the pairs' stored parts add up to the programmed float32 weight exactly (the last in float64)
+                    arrays[f"{key}.w"] = (wt.astype(np.float32) if si == 0 else
+                                          total.astype(np.float64) - parts[0][3].astype(np.float32))
+                    arrays[f"{key}.g_pos"] = gp.astype(np.float32)
+                    arrays[f"{key}.g_neg"] = gn.astype(np.float32)
+                    arrays[f"{key}.ws"] = ws.astype(np.float64)
+                    d = gp - gn
+                    fs = code["dac_top"] * X.adc_full_scale(d, activity, k_sigma)
+                    tiles.append({"rows": [r0, r1], "cols": [c0, c1], "adc_fs": fs, "slice": si,
+                                  "utilisation": (r1 - r0) * (c1 - c0) / (rows_max * pairs_max),
+                                  "adc_fs_from": "statistics"})
         Wq = Wq.astype(np.float32)                               # what the tiles store (float32 targets)
         if bias is not None:
             arrays[f"xbar{li:03d}.bias"] = bias.astype(np.float64)
@@ -166,9 +178,11 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
         program.nodes[name] = _with_weight(node, new_w)
         rel = float(np.linalg.norm(Wq.T - W) / max(np.linalg.norm(W), 1e-30))
         if fx.levels is not None and rel > 0:
+            how = ("two differential pairs per weight, the second holding the first's rounding residual at "
+                   f"{window:.3g}/{fx.levels - 1} of its scale, write-verified against the first pair's write error" if slices == 2 else "one differential pair per weight")
             semantics.record(meta, name, "quantisation",
-                             f"weights rounded to {fx.levels} conductance levels per cell (differential pair, "
-                             f"per-tile scale): relative weight error {rel:.3g}; verify gates the effect", rel,
+                             f"weights rounded to {fx.levels} conductance levels per cell ({how}, per-column "
+                             f"scale): relative weight error {rel:.3g}; verify gates the effect", rel,
                              semantics.WEIGHT_REL_RMS)
         if fx.ir_drop:
             _check_ir_drop(meta, name, arrays, li, len(tiles), fx.ir_drop)
@@ -196,7 +210,7 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
     spiking = [n for n, v in g.nodes.items() if isinstance(v, SPIKING)]
     used = sum(t["utilisation"] for lay in layers for t in lay["tiles"])
     meta.update({
-        "dt": dt, "mode": "programmed", "engine": "graph", "effects": fx.to_dict(), "seed": int(options.seed),
+        "dt": dt, "mode": "programmed", "engine": "graph", "slices": slices, "residual_window": window, "effects": fx.to_dict(), "seed": int(options.seed),
         "layers": layers, "macros": n_tiles * replicas, "replicas": replicas, "cell_utilisation": used / max(1, n_tiles),
         "cells_used": int(replicas * sum(2 * (t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0])
                               for lay in layers for t in lay["tiles"])),
@@ -249,6 +263,22 @@ def _replicas(options: CompileOptions, n_tiles: int, max_macros: int) -> int:
         raise FitError(f"rram.replicas={asked} needs {asked * n_tiles} macros ({n_tiles} per copy); "
                        f"the board has {max_macros}: the binding limit is limits.max_macros", field="rram.replicas")
     return asked
+
+
+def _slices(options: CompileOptions, levels: int | None, g: nir.NIRGraph, order: list[str], rows_max: int,
+            pairs_max: int, max_macros: int) -> int:
+    """Differential pairs per weight: 2 (bit-sliced, as ISAAC and IBM's MSP/LSP pairs) when asked, or on auto
+    when the levels are finite and two copies of every tile fit the board's macros; else 1."""
+    asked = int(options.extra.get("rram.slices", 0) or 0)
+    if levels is None:
+        return 1
+    if asked:
+        return asked
+    n1 = 0
+    for name in order:
+        W, _, _ = matrix(g.nodes[name])
+        n1 += -(-W.shape[1] // rows_max) * -(-W.shape[0] // pairs_max)
+    return 2 if 2 * n1 <= max_macros else 1
 
 
 def _with_weight(node: nir.NIRNode, w: np.ndarray) -> nir.NIRNode:

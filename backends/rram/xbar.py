@@ -102,20 +102,25 @@ class Effects:
         return not (self.static or self.read_noise or self.ir_drop or self.adc_bits or self.dac_bits)
 
 
-def program(g_pos: np.ndarray, g_neg: np.ndarray, fx: Effects, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Conductances a chip holds `drift_time` after write-verify (targets + residual + relaxation)."""
-    out = []
+def program(g_pos: np.ndarray, g_neg: np.ndarray, fx: Effects,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Conductances a chip holds `drift_time` after write-verify (targets + residual + relaxation), and the
+    differential write error write-verify left (before relaxation), which a less significant pair can correct."""
+    out, written = [], []
     grow = drift_factor(fx.drift_time, fx.drift_nu) if fx.drift_time > 1.0 else 1.0
     for g in (g_pos, g_neg):
         a = np.array(g, np.float64, copy=True)
         if fx.prog_noise:
             s = fx.prog_noise * prog_sigma(g)
             a += s * rng.standard_normal(a.shape)
+            written.append(np.clip(a, 0.0, None) - g)
             if grow > 1.0:
                 a += s * np.sqrt(grow * grow - 1.0) * rng.standard_normal(a.shape)
             a = np.clip(a, 0.0, None)
+        else:
+            written.append(np.zeros_like(a))
         out.append(a)
-    return out[0], out[1]
+    return out[0], out[1], written[0] - written[1]
 
 
 def targets(w: np.ndarray, g_off: float, levels: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,6 +135,33 @@ def targets(w: np.ndarray, g_off: float, levels: int | None) -> tuple[np.ndarray
     gp = g_off + np.clip(w, 0, peak) / ws
     gn = g_off + np.clip(-w, 0, peak) / ws
     return D.quantise(gp, levels, g_off), D.quantise(gn, levels, g_off), ws
+
+
+def residual_window(fx: Effects, g_off: float) -> float:
+    """Half-width of the less significant pair's window, in level steps of the first pair: 1/2 holds the
+    rounding residual; with programming noise it also holds +-2 sigma of the first pair's write error, which
+    write-verify of the second pair then corrects (see chip_tile)."""
+    assert fx.levels is not None
+    if not fx.prog_noise:
+        return 0.5
+    step = (1.0 - g_off) / (fx.levels - 1)
+    sigma = np.sqrt(2.0) * fx.prog_noise * float(prog_sigma(np.linspace(g_off, 1.0, 101)).max())
+    return 0.5 + 2.0 * sigma / step
+
+
+def residual_targets(r: np.ndarray, ws: np.ndarray, g_off: float, levels: int,
+                     window: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Targets of the less significant pair that holds the first pair's rounding residual `r`.
+
+    Its window spans +-`window` level steps of the first pair (ws2 = window ws / (levels - 1)), so at 1/2 the
+    pair of pairs resolves 2 (levels - 1)^2 steps per sign: bit slicing with a significance factor, as ISAAC
+    (Shafiee et al., ISCA 2016) splits weights over cells and IBM's chips pair a most and a least significant
+    conductance pair (Ambrogio et al., Nature 558, 60 (2018)); the periphery adds the scaled column sums."""
+    ws2 = window * ws / (levels - 1)
+    peak = ws2 * (1.0 - g_off)
+    gp = g_off + np.clip(r, 0, peak) / ws2
+    gn = g_off + np.clip(-r, 0, peak) / ws2
+    return D.quantise(gp, levels, g_off), D.quantise(gn, levels, g_off), ws2
 
 
 def mse_clip(w: np.ndarray, peak: np.ndarray, levels: int) -> np.ndarray:
@@ -169,6 +201,7 @@ class Tile:
     w: np.ndarray                   # (rows, pairs) effective weights at full row voltage
     load: np.ndarray | None         # IR-drop bit-line load (weight units) or None
     q: np.ndarray | None            # read-noise variance per unit input^2 (weight units^2) or None
+    written: np.ndarray | None = None   # write error write-verify left (weight units), before relaxation
 
 
 def read(tl: Tile, x: np.ndarray, fx: Effects, x_top: float, rng: np.random.Generator) -> np.ndarray:
@@ -185,12 +218,27 @@ def read(tl: Tile, x: np.ndarray, fx: Effects, x_top: float, rng: np.random.Gene
 
 
 def chip_tile(index: tuple[int, int, int, int], ws: np.ndarray, fs: float, w: np.ndarray, gp: np.ndarray,
-              gn: np.ndarray, fx: Effects, rng: np.random.Generator, dtype: np.dtype) -> Tile:
-    """Draw one chip instance's static effects for a tile and pre-combine them for reads."""
+              gn: np.ndarray, fx: Effects, rng: np.random.Generator, dtype: np.dtype, *,
+              correct: np.ndarray | None = None, g_off: float = 0.0) -> Tile:
+    """Draw one chip instance's static effects for a tile and pre-combine them for reads.
+
+    `correct` (weight units) is the write error of the more significant pair of the same weights: write-verify
+    of this pair targets its own value minus that error, since the first pair is written and read back first
+    (IBM's multi-pair programming, Mackin et al., Nat. Commun. 13, 3765 (2022)). Relaxation comes after
+    both writes, so it is not corrected."""
     w = w.astype(np.float64)
+    written = None
     if fx.static:
-        ap, an = program(gp, gn, fx, rng)
+        if correct is not None:
+            t = ws * (gp - gn) - correct
+            peak = ws * (1.0 - g_off)
+            cp = D.quantise(g_off + np.clip(t, 0, peak) / ws, fx.levels, g_off)
+            cn = D.quantise(g_off + np.clip(-t, 0, peak) / ws, fx.levels, g_off)
+            w = w + ws * ((cp - cn) - (gp - gn))
+            gp, gn = cp, cn
+        ap, an, err = program(gp, gn, fx, rng)
         w = w + ws * ((ap - gp) - (an - gn))        # the ideal part stays exactly the target
+        written = ws * err
         gp, gn = ap, an
     load = None
     if fx.ir_drop:
@@ -198,7 +246,8 @@ def chip_tile(index: tuple[int, int, int, int], ws: np.ndarray, fs: float, w: np
         w = w + ws * (eff - (gp - gn))
         load = (ws * ld).astype(dtype)
     q = (ws * fx.read_noise) ** 2 * (gp * gp + gn * gn) if fx.read_noise else None
-    return Tile(*index, ws=ws, fs=fs, w=w.astype(dtype), load=load, q=None if q is None else q.astype(dtype))
+    return Tile(*index, ws=ws, fs=fs, w=w.astype(dtype), load=load, q=None if q is None else q.astype(dtype),
+                written=written)
 
 
 def adc_full_scale(d: np.ndarray, activity: float, k: float) -> float:
