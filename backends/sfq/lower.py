@@ -311,7 +311,7 @@ def quantise_layer(L: Layer, coding: str, max_w: int, capacity: int, extra: dict
 
 
 def saturation_reach(L: Layer, Q: QLayer, capacity: int) -> tuple[float, float]:
-    """(fraction of neurons whose worst-case input can reach +-capacity, largest finite worst case in pulses).
+    """(fraction of neurons whose worst-case input can reach +-capacity, largest worst case in pulses or inf).
 
     Up: the count before a step is below threshold, so threshold - 1 plus every excitatory pulse of one step.
     Down: inhibition accumulates across steps, bounded by the leak: -inh / (1 - keep) (unbounded for IF)."""
@@ -325,7 +325,7 @@ def saturation_reach(L: Layer, Q: QLayer, capacity: int) -> tuple[float, float]:
         down = np.where(inh > 0, np.where(L.keep < 1, inh / np.maximum(1.0 - L.keep, 1e-300), np.inf), 0.0)
     reach = np.maximum(up, down)
     frac = float(np.mean(reach > capacity)) if reach.size else 0.0
-    return frac, float(np.max(reach[np.isfinite(reach)], initial=0.0))
+    return frac, float(np.max(reach))
 
 
 def store_layer(arrays: dict[str, np.ndarray], sem: dict[str, Any], L: Layer, Q: QLayer, leak_bits: int,
@@ -341,8 +341,10 @@ def store_layer(arrays: dict[str, np.ndarray], sem: dict[str, Any], L: Layer, Q:
         frac, worst = saturation_reach(L, Q, capacity)
         if frac > 0:
             record(sem, L.name, "saturation", f"{frac:.1%} of the storage loops (capacity {capacity} fluxons = "
-                   f"weight pulses) can be driven past +-{capacity} by their worst-case input (up to {worst:g} "
-                   "pulses: threshold - 1 + excitatory pulses in one step, or inhibition accumulated over steps); "
+                   f"weight pulses) can be driven past +-{capacity} by their worst-case input ("
+                   + (f"up to {worst:g} pulses" if np.isfinite(worst) else "unbounded: an IF neuron accumulates "
+                      "inhibition without leak") + "; threshold - 1 + excitatory pulses in one step, or inhibition "
+                   "accumulated over steps); "
                    "the escape junction then saturates the count at +-capacity. magnitude = that fraction; the "
                    "emulators count saturations per population and verify gates their effect on the outputs",
                    frac)
