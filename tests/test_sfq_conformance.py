@@ -107,3 +107,23 @@ def test_saturation_is_recorded_and_gated_not_a_timing_fault(conformance, tmp_pa
     assert "storage-loop saturations" in timing.detail
     assert all(c.passed for n, c in checks.items() if n.startswith("semantic:") and "saturation" in n)
     assert res.passed, [c for c in res.checks if not c.passed]
+
+
+def test_engines_agree_gates_the_array_engine_against_the_pulse_engine() -> None:
+    """Where a loop saturates mid-step the array engine approximates pulse order; the check must catch a
+    difference that changes predictions and accept one that does not."""
+    from spikeforge.backends.sfq.backend import _engines_agree
+    from spikeforge.interfaces import Trace
+
+    rng = np.random.default_rng(0)
+    p = (rng.random((10, 8, 4)) < 0.2).astype(np.float32)
+    p[:, :, 0] += 1.0                                             # neuron 0 wins every sample
+    def tr(x):
+        return Trace(outputs={"o": x}, counts={}, meta={"saturation_count": 3, "order_dependent": 2})
+    assert _engines_agree(tr(p), tr(p), 8, "first 8 of 8 samples")[1]
+    near = p.copy()
+    near[0, :, 1] = 1.0                                           # one extra spike: same predictions
+    ok, detail = _engines_agree(tr(near), tr(p), 8, "first 8 of 8 samples")[1:]
+    assert ok and "agreement 100.0%" in detail
+    swapped = p[:, :, ::-1].copy()                                # every prediction moves
+    assert not _engines_agree(tr(swapped), tr(p), 8, "first 8 of 8 samples")[1]

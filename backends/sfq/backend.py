@@ -120,12 +120,7 @@ class SFQBackend(Backend):
             sub = {k: np.asarray(v)[:, :nb] for k, v in inputs.items()}
             tr, scope = SFQEmulator(mode="physical", engine="pulse").run(artifact, sub), f"first {nb} of {b_all} samples"
             if fresh:
-                arr = last.last_trace
-                diff = {k: int(np.sum(np.asarray(arr.outputs[k])[:, :nb] != np.asarray(v))) for k, v in tr.outputs.items()}
-                checks.append(("sfq engines agree", not any(diff.values()),
-                               f"array engine (all samples) vs pulse engine ({scope}): {sum(diff.values())} output "
-                               f"(step, sample, neuron) differ {diff}; array saturations "
-                               f"{arr.meta.get('saturation_count', 0)}, order-dependent {arr.meta.get('order_dependent', 0)}"))
+                checks.append(_engines_agree(last.last_trace, tr, nb, scope))
         n = int(tr.meta["violation_count"])
         first = tr.meta["violations"][0]["message"] if n else ""
         checks.append(("sfq emulated timing", n == 0, f"{n} violation(s) by kind {tr.meta['violations_by_kind']} "
@@ -139,3 +134,25 @@ def _saturations(tr) -> str:
     by = tr.meta.get("saturations_by_population") or {}
     return (f"storage-loop saturations (not violations; their effect is gated by the output checks): "
             f"{sum(by.values())} {dict(sorted(by.items()))}")
+
+
+def _engines_agree(arr, pulse, nb: int, scope: str) -> tuple[str, bool, str]:
+    """The array engine approximates pulse order only where a loop saturates mid-step; on the replayed samples
+    the pulse engine (the chip's behaviour) must agree with it within verify's own classifier gates."""
+    from spikeforge.gates import Gates
+
+    g = Gates().resolved("classifier")
+    a = np.concatenate([np.asarray(arr.outputs[k])[:, :nb].reshape(np.shape(arr.outputs[k])[0], nb, -1)
+                        for k in pulse.outputs], axis=-1).sum(0)
+    p = np.concatenate([np.asarray(v).reshape(np.shape(v)[0], nb, -1) for v in pulse.outputs.values()], axis=-1).sum(0)
+    same = int(np.sum(a != p)) == 0
+    decided = [b for b in range(nb) if np.sum(p[b] == p[b].max()) == 1 and np.sum(a[b] == a[b].max()) == 1]
+    agree = float(np.mean([a[b].argmax() == p[b].argmax() for b in decided])) if decided else 1.0
+    err = float(np.abs(a - p).sum() / max(1.0, float(p.sum())))
+    ok = same or (agree >= g.min_agreement and err <= float(g.max_count_error))
+    return ("sfq engines agree", ok, f"array engine vs pulse engine on the {scope}: "
+            + ("identical output counts" if same else
+               f"prediction agreement {agree:.1%} on {len(decided)} decided samples (min {g.min_agreement:.0%}), "
+               f"output count difference {err:.1%} of the pulse engine's (max {float(g.max_count_error):.0%})")
+            + f"; array saturations {arr.meta.get('saturation_count', 0)}, order-dependent "
+            f"{arr.meta.get('order_dependent', 0)} (pulse order decides there)")
