@@ -8,12 +8,15 @@ Every cell is a small timed state machine with the library's timing rules:
   a second data pulse while full overflows.
 * NEURON: clocked storage loop counting fluxons (exc +1, inh -1) up to a capacity; on its clock it fires
   when the count reaches the threshold, resets (zero / subtract, immediate / delayed) and leaks (L-R decay).
+  A pulse that would take the loop past +-capacity escapes through the loop's escape junction: the count
+  saturates. That is the cell's defined behaviour (like a saturating register), not a timing fault, so it is
+  counted per population in ``trace.meta["saturations_by_population"]``, never as a violation.
 * SYN: Josephson comparator passing each pulse with probability p (seeded).
 * OUT: SFQ/DC converter; records pulses, converted to time steps.
 
 Modes: ``error`` stops at the first violation with the cell, the times and the rule; ``physical`` does what
-the chip would do (colliding pulse dropped, late data caught one clock later, overflow fluxon escapes) and
-counts the violations in ``trace.meta``.
+the chip would do (colliding pulse dropped, late data caught one clock later, a second fluxon into a DFF
+escapes) and counts the violations in ``trace.meta``. Neuron saturation happens in both modes.
 
 The event queue is a calendar: a heapq of distinct pulse times and, per time, a list of ``cell << 2 | port``
 ints sorted before processing, so pulses at the same femtosecond resolve by cell id then port and runs are
@@ -138,7 +141,7 @@ class Program:
     def simulate(self, triggers: list[tuple[int, int]], *, mode: str = "physical", seed: int = 0,
                  ops: list[int] | None = None, violations: list[dict[str, Any]] | None = None,
                  max_violations: int = 1000, fast: bool = True,
-                 kinds: dict[str, int] | None = None,
+                 kinds: dict[str, int] | None = None, saturations: dict[str, int] | None = None,
                  vlog: list[tuple[int, int, int]] | None = None) -> tuple[list[tuple[int, int]], list[int],
                                                        list[int], int]:
         """Run one sample. triggers: (time_fs, cell) pulses into IN/CLK cells.
@@ -294,11 +297,9 @@ class Program:
                             continue
                         delta = unit[c] if port == 0 else -unit[c]
                         v = count[c] + delta
-                        if v > cap[c] or v < -cap[c]:
-                            violate("storage-loop overflow", c, t,
-                                    f"NEURON '{self.names[c]}': {('exc', 'inh')[port]} pulse at {_ps(t)} would make the "
-                                    f"loop hold {v} fluxons, capacity is {cap[c]}; the fluxon escapes",
-                                    count=v, capacity=cap[c])
+                        if v > cap[c] or v < -cap[c]:   # the fluxon escapes: the loop saturates
+                            if saturations is not None:
+                                saturations[self.layer[c]] = saturations.get(self.layer[c], 0) + 1
                             delta = 0
                             v = count[c]
                         count[c] = v
@@ -421,6 +422,19 @@ def prepare_inputs(sizes: dict[str, int], encoding: dict[str, str], inputs: dict
 _CACHE: dict[int, tuple[str, Program]] = {}
 
 
+#: `auto` runs a timing-clean clocked netlist pulse by pulse up to this many pulse paths x steps x samples;
+#: beyond it the array engine (equal spike for spike except where pulse order decides a saturation) runs,
+#: and verify replays a bounded subset of samples pulse by pulse (backends/sfq/backend.py)
+PULSE_AUTO_MAX = 20_000_000
+
+
+def pulse_workload(artifact: Artifact, inputs: dict[str, np.ndarray]) -> int:
+    """Pulse paths x steps x samples: the upper bound on the pulse engine's neuron-input events."""
+    first = np.asarray(next(iter(inputs.values())))
+    per_step = int((artifact.meta.get("estimate") or {}).get("pulses_per_step", 0))
+    return per_step * int(first.shape[0]) * int(first.shape[1] if first.ndim > 1 else 1)
+
+
 def program_for(artifact: Artifact) -> Program:
     text = artifact.files.get("code/netlist.json")
     if text is None:
@@ -457,6 +471,9 @@ class SFQEmulator(Emulator):
     def run(self, artifact: Artifact, inputs: dict[str, np.ndarray], *, probes: bool = False) -> Trace:
         program = artifact.meta.get("program")
         engine = self.engine or str(artifact.options.extra.get("sfq.emulator", "auto"))
+        if engine == "auto" and "code/netlist.json" in artifact.files and program is not None \
+                and program.get("coding") == "clocked" and artifact.meta.get("timing_clean", True):
+            engine = "pulse" if pulse_workload(artifact, inputs) <= PULSE_AUTO_MAX else "array"
         if engine == "array" or (engine == "auto" and "code/netlist.json" not in artifact.files):
             if program is None or program.get("coding") != "clocked" or not artifact.meta.get("timing_clean", True):
                 raise SpikeforgeError("the array emulator needs a timing-clean clocked program; use the pulse engine",
@@ -493,6 +510,7 @@ class SFQEmulator(Emulator):
         layer_syn: dict[str, float] = {}
         events = 0
         kinds: dict[str, int] = {}
+        sats: dict[str, int] = {}
         states: dict[str, np.ndarray] = {}
         clk_triggers = []
         if nl.clock_root >= 0:
@@ -516,7 +534,8 @@ class SFQEmulator(Emulator):
             nviol = len(violations)
             vlog: list[tuple[int, int, int]] | None = [] if probes else None
             out_p, fires, syn_in, ev = prog.simulate(trig, mode=mode, seed=seed * 1_000_003 + b, ops=ops,
-                                                     violations=violations, fast=self.fast, kinds=kinds, vlog=vlog)
+                                                     violations=violations, fast=self.fast, kinds=kinds,
+                                                     saturations=sats, vlog=vlog)
             if probes:
                 _probe(prog, states, fires, vlog or [], b, T, B)
             for v in violations[nviol:]:
@@ -560,5 +579,6 @@ class SFQEmulator(Emulator):
             states=states,
             meta={"batch": B, "timesteps": T, "mode": mode, "events": events, "period_fs": P,
                   "violation_count": sum(kinds.values()), "violations_by_kind": kinds,
-                  "violations": violations[:50], "ops_by_type": ops_by_type, "bias_ops_uA": charge},
+                  "violations": violations[:50], "ops_by_type": ops_by_type, "bias_ops_uA": charge,
+                  "saturations_by_population": sats, "saturation_count": sum(sats.values())},
         )

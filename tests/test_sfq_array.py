@@ -89,7 +89,8 @@ def test_overflow_is_flagged_not_hidden() -> None:
     with pytest.raises(OverflowPossible):
         run_arrays(art.meta["program"], art.arrays, {"in": x}, strict=True)
     tr = SFQEmulator(engine="array").run(art, {"in": x})
-    assert tr.meta["possible_overflow"] > 0 and tr.meta["violation_count"] > 0
+    assert tr.meta["possible_overflow"] > 0 and tr.meta["saturation_count"] > 0 and tr.meta["violation_count"] == 0
+    assert tr.meta["possible_overflow"] == tr.meta["saturation_count"] + tr.meta["order_dependent"]
     big = SFQBackend().lower(g, get_board("sfq-rsfq"), CompileOptions(timesteps=x.shape[0],
                                                                       extra={"sfq.capacity": 256}))
     p, a = _both(big, {"in": x}, probes=False)

@@ -157,12 +157,11 @@ def test_storage_loop_overflow_neuron() -> None:
     assert kinds(ok) == kinds(bad) == set()                      # timing is clean in both
     assert any("capacity 2" in w for w in analyse(bad).warnings)
     np.testing.assert_array_equal(run(ok, "error").outputs["o"][:, 0, 0], [1, 0, 0, 0])
-    with pytest.raises(TimingViolation, match=r"storage-loop overflow.*'nrn'.*hold 3 fluxons, capacity is 2") as e:
-        run(bad, "error")
-    assert e.value.node == "nrn"
-    tr = run(bad, "physical")
-    assert tr.outputs["o"].sum() == 0                            # the escaped fluxon is missing: 2 - 2 = 0
-    assert tr.meta["violations_by_kind"] == {"storage-loop overflow": 1}
+    # the third fluxon escapes (the loop saturates at 2), in both modes: defined behaviour, not a violation
+    for mode in ("error", "physical"):
+        tr = run(bad, mode)
+        assert tr.outputs["o"].sum() == 0                        # the escaped fluxon is missing: 2 - 2 = 0
+        assert tr.meta["violations_by_kind"] == {} and tr.meta["saturations_by_population"] == {"": 1}
 
 
 def test_storage_loop_overflow_dff() -> None:

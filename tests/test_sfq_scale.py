@@ -94,7 +94,7 @@ def test_large_design_compiles_to_arrays_and_emulates() -> None:
     prof = be.cost_model().profile(big, a)
     assert prof.energy_total > 0 and prof.latency_of("per_step") == big.meta["period_fs"] * 1e-15
     checks = be.verify_extra(big, {"in": x})
-    assert checks[0][0] == "sfq storage-loop capacity" and checks[0][1]
+    assert checks[0][0] == "sfq array emulation exact" and checks[0][1]
 
 
 @needs_cnn

@@ -310,6 +310,24 @@ def quantise_layer(L: Layer, coding: str, max_w: int, capacity: int, extra: dict
     return QLayer(wscale, lk.threshold, lk, q, bq, qn)
 
 
+def saturation_reach(L: Layer, Q: QLayer, capacity: int) -> tuple[float, float]:
+    """(fraction of neurons whose worst-case input can reach +-capacity, largest worst case in pulses or inf).
+
+    Up: the count before a step is below threshold, so threshold - 1 plus every excitatory pulse of one step.
+    Down: inhibition accumulates across steps, bounded by the leak: -inh / (1 - keep) (unbounded for IF)."""
+    exc = sum(np.maximum(qm, 0).sum(1) for qm in Q.q.values()).astype(np.float64)
+    inh = sum(np.maximum(-qm, 0).sum(1) for qm in Q.q.values()).astype(np.float64)
+    if Q.bq is not None and L.bias is not None:
+        exc = exc + np.maximum(Q.bq, 0)
+        inh = inh + np.maximum(-Q.bq, 0)
+    up = (Q.th - 1) / (1 << Q.lk.frac_bits) + exc
+    with np.errstate(divide="ignore"):
+        down = np.where(inh > 0, np.where(L.keep < 1, inh / np.maximum(1.0 - L.keep, 1e-300), np.inf), 0.0)
+    reach = np.maximum(up, down)
+    frac = float(np.mean(reach > capacity)) if reach.size else 0.0
+    return frac, float(np.max(reach))
+
+
 def store_layer(arrays: dict[str, np.ndarray], sem: dict[str, Any], L: Layer, Q: QLayer, leak_bits: int,
                 capacity: int) -> None:
     """The array program of one layer (artifact arrays) and its semantic records (with measured sizes)."""
@@ -320,16 +338,16 @@ def store_layer(arrays: dict[str, np.ndarray], sem: dict[str, Any], L: Layer, Q:
             top = max(1, max(int(np.abs(qm).max(initial=0)) for qm in Q.q.values()))
             record(sem, L.name, "quantisation", f"weights rounded to integer pulse counts |q| <= {top}; largest "
                    "rounding error relative to the largest weight", err / top)
-        exc = sum(np.maximum(qm, 0).sum(1) for qm in Q.q.values())
-        if Q.bq is not None and L.bias is not None:
-            exc = exc + np.maximum(Q.bq, 0)
-        u = 1 << Q.lk.frac_bits
-        worst = float(np.max((Q.th - 1) / u + exc, initial=0.0))
-        if worst > capacity:
-            record(sem, L.name, "saturation", f"storage loop of capacity {capacity} can receive up to {worst:g} "
-                   "fluxons in a step (threshold - 1 + excitatory pulses; inhibition can also push it below "
-                   f"-{capacity}); an overflowing fluxon escapes; magnitude = worst / capacity. The emulators count "
-                   "overflows and verify fails on them", worst / capacity)
+        frac, worst = saturation_reach(L, Q, capacity)
+        if frac > 0:
+            record(sem, L.name, "saturation", f"{frac:.1%} of the storage loops (capacity {capacity} fluxons = "
+                   f"weight pulses) can be driven past +-{capacity} by their worst-case input ("
+                   + (f"up to {worst:g} pulses" if np.isfinite(worst) else "unbounded: an IF neuron accumulates "
+                      "inhibition without leak") + "; threshold - 1 + excitatory pulses in one step, or inhibition "
+                   "accumulated over steps); "
+                   "the escape junction then saturates the count at +-capacity. magnitude = that fraction; the "
+                   "emulators count saturations per population and verify gates their effect on the outputs",
+                   frac)
     arrays[f"{L.name}/threshold"] = Q.th.astype(np.int64)
     arrays[f"{L.name}/reset_sub"] = Q.lk.sub
     arrays[f"{L.name}/v_reset"] = Q.lk.v_reset
