@@ -259,10 +259,17 @@ def build_models(work: Path, names: list[str] | None = None) -> dict[str, Model]
         density = rng.uniform(0.02, 0.05, size=(1, SINABS_FRAMES, 1, 1, 1))
         frames = rng.random((SINABS_STEPS, SINABS_FRAMES, 2, 34, 34)) < density
         np.savez(work / "sinabs_in.npz", input=frames.astype(np.uint8))
+        # representative data for the boards that size from it (SpiNNaker's tick budget and ring buffers,
+        # RRAM's ADC range): other frames of the same distribution, never the verification frames
+        cal = np.random.default_rng(1)
+        cal_density = cal.uniform(0.02, 0.05, size=(1, 16, 1, 1, 1))
+        np.savez(work / "sinabs_cal.npz",
+                 input=(cal.random((SINABS_STEPS, 16, 2, 34, 34)) < cal_density).astype(np.uint8))
         models["nir_cnn_sinabs"] = Model("nir_cnn_sinabs", "Sinabs (NIR paper file)", "shared/models/cnn_sinabs.nir, "
-                                         "random 2x34x34 events (N-MNIST is not downloadable here)",
+                                         "random 2x34x34 events (N-MNIST is not downloadable here), "
+                                         "--calibration with 16 other random frames",
                                          str(SHARED / "models" / "cnn_sinabs.nir"), str(work / "sinabs_in.npz"),
-                                         dt=1e-3)
+                                         {"calibration": str(work / "sinabs_cal.npz")}, dt=1e-3)
     (work / "models.json").write_text(json.dumps({k: asdict(v) for k, v in models.items()}, indent=1))
     return models
 

@@ -49,7 +49,7 @@ OPTIONS: dict[str, Opt] = {
     "spinnaker.rate_hz": Opt(float, 30.0, "firing rate (Hz) the statistical ring-buffer bound assumes",
                              min=1e-3, max=1e5),
     "spinnaker.calibration": Opt(str, None, "calibration inputs (.npz path) for ring-buffer bounds and tick budget"),
-    "spinnaker.calibration_margin": Opt(float, 1.25, "factor on the largest observed summed input", min=1.0,
+    "spinnaker.calibration_margin": Opt(float, 1.25, "factor on the largest summed input and busiest core step seen on calibration data", min=1.0,
                                         max=100.0),
     "spinnaker.calibration_samples": Opt(int, 16, "calibration samples used", min=1, max=100000),
     "spinnaker.max_expected_summed_weight": Opt(weight_pins, None,
