@@ -396,7 +396,8 @@ def _short(cell: dict[str, Any]) -> str:
     agree = m.get("prediction_agreement")
     ref_acc, board_acc = m.get("accuracy_reference"), m.get("accuracy_board")
     drop = None if ref_acc is None or board_acc is None else ref_acc - board_acc
-    metric = (f"agree {agree:.0%}" if agree is not None else "") + (f", drop {drop:+.1%}" if drop is not None else "")
+    metric = (f"agree {agree:.0%}" if agree is not None else "") + (
+        f", float {ref_acc:.1%}, drop {drop:+.1%}" if drop is not None else "")
     if st == "pass":
         return f"pass ({metric})" if metric else "pass"
     if st == "fail":
@@ -424,7 +425,10 @@ def render(models: dict[str, Model], cells: list[dict[str, Any]], boards: list[s
         "model file as `spikeforge compile` would, saves and reloads the artifact, and runs `spikeforge verify` "
         f"against the float reference on {SAMPLES} digits test samples (the paper drive for lif_norse, "
         f"{SINABS_FRAMES} random event frames of {SINABS_STEPS} steps at 2-5 % density for cnn_sinabs). `agree` is the fraction of samples whose prediction equals the float "
-        "model's; `drop` the accuracy lost against it where labels exist.",
+        "model's; `float` the float model's accuracy and `drop` the accuracy the board loses against it, where labels "
+        "exist. An ANN is converted for the board's reset (Loihi and SpiNNaker reset to zero, the others by "
+        "subtraction; docs/frontends.md), so the float accuracy of a converted model differs between those columns: "
+        "that difference is the conversion's, printed by compile, and the drop is the chip's.",
         "",
         f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {sum(c.get('seconds', 0) for c in cells):.0f} s "
         f"of cell time (2 cells at a time on a loaded 2-core machine){note}; per-cell times are in "
