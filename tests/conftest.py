@@ -34,3 +34,18 @@ def small_graph() -> nir.NIRGraph:
 def spikes():
     rng = np.random.default_rng(1)
     return (rng.random((30, 5, 4)) < 0.5).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def conformance():
+    """benchmarks/conformance.py as a module (its model builders and one-cell runner)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "conformance.py"
+    spec = importlib.util.spec_from_file_location("conformance", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["conformance"] = mod
+    spec.loader.exec_module(mod)
+    return mod

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def conformance():
-    spec = importlib.util.spec_from_file_location("conformance", ROOT / "benchmarks" / "conformance.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["conformance"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")

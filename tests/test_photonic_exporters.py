@@ -6,8 +6,6 @@ smaller weights): the same network, and optical DFA must train both the same way
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("sklearn")
 pytest.importorskip("norse")
 pytest.importorskip("snntorch")
-
-
-@pytest.fixture(scope="module")
-def conformance():
-    spec = importlib.util.spec_from_file_location("conformance", ROOT / "benchmarks" / "conformance.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["conformance"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")

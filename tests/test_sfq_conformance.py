@@ -7,8 +7,6 @@ with AvgPool2d was refused as unsupported.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import warnings
 from pathlib import Path
 
@@ -25,17 +23,7 @@ from spikeforge.passes import avgpool_to_sumpool
 from spikeforge.pipeline import compile_model
 from spikeforge.verify import verify
 
-ROOT = Path(__file__).resolve().parents[1]
 SFQ = {"sfq.capacity": 64, "sfq.max_weight": 7}
-
-
-@pytest.fixture(scope="module")
-def conformance():
-    spec = importlib.util.spec_from_file_location("conformance", ROOT / "benchmarks" / "conformance.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["conformance"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")

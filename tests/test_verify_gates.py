@@ -167,15 +167,15 @@ def test_gates_validate_what_users_pass():
 def test_photonic_forward_is_not_counted_as_evidence():
     """The OPU only trains: forward agreement holds by construction and is not printed as evidence."""
     from spikeforge.backends.photonic.backend import PhotonicBackend
-    from spikeforge.backends.photonic.dfa import single_thread
     from spikeforge.boardspec import get_board
+    from spikeforge.threads import torch_single_thread
 
     from .test_photonic_backend import mlp_graph
 
     opts = CompileOptions(seed=0, extra={"verify_epochs": 2})  # which checks run matters here, not their values
     art = PhotonicBackend().lower(mlp_graph([64, 40, 10], seed=4), get_board("lighton-opu"), opts)  # digits fit
     x = (np.random.default_rng(0).random((8, 60, 64)) < 0.4).astype(np.float32)
-    with single_thread():
+    with torch_single_thread():
         res = verify(art, {"input": x}, backend=get_backend("photonic"))
     names = [c.name for c in res.checks]
     assert "agreement" not in names and "output:output" not in names and "activity" not in names

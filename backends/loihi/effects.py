@@ -10,15 +10,13 @@ output spike counts (sum |diff| / sum of reference counts) is returned.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import nir
 import numpy as np
-import torch
 
 from spikeforge import graph as G
 from spikeforge.refsim import ReferenceSimulator, config_for_graph
+from spikeforge.threads import torch_single_thread
 
 LOIHI_CONVENTIONS = {"spikeforge.reset": "zero", "spikeforge.reset_timing": "immediate",
                      "spikeforge.threshold_cmp": ">"}
@@ -29,18 +27,6 @@ def analog_input(g: nir.NIRGraph, name: str) -> bool:
     enc = str((getattr(g.nodes[name], "metadata", None) or {}).get("spikeforge.encoding", "")) or \
         str((g.metadata or {}).get("spikeforge.input_encoding", ""))
     return enc.startswith("analog")
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """These small runs take 0.2 s on one torch thread and 3-7 s on two when the machine is loaded (thread
-    hand-offs for tiny convolutions), which decided cnn_sinabs's compile time: run them on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def input_kind(g: nir.NIRGraph) -> str:
@@ -68,7 +54,7 @@ def floor_crossings(g: nir.NIRGraph, dt: float, floors: dict[str, np.ndarray], *
     """Per node: (fraction of its neurons whose float v falls below `floors[node]` (per neuron, < 0) at
     least once on the random input, lowest v over the run / |floor|)."""
     x = _inputs(g, steps, batch, seed)
-    with _one_thread():
+    with torch_single_thread():
         res = ReferenceSimulator(g, config_for_graph(g, dt)).run(x, probes=True)
     out: dict[str, tuple[float, float]] = {}
     for name, floor in floors.items():
@@ -83,7 +69,7 @@ def convention_effect(g: nir.NIRGraph, dt: float, nodes: list[str], *, steps: in
                       seed: int = 0) -> float:
     """Relative output spike-count change when `nodes` follow Loihi's reset/threshold conventions."""
     x = _inputs(g, steps, batch, seed)
-    with _one_thread():
+    with torch_single_thread():
         base = ReferenceSimulator(g, config_for_graph(g, dt)).run(x)
     h = copy.deepcopy(g)
     gm = dict(h.metadata or {})
@@ -97,7 +83,7 @@ def convention_effect(g: nir.NIRGraph, dt: float, nodes: list[str], *, steps: in
         if name in nodes:
             meta.update(LOIHI_CONVENTIONS)
         node.metadata = meta
-    with _one_thread():
+    with torch_single_thread():
         moved = ReferenceSimulator(h, config_for_graph(h, dt)).run(x)
     diff = sum(float(np.abs(np.asarray(moved.outputs[k]).sum(0) - np.asarray(v).sum(0)).sum())
                for k, v in base.outputs.items())

@@ -22,9 +22,7 @@ layer uses the same rate surrogate (documented approximation, see docs/photonic.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,17 +30,7 @@ import numpy as np
 import torch
 
 from spikeforge.emulators.opu import CameraConfig, LinearProjector
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread: these matrices are tiny, and extra threads only spin on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from spikeforge.threads import torch_single_thread
 
 
 @dataclass
@@ -563,7 +551,7 @@ class SpikingTrainer(MLPTrainer):
 def fit(trainer: MLPTrainer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch: int = 32, seed: int = 0,
         x_test: np.ndarray | None = None, y_test: np.ndarray | None = None) -> dict[str, Any]:
     """Mini-batch training with a seeded shuffle; returns per-epoch test accuracy and the final one."""
-    with single_thread():
+    with torch_single_thread():
         return _fit(trainer, x, y, epochs=epochs, batch=batch, seed=seed, x_test=x_test, y_test=y_test)
 
 

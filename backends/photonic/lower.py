@@ -31,6 +31,7 @@ from spikeforge import graph as G
 from spikeforge.boards import Board
 from spikeforge.errors import GraphError, InputError, UnsupportedError
 from spikeforge.interfaces import CompileOptions
+from spikeforge.threads import torch_single_thread
 
 from .dfa import (
     FeatureSpec,
@@ -40,7 +41,6 @@ from .dfa import (
     OpticalFeedback,
     SpikingTrainer,
     apply_feature,
-    single_thread,
     ternarise,
 )
 
@@ -467,7 +467,7 @@ def build_program(graph: nir.NIRGraph, board: Board, options: CompileOptions) ->
     gains = {s.name: 1.0 for s in layers if s.role == "dfa"}
     calib: dict[str, Any] = {"data": source}
     if lay["n_out"] > 0:
-        with single_thread():
+        with torch_single_thread():
             calib.update(_calibrate(layers, board, data, n_classes, lay["n_out"], seed, threshold, tmode, macro,
                                     n_anchor, gains, str(cfg["init"]), spk, front))
     flux = float(board.value("physics.flux_per_mirror"))
