@@ -34,9 +34,9 @@ from spikeforge.backends.photonic.dfa import (
     MLPTrainer,
     OpticalFeedback,
     fit,
-    single_thread,
 )
 from spikeforge.emulators.opu import CameraConfig, LinearProjector, OPUConfig, OPUDevice
+from spikeforge.threads import torch_single_thread
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Report, out_dir  # noqa: E402
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs = 8 if a.quick else 30
         print(f"[accuracy] sklearn digits, MLP 64-128-128-10, Adam lr 1e-3, {epochs} epochs, seeds {seeds}, "
               "1200 train / 597 test")
-        with single_thread():
+        with torch_single_thread():
             out["accuracy"] = accuracy_part(seeds, [128, 128], epochs, 1e-3)
         rows = out["accuracy"]
         opt = rows["optical DFA (8-bit camera, stochastic ternary error)"]
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs = 8 if a.quick else 30
         print(f"[conv] sklearn digits 8x8, Conv2d(8, 3x3) -> SumPool 2 -> 64 -> 10, Adam lr 1e-3, {epochs} epochs, "
               f"seeds {seeds}")
-        with single_thread():
+        with torch_single_thread():
             out["conv"] = conv_part(seeds, epochs)
     if not a.skip_speed:
         n = a.n or (2000 if a.quick else 10000)

@@ -13,9 +13,10 @@ from spikeforge.backends.reference.backend import with_dt
 from spikeforge.boards import Board, get_board
 from spikeforge.errors import BoardError, InputError, SpikeforgeError
 from spikeforge.interfaces import Backend, CompileOptions, CostModel, Emulator
+from spikeforge.threads import torch_single_thread
 
 from .cost import PhotonicCostModel
-from .dfa import MLPTrainer, fit, single_thread
+from .dfa import MLPTrainer, fit
 from .emit import emit_files
 from .lower import as_samples, build_program, make_feedback, make_trainer
 from .options import OPTIONS
@@ -103,7 +104,7 @@ def run_verification(artifact: Artifact, inputs: dict[str, np.ndarray], *, label
                      **faults: Any) -> list[tuple[str, bool, str]]:
     """verify_extra's work. `camera` alters CameraConfig fields, `faults` OPUConfig fields (frame_offset,
     drift_per_frame): fault injection, to check that verify catches a broken co-processor."""
-    with single_thread():
+    with torch_single_thread():
         return _verify(artifact, inputs, labels, epochs, camera or {}, faults)
 
 
