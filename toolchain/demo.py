@@ -19,11 +19,10 @@ from .verify import verify
 
 #: (model, board) -> why verification is expected to fail there. The demo shows these rows as findings
 #: (the cost of that board's arithmetic); any other failing row makes `spikeforge demo` exit 1.
-_SFQ_LOOPS = ("the board's default |w| <= 3 pulses and capacity-8 storage loops cost accuracy (sfq-rsfq: digits_snn "
-              "drops 11.1 points, 91.9 % agreement; digits_mlp 88.6 % agreement): weights round coarsely and the loops saturate "
-              "(counted per layer; defined escape-junction behaviour, not a timing fault: emulated timing is "
-              "clean). With --set sfq.max_weight=7 --set sfq.capacity=64 the digits MLPs pass verify "
-              "(docs/sfq.md, docs/conformance.md)")
+_SFQ_LOOPS = ("the board's default |w| <= 3 pulses and capacity-8 storage loops cost accuracy (the table above "
+              "shows by how much): weights round coarsely and the loops saturate (counted per layer; defined "
+              "escape-junction behaviour, not a timing fault: emulated timing is clean). With --set "
+              "sfq.max_weight=7 --set sfq.capacity=64 the digits MLPs pass verify (docs/sfq.md, docs/conformance.md)")
 EXPECTED_FAILURES: dict[tuple[str, str], str] = {
     (model, board): _SFQ_LOOPS for model in ("digits_snn.nir", "digits_mlp.onnx") for board in ("sfq-rsfq", "sfq-ersfq")
 }
