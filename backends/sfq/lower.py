@@ -372,14 +372,20 @@ class Plan:
     sem: dict[str, Any]
 
 
-def plan_program(g: nir.NIRGraph, dt: float, board: Board, options: CompileOptions) -> Plan:
-    """Parse and quantise every layer into arrays; what the array emulator runs and the netlist is built from."""
-    extra = options.extra or {}
+def _coding_and_sizes(extra: dict[str, Any], board: Board) -> tuple[str, int, int]:
+    """The coding, loop capacity and largest pulse weight a compile uses: `--set` values, else the board's."""
     coding = str(extra.get("sfq.coding", "clocked"))
     if coding not in CODINGS:
         raise UnsupportedError(f"sfq.coding={coding!r}; allowed: {CODINGS}", field="sfq.coding")
     capacity = int(extra.get("sfq.capacity") or board.value("parameters.neuron_capacity"))
     max_w = int(extra.get("sfq.max_weight") or board.value("parameters.max_weight"))
+    return coding, capacity, max_w
+
+
+def plan_program(g: nir.NIRGraph, dt: float, board: Board, options: CompileOptions) -> Plan:
+    """Parse and quantise every layer into arrays; what the array emulator runs and the netlist is built from."""
+    extra = options.extra or {}
+    coding, capacity, max_w = _coding_and_sizes(extra, board)
     frac_bits = int(extra.get("sfq.leak_frac_bits", 8))
     leak_bits = int(extra.get("sfq.leak_bits", 16))
     parsed = parse(g, dt)
@@ -460,11 +466,7 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
                 ) -> tuple[Netlist, dict[str, np.ndarray], dict[str, Any]]:
     """Flat graph with dt -> (netlist, arrays for the artifact, facts for the report)."""
     extra = options.extra or {}
-    coding = str(extra.get("sfq.coding", "clocked"))
-    if coding not in CODINGS:
-        raise UnsupportedError(f"sfq.coding={coding!r}; allowed: {CODINGS}", field="sfq.coding")
-    capacity = int(extra.get("sfq.capacity") or board.value("parameters.neuron_capacity"))
-    max_w = int(extra.get("sfq.max_weight") or board.value("parameters.max_weight"))
+    coding, capacity, max_w = _coding_and_sizes(extra, board)
     arrays: dict[str, np.ndarray] = {}
     notes: list[str] = []
     sem: dict[str, Any] = {}       # semantic warnings (spikeforge.semantics) for artifact.meta
