@@ -49,3 +49,13 @@ def conformance():
     sys.modules["conformance"] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture
+def model(tmp_path):
+    """A small LIF MLP written as a NIR file, the model the CLI tests compile."""
+    from spikeforge import graph as G
+
+    p = tmp_path / "m.nir"
+    G.write(lif_mlp(), p)
+    return p

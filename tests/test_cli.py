@@ -28,13 +28,6 @@ def run_proc(*args):
 
 
 @pytest.fixture
-def model(tmp_path):
-    p = tmp_path / "m.nir"
-    G.write(lif_mlp(), p)
-    return p
-
-
-@pytest.fixture
 def inputs(tmp_path):
     rng = np.random.default_rng(0)
     p = tmp_path / "x.npz"

@@ -15,6 +15,7 @@ import numpy as np
 
 from .atomic import atomic_file
 from .errors import GraphError
+from .validate import shape_of
 
 #: NIR 1.0 primitives the toolchain understands.
 KNOWN_NODES: tuple[type, ...] = (
@@ -225,16 +226,7 @@ def difference(a: nir.NIRGraph, b: nir.NIRGraph) -> str | None:
 
 def node_shape(node: nir.NIRNode, port: str) -> tuple[int, ...] | None:
     """Shape of a node's input ('input') or output ('output') port, or None when NIR leaves it open."""
-    types = node.input_type if port == "input" else node.output_type
-    if not types:
-        return None
-    value = next(iter(types.values()))
-    if value is None:
-        return None
-    arr = np.atleast_1d(np.asarray(value))
-    if arr.size == 0 or arr.dtype == object:
-        return None
-    return tuple(int(x) for x in arr)
+    return shape_of(node.input_type if port == "input" else node.output_type)
 
 
 def flatten(graph: nir.NIRGraph, prefix: str = "") -> nir.NIRGraph:
