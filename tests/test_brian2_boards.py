@@ -8,9 +8,6 @@ Before that lowering both boards kept the lost input and fired up to twice as of
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -19,6 +16,8 @@ b2 = pytest.importorskip("brian2")
 import spikeforge  # noqa: E402
 from spikeforge.backends.loihi._lava_compat import lava_available  # noqa: E402
 from spikeforge.frontends.brian2 import from_brian2  # noqa: E402
+
+from .lava_script import run_network_py  # noqa: E402
 
 b2.prefs.codegen.target = "numpy"
 T, N_IN = 300, 8
@@ -90,15 +89,10 @@ def test_emitted_lava_script_runs_the_refractory_model_bit_exact(brian_run, tmp_
     assert "LIFRefractory" in art.meta["summary"]["lava_processes"]
     out_dir = art.save(tmp_path / "art")
     xs = {"inp": x["inp"][:60]}
-    np.savez(tmp_path / "in.npz", **xs)
-    res = subprocess.run([sys.executable, str(out_dir / "code" / "network.py"), "--input", str(tmp_path / "in.npz"),
-                          "--out", str(tmp_path / "out.npz"), "--probe"],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-2000:]
+    f = run_network_py(out_dir, xs, tmp_path)
     tr = spikeforge.emulate(spikeforge.artifact.Artifact.load(out_dir), xs, probes=True)
-    with np.load(tmp_path / "out.npz") as f:
-        for name in ("hid_out", "out_out"):
-            assert f[name].sum() > 5
-            np.testing.assert_array_equal(f[name], tr.outputs[name])
-        for pop in ("hid", "out"):
-            np.testing.assert_array_equal(f[f"loihi/{pop}/v"], tr.states[f"loihi/{pop}/v"])
+    for name in ("hid_out", "out_out"):
+        assert f[name].sum() > 5
+        np.testing.assert_array_equal(f[name], tr.outputs[name])
+    for pop in ("hid", "out"):
+        np.testing.assert_array_equal(f[f"loihi/{pop}/v"], tr.states[f"loihi/{pop}/v"])

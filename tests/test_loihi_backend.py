@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import nir
@@ -17,6 +15,8 @@ from spikeforge.backends.loihi._lava_compat import lava_available
 from spikeforge.boards import get_board, load_board_file
 from spikeforge.errors import FitError, UnsupportedError
 from spikeforge.interfaces import CompileOptions
+
+from .lava_script import run_network_py
 
 needs_lava = pytest.mark.skipif(not lava_available(), reason="lava-nc not installed")
 
@@ -118,20 +118,15 @@ def test_emitted_network_py_runs_and_equals_emulator(tmp_path):
     out_dir = art.save(tmp_path / "art")
     loaded = Artifact.load(out_dir)
     x = spikes_in(np.random.default_rng(6), 20, 2, 10, 0.4)
-    np.savez(tmp_path / "in.npz", input=x)
-    res = subprocess.run([sys.executable, str(out_dir / "code" / "network.py"), "--input", str(tmp_path / "in.npz"),
-                          "--out", str(tmp_path / "out.npz"), "--probe"],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-2000:]
+    f = run_network_py(out_dir, {"input": x}, tmp_path)
     tr = LoihiBackend().emulator().run(loaded, {"input": x}, probes=True)
-    with np.load(tmp_path / "out.npz") as f:
-        lava_out = f["output"]
-        assert lava_out.sum() > 0
-        np.testing.assert_array_equal(lava_out, tr.outputs["output"])
-        for pop in art.meta["program"]["pops"]:
-            n = pop["name"]
-            np.testing.assert_array_equal(f[f"loihi/{n}/v"], tr.states[f"loihi/{n}/v"])
-            np.testing.assert_array_equal(f[f"loihi/{n}/u"], tr.states[f"loihi/{n}/u"])
+    lava_out = f["output"]
+    assert lava_out.sum() > 0
+    np.testing.assert_array_equal(lava_out, tr.outputs["output"])
+    for pop in art.meta["program"]["pops"]:
+        n = pop["name"]
+        np.testing.assert_array_equal(f[f"loihi/{n}/v"], tr.states[f"loihi/{n}/v"])
+        np.testing.assert_array_equal(f[f"loihi/{n}/u"], tr.states[f"loihi/{n}/u"])
     assert "USE_HARDWARE" in (out_dir / "code" / "network.py").read_text()
     assert "Loihi2HwCfg" in (out_dir / "code" / "network.py").read_text()
 

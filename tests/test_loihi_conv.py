@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +19,8 @@ from spikeforge.backends.loihi.structured import linear_map
 from spikeforge.interfaces import CompileOptions
 from spikeforge.pipeline import compile_model
 from spikeforge.refsim import SimConfig, make_kernel
+
+from .lava_script import run_network_py
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CNN = SHARED / "models" / "cnn_sinabs.nir"
@@ -121,20 +121,15 @@ def test_cnn_sinabs_emitted_network_py_equals_emulator_under_lava(cnn_art, tmp_p
     out_dir = cnn_art.save(tmp_path / "art")
     loaded = Artifact.load(out_dir)
     x = _frames(4, 12, 2)
-    np.savez(tmp_path / "in.npz", input=x)
-    res = subprocess.run([sys.executable, str(out_dir / "code" / "network.py"), "--input", str(tmp_path / "in.npz"),
-                          "--out", str(tmp_path / "out.npz"), "--probe"],
-                         capture_output=True, text=True, timeout=900, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-2000:]
+    f = run_network_py(out_dir, {"input": x}, tmp_path, timeout=900)
     tr = LoihiBackend().emulator().run(loaded, {"input": x}, probes=True)
-    with np.load(tmp_path / "out.npz") as f:
-        np.testing.assert_array_equal(f["output"].reshape(tr.outputs["output"].shape), tr.outputs["output"])
-        for pop in loaded.meta["program"]["pops"]:
-            n = pop["name"]
-            assert f[f"loihi/{n}/s"].sum() > 0
-            for var in ("s", "u", "v"):
-                np.testing.assert_array_equal(f[f"loihi/{n}/{var}"], tr.states[f"loihi/{n}/{var}"].reshape(
-                    f[f"loihi/{n}/{var}"].shape))
+    np.testing.assert_array_equal(f["output"].reshape(tr.outputs["output"].shape), tr.outputs["output"])
+    for pop in loaded.meta["program"]["pops"]:
+        n = pop["name"]
+        assert f[f"loihi/{n}/s"].sum() > 0
+        for var in ("s", "u", "v"):
+            np.testing.assert_array_equal(f[f"loihi/{n}/{var}"], tr.states[f"loihi/{n}/{var}"].reshape(
+                f[f"loihi/{n}/{var}"].shape))
 
 
 def check_conv_vs_lava(seed: int, steps: int = 12) -> None:
