@@ -11,10 +11,10 @@ from spikeforge.boardspec import list_boards
 from spikeforge.errors import SpikeforgeError
 from spikeforge.gates import Gates
 from spikeforge.interfaces import CompileOptions
-from spikeforge.metrics import argmax_outcomes, compare_spikes, matched_spikes
+from spikeforge.metrics import argmax_outcomes, compare_spikes, expected_accuracy, matched_spikes
 from spikeforge.pipeline import compile_model
 from spikeforge.registry import backend_targets, get_backend
-from spikeforge.verify import latency_of, verify
+from spikeforge.verify import latency_of, scores, verify
 
 from .verify_helpers import LIF_NORSE, LIF_NORSE_SPIKES, QuirkBackend, chain, fast_backend, lif_norse_drive
 
@@ -153,6 +153,25 @@ def test_metrics_on_known_trains():
     assert m["first_spike_diff_mean"] == 1 and 0 < m["van_rossum"] < 1
     oc = argmax_outcomes(np.array([[1, 0], [0, 0], [0, 2], [1, 1]]), np.array([[1, 0], [1, 0], [3, 0], [0, 1]]))
     assert oc == {"agree": 0.25, "tie": 0.5, "disagree": 0.25}
+
+
+def test_accuracy_splits_ties_so_class_order_does_not_decide():
+    s = np.array([[2, 2, 0], [0, 3, 1], [1, 1, 1]])
+    y = np.array([0, 1, 0])
+    want = (1 / 2 + 1 + 1 / 3) / 3
+    assert expected_accuracy(s, y) == pytest.approx(want)
+    # the same scores with the classes numbered in reverse: argmax's first-index rule changes its mind, this does not
+    s_rev, y_rev = s[:, ::-1], 2 - y
+    assert (s.argmax(1) == y).mean() == 1.0 and (s_rev.argmax(1) == y_rev).mean() == pytest.approx(1 / 3)
+    assert expected_accuracy(s_rev, y_rev) == pytest.approx(want)
+    assert expected_accuracy(s, np.array([0, 1, 7])) == pytest.approx((1 / 2 + 1) / 3)   # no output for class 7
+    # verify's accuracy check uses it on both sides
+    g = chain([6, 8, 3], seed=2)
+    x = (np.random.default_rng(3).random((20, 30, 6)) < 0.3).astype(np.float32)
+    labels = np.random.default_rng(4).integers(0, 3, 30)
+    res = verify(compile_model(g, "cpu-reference", CompileOptions()), {"input": x}, labels)
+    assert res.metrics["accuracy_reference"] == pytest.approx(expected_accuracy(scores(res.reference.outputs), labels))
+    assert res.metrics["accuracy_board"] == pytest.approx(expected_accuracy(scores(res.board_trace.outputs), labels))
 
 
 def test_gates_validate_what_users_pass():

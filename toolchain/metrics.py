@@ -151,6 +151,20 @@ def best_shift(ref: np.ndarray, got: np.ndarray, spiking: bool) -> int:
     return best
 
 
+def expected_accuracy(s: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy with ties split evenly: a sample whose maximum is shared by k classes, the label among them,
+    counts 1/k. Why: argmax's first-index rule credits whichever tied class has the lowest index, so spike-count
+    ties (common with few steps) turn class order into accuracy, on the float side as on the board's."""
+    if s.shape[0] == 0:
+        return float("nan")
+    top = s == s.max(axis=1, keepdims=True)
+    y = np.asarray(labels, dtype=np.int64)
+    ok = (y >= 0) & (y < s.shape[1])                     # a label no output stands for is never predicted
+    hit = np.zeros(s.shape[0], dtype=bool)
+    hit[ok] = top[np.flatnonzero(ok), y[ok]]
+    return float(np.mean(hit / top.sum(axis=1)))
+
+
 def argmax_outcomes(s_ref: np.ndarray, s_got: np.ndarray) -> dict[str, float]:
     """Per-sample argmax outcome: agree, tie (a maximum shared by several classes on either side, and the
     two sides' maximal sets overlap: a tie broken differently), or disagree (disjoint maximal sets)."""

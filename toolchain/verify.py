@@ -30,7 +30,7 @@ from .attribution import (
 )
 from .gates import Gates
 from .interfaces import Trace
-from .metrics import align, argmax_outcomes, best_shift, compare
+from .metrics import align, argmax_outcomes, best_shift, compare, expected_accuracy
 from .semantics import warnings_of
 
 #: samples re-run with probes for the automatic layer attribution after a failure
@@ -270,9 +270,7 @@ def _output_checks(artifact: Artifact, ref: Trace, got: Trace, labels: np.ndarra
             detail += note
         result.checks.append(Check("agreement", ok, detail))
     if labels is not None:
-        p_ref, p_got = s_ref.argmax(1), s_got.argmax(1)
-        acc_ref = float((p_ref == labels).mean())
-        acc_got = float((p_got == labels).mean())
+        acc_ref, acc_got = expected_accuracy(s_ref, labels), expected_accuracy(s_got, labels)
         result.metrics["accuracy_reference"] = acc_ref
         result.metrics["accuracy_board"] = acc_got
         drop = acc_ref - acc_got
@@ -317,7 +315,7 @@ def _stage_checks(artifact: Artifact, ref: Trace, prog: Trace, got: Trace, label
     extra, basis = "", "spike mismatch"
     main, share = attribute_stages(lp, lb)
     if labels is not None:
-        acc = [float((scores(t.outputs).argmax(1) == labels).mean()) for t in (ref, prog, got)]
+        acc = [expected_accuracy(scores(t.outputs), labels) for t in (ref, prog, got)]
         dp, db = acc[0] - acc[1], acc[1] - acc[2]
         result.metrics["stage.passes.accuracy_drop"] = dp
         result.metrics["stage.board.accuracy_drop"] = db
