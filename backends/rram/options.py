@@ -59,7 +59,7 @@ OPTIONS: dict[str, Opt] = {
                        min=0, max=2),
     "rram.copies": Opt(int, 0, "copies of each weight on a tile's idle rows (summed in the column current) and "
                        "idle columns (averaged) of the same macro, multi-device synapses (Boybat et al. 2018); "
-                       "0 = auto (as many as fit, at most 16), 1 = one copy", min=0, max=64),
+                       "0 = auto (as many as fit, at most 32), 1 = one copy", min=0, max=64),
     "rram.calibrate": Opt(bool, True, "per-column gain calibration from --calibration data (programmed mode)"),
     "rram.calibrate_offset": Opt(str, "progressive", "with rram.calibrate: per-column offsets re-centring each "
                                  "column's mean on the calibration data, layer by layer on the chip's activity "

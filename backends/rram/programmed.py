@@ -33,7 +33,7 @@ PERIPHERY = (nir.Input, nir.Output, nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.Cu
              nir.AvgPool2d, nir.Flatten, nir.Delay, nir.Scale, nir.Threshold)
 CALIB_SAMPLES = 64
 REPLICAS_AUTO_MAX = 4
-COPIES_AUTO_MAX = 16
+COPIES_AUTO_MAX = 32
 
 
 def supports(g: nir.NIRGraph) -> tuple[bool, str]:
