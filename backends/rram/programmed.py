@@ -185,7 +185,7 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
                              f"weights rounded to {fx.levels} conductance levels per cell ({how}, per-column "
                              f"scale): relative weight error {rel:.3g}; verify gates the effect", rel,
                              semantics.WEIGHT_REL_RMS)
-        _place_copies(tiles, arrays, li, options, fx, rows_max, pairs_max)
+        _place_copies(tiles, arrays, li, options, fx, rows_max, pairs_max, activity)
         if fx.ir_drop:
             _check_ir_drop(meta, name, arrays, li, tiles, fx.ir_drop)
         if clipped:
@@ -230,7 +230,9 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
     calib = _calibration_inputs(options, g)
     if calib is not None:
         calibrate(art, calib, gains=bool(options.extra.get("rram.calibrate", True)),
-                  offsets=str(options.extra.get("rram.calibrate_offset", "progressive")))
+                  offsets=str(options.extra.get("rram.calibrate_offset", "progressive")),
+                  place=lambda li, lay, a: _place_copies(lay["tiles"], arrays, li, options, fx, rows_max, pairs_max, a))
+        _usage(meta, rows_max, pairs_max)
     _record_noise(art, fx, calib)
     return art
 
@@ -259,25 +261,52 @@ def _word_line_drop(arrays: dict[str, np.ndarray], li: int, k: int, copies: tupl
     return float(ir * np.cumsum(beyond, axis=1).max(initial=0.0))
 
 
+def _usage(meta: dict[str, Any], rows_max: int, pairs_max: int) -> None:
+    """Cells and utilisation after the copies were placed (again, once calibration data measured the activity)."""
+    tiles = [t for lay in meta["layers"] for t in lay["tiles"]]
+    meta["cell_utilisation"] = sum(t["utilisation"] for t in tiles) / max(1, len(tiles))
+    meta["cells_used"] = int(meta["replicas"] * sum(2 * (t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0])
+                                                    * t["copies"][0] * t["copies"][1] for t in tiles))
+
+
+def _bit_line_drop(arrays: dict[str, np.ndarray], li: int, k: int, copies: tuple[int, int], ir: float) -> float:
+    """Worst first-order bit-line drop of tile k with every row active, its row copies stacked below it."""
+    gp = np.tile(np.asarray(arrays[f"xbar{li:03d}.t{k:03d}.g_pos"], np.float64), (copies[0], 1))
+    gn = np.tile(np.asarray(arrays[f"xbar{li:03d}.t{k:03d}.g_neg"], np.float64), (copies[0], 1))
+    above = np.cumsum(np.maximum(gp, gn), axis=0)
+    return float(ir * np.cumsum(above[::-1], axis=0)[::-1].max(initial=0.0))
+
+
 def _place_copies(tiles: list[dict[str, Any]], arrays: dict[str, np.ndarray], li: int, options: CompileOptions,
-                  fx: X.Effects, rows_max: int, pairs_max: int) -> None:
+                  fx: X.Effects, rows_max: int, pairs_max: int, activity: float) -> None:
     """Multi-device synapses inside a macro (Boybat et al., Nat. Commun. 9, 2514 (2018)): a tile that uses only
     part of its macro's rows and bit lines holds copies of its weights on the idle ones, at no extra macro.
 
     Row copies (idle word lines of the same columns, driven by the same input) sum in each column's current:
     one ADC conversion, whose full scale grows with them, so the conversion error per weight stays the same.
+    They lengthen the bit lines' active part, so auto keeps them while the worst bit-line IR drop at the row
+    activity (measured on the calibration data, else the board's parameters.row_activity) stays in the
+    first-order regime (or no worse than without them).
     Column copies (idle bit lines) are converted apart and averaged in the periphery, costing conversions, and
     lengthen every word line, so auto adds them only while the worst word-line IR drop stays in the first-order
     regime (or no worse than without them). Random write error and relaxation average down by sqrt(copies).
+    Copies trade random error for a larger systematic IR drop, which per-column gain calibration removes: on
+    auto, without calibration data, a tile keeps one copy when IR drop is on.
     `rram.copies`: 0 = auto (at most COPIES_AUTO_MAX), 1 = one copy, n = at most n per tile."""
     asked = int(options.extra.get("rram.copies", 0) or 0)
     cap = COPIES_AUTO_MAX if asked == 0 else asked
+    if asked == 0 and fx.ir_drop and options.extra.get("calibration") is None:
+        cap = 1         # copies trade random error for IR drop, which only gain calibration takes out again
     for k, t in enumerate(tiles):
         rows, pairs = t["rows"][1] - t["rows"][0], t["cols"][1] - t["cols"][0]
         if t["slice"] == 1:                         # a less significant pair sits beside its first pair's copies
             t["copies"], t["utilisation"] = list(tiles[k - 1]["copies"]), tiles[k - 1]["utilisation"]
             continue
         kr = max(1, min(rows_max // rows, cap))
+        if fx.ir_drop and kr > 1:
+            limit = max(IR_FIRST_ORDER_LIMIT, activity * _bit_line_drop(arrays, li, k, (1, 1), fx.ir_drop))
+            while kr > 1 and activity * _bit_line_drop(arrays, li, k, (kr, 1), fx.ir_drop) > limit:
+                kr -= 1
         kc = max(1, min(pairs_max // pairs, cap // kr))
         if fx.ir_drop and kc > 1:
             limit = max(IR_FIRST_ORDER_LIMIT, _word_line_drop(arrays, li, k, (kr, 1), fx.ir_drop))
@@ -322,7 +351,8 @@ def _with_weight(node: nir.NIRNode, w: np.ndarray) -> nir.NIRNode:
     return new
 
 
-def calibrate(art: Artifact, inputs: dict[str, np.ndarray], gains: bool = True, offsets: str = "progressive") -> None:
+def calibrate(art: Artifact, inputs: dict[str, np.ndarray], gains: bool = True, offsets: str = "progressive",
+              place: Any = None) -> None:
     """Size DAC and ADC ranges from calibration data, then (chips do this) per-column gain calibration.
 
     1. ideal crossbar run: each layer's input range (DAC full scale of graded inputs) and each tile's
@@ -346,12 +376,16 @@ def calibrate(art: Artifact, inputs: dict[str, np.ndarray], gains: bool = True, 
             k.stat["max"] = max(k.stat["max"], float(P.max(initial=0.0)))
             k.stat["min"] = min(k.stat["min"], float(P.min(initial=0.0)))
             k.stat["int"] = k.stat["int"] and bool(np.all(P == np.rint(P)))
+            k.stat["act"] = max(k.stat["act"], float(np.count_nonzero(P)) / max(P.size, 1))
             return orig(x, state)
-        k.stat = {"max": 0.0, "min": 0.0, "int": True}
+        k.stat = {"max": 0.0, "min": 0.0, "int": True, "act": 0.0}
         k.step = step
         stats.append(k.stat)
     sim.run(inputs)
-    for lay, rec, st in zip(layers, recs, stats):
+    for li, (lay, rec, st) in enumerate(zip(layers, recs, stats)):
+        if place is not None:                   # copies again, for the row activity the calibration data has
+            place(li, lay, st["act"])
+            lay["row_activity"] = st["act"]
         if lay["encoding"].startswith("input") and not st["int"]:
             lay.update(graded=True, dac_lsb=0.0, encoding="input (graded, from calibration data)")
         if lay["graded"]:
