@@ -299,6 +299,9 @@ def test_copies_on_idle_rows_and_columns_average_the_random_error_at_no_extra_ma
         w = np.mean([t.w for t in reps], axis=0)                 # the periphery averages column copies' reads
         err[c] = np.sqrt(np.mean((w - w_float) ** 2))
     assert err[0] < 0.6 * err[1], err                            # 1/sqrt(kr kc) <= 0.5 expected
+    # copies lengthen the lines (more IR drop), which only gain calibration takes out: none without its data
+    bare = compile_model(models.path("digits_snn.nir"), "rram-neurram-48x256", CompileOptions(timesteps=25))
+    assert {tuple(t["copies"]) for lay in bare.meta["layers"] for t in lay["tiles"]} == {(1, 1)}
 
 
 def test_progressive_offsets_recentre_each_column_on_the_float_model():
