@@ -116,7 +116,7 @@ def core_mvm(rep: Report, quick: bool) -> None:
     gp, gn, ws = X.targets(M, g_off, None)
     wt = ws * (gp - gn)
     fs = X.adc_full_scale(gp - gn, 0.2, float(b.value("parameters.adc_clip_sigma")))
-    tile = X.chip_tile((0, 256, 0, 128), ws, fs, wt, gp, gn, fx, np.random.default_rng(2), np.dtype(np.float64))
+    tile = X.chip_tile((0, 256, 0, 128), ws, fs, wt, gp, gn, fx, np.random.default_rng(2), np.dtype(np.float64))[0]
     xs = {B: (rng.random((B, 256)) < 0.2).astype(np.float64) for B in (1, 100)}
     peer = _aihwkit(w, xs, quick)
     print(f"\n## 2. one {BOARD} core MVM (256 rows x 128 pairs), matched effects: Wan 2022 programming residual at "

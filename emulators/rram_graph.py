@@ -36,13 +36,16 @@ class XbarKernel:
     stateful = False
 
     def __init__(self, inner: Any, layer: dict[str, Any], tiles: list[list[X.Tile]], fx: X.Effects, gain: np.ndarray | None,
-                 rng: np.random.Generator, ideal: bool):
+                 rng: np.random.Generator, ideal: bool, offset: np.ndarray | None = None):
         self.inner = inner
         self.in_shape = inner.in_shape
         self.layer = layer
-        self.tiles = tiles                  # per tile: its replicas
+        self.tiles = tiles                  # per tile: its replicas (and in-macro column copies)
+        self.stacked = [_stack(reps) for reps in tiles]   # all of them side by side: one read per tile and step
         self.fx = fx
         self.gain = gain
+        self.offset = offset
+        self.tap: dict[str, Any] | None = None          # column sums after the gain (progressive offset calibration)
         self.rng = rng
         self.ideal = ideal
         self.conv = layer["kind"] == "conv"
@@ -80,14 +83,16 @@ class XbarKernel:
     def step(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         P, geo = self.patches(x)                       # one call per time step: counts are per step
         r = self.layer.get("replicas", 1)
-        step = {"reads": float(np.count_nonzero(P)) * r, "tile_reads": 0.0, "adc_conversions": 0.0,
-                "digital_adds": 0.0}
-        for reps in self.tiles:
-            tl = reps[0]
-            live = float(np.any(P[:, tl.r0:tl.r1] != 0, axis=1).sum()) * r
+        step = {"reads": 0.0, "tile_reads": 0.0, "adc_conversions": 0.0, "digital_adds": 0.0}
+        for t in self.layer["tiles"]:
+            kr, kc = t.get("copies", (1, 1))                # in-macro copies: more cells read, more columns converted
+            r0, r1 = t["rows"]
+            live = float(np.any(P[:, r0:r1] != 0, axis=1).sum()) * r
+            if t["cols"][0] == 0 and t.get("slice", 0) == 0:  # active word lines (row copies drive theirs too)
+                step["reads"] += float(np.count_nonzero(P[:, r0:r1])) * r * kr
             step["tile_reads"] += live
-            step["adc_conversions"] += live * (tl.c1 - tl.c0)
-            step["digital_adds"] += live * (tl.c1 - tl.c0)
+            step["adc_conversions"] += live * (t["cols"][1] - t["cols"][0]) * kc
+            step["digital_adds"] += live * (t["cols"][1] - t["cols"][0]) * kc
         for key, v in step.items():
             self.counts[key].append(v)
         if self.ideal and self.record is None:
@@ -103,15 +108,19 @@ class XbarKernel:
         for k, reps in enumerate(self.tiles):
             tl = reps[0]
             xr = Pq[:, tl.r0:tl.r1]
-            y = X.read(tl, xr, self.fx, lay["dac_top"], self.rng)
-            for extra in reps[1:]:                  # replicas hold the same weights: their digitised sums are averaged
-                y = y + X.read(extra, xr, self.fx, lay["dac_top"], self.rng)
-            y = y / len(reps)
+            # replicas and column copies hold the same weights: their digitised sums are averaged
+            y = X.read(self.stacked[k], xr, self.fx, lay["dac_top"], self.rng)
+            y = y.reshape(y.shape[0], len(reps), -1).mean(axis=1) if len(reps) > 1 else y
             if self.record is not None:
                 self._calibrate(k, tl, xr, y)
             Y[:, tl.c0:tl.c1] += y
         if self.gain is not None:
             Y = Y * self.gain
+        if self.tap is not None:
+            self.tap["s"] += Y.sum(axis=0)
+            self.tap["n"] += Y.shape[0]
+        if self.offset is not None:
+            Y = Y + self.offset
         if self.conv:
             B, ho, wo = geo
             y_out = Y.reshape(B, ho * wo, -1).transpose(0, 2, 1).reshape(B, -1, ho, wo)
@@ -125,28 +134,50 @@ class XbarKernel:
         rec = self.record
         assert rec is not None
         ideal = xr @ rec["w"][k]
-        rec["peak"][k] = max(rec["peak"][k], float(np.abs(ideal / tl.ws).max(initial=0.0)))
+        rec["peak"][k] = max(rec["peak"][k], float(np.abs(ideal / (tl.ws * tl.copies)).max(initial=0.0)))
         rec["rr"][tl.c0:tl.c1] += (ideal * ideal).sum(axis=0)
         rec["yr"][tl.c0:tl.c1] += (y * ideal).sum(axis=0)
+        rec["sr"][tl.c0:tl.c1] += ideal.sum(axis=0)
+        rec["sy"][tl.c0:tl.c1] += y.sum(axis=0)
+        if tl.r0 == 0 and self.layer["tiles"][k].get("slice", 0) == 0:       # rows read, once per column
+            rec["n"][tl.c0:tl.c1] += y.shape[0]
+
+
+def _stack(reps: list[X.Tile]) -> X.Tile:
+    """Copies of one tile side by side as one wider tile: each column keeps its own conversion."""
+    if len(reps) == 1:
+        return reps[0]
+    t = reps[0]
+    cat = lambda a: None if a[0] is None else np.concatenate(a, axis=1)  # noqa: E731
+    return X.Tile(t.r0, t.r1, t.c0, t.c1, ws=np.concatenate([r.ws for r in reps]), fs=t.fs,
+                  w=cat([r.w for r in reps]), load=cat([r.load for r in reps]), q=cat([r.q for r in reps]),
+                  copies=t.copies)
 
 
 def chip_tiles(art: Artifact, li: int, fx: X.Effects, rng: np.random.Generator, dtype: np.dtype) -> list[list[X.Tile]]:
-    """One chip instance's tiles of weight layer `li`, each with its replicas (static effects drawn from rng).
+    """One chip instance's tiles of weight layer `li`, each with its replicas and in-macro column copies (static
+    effects drawn from rng); their digitised reads are averaged.
 
-    Replicas differ only in random effects; without programming or read noise one copy stands for all."""
+    Replicas differ only in random effects; without programming or read noise one copy stands for all. In-macro
+    copies (`tile["copies"]`) also change the IR drop of the macro, so they are laid out when it is on."""
     lay = art.meta["layers"][li]
-    n_rep = int(lay.get("replicas", 1)) if (fx.static or fx.read_noise) else 1
+    noisy = fx.static or fx.read_noise
+    n_rep = int(lay.get("replicas", 1)) if noisy else 1
     out: list[list[X.Tile]] = []
     for k, t in enumerate(lay["tiles"]):
         key = f"xbar{li:03d}.t{k:03d}"
+        kr, kc = (int(c) for c in t.get("copies", (1, 1))) if (noisy or fx.ir_drop) else (1, 1)
         # a less significant pair (slice 1) follows its first pair: it is written to correct that pair's write error
         first = out[k - 1] if t.get("slice", 0) == 1 and fx.static else None
-        out.append([X.chip_tile((t["rows"][0], t["rows"][1], t["cols"][0], t["cols"][1]),
+        reps: list[X.Tile] = []
+        for r in range(n_rep):
+            correct = None if first is None else [e for tl in first[r * kc:(r + 1) * kc] for e in tl.written]
+            reps += X.chip_tile((t["rows"][0], t["rows"][1], t["cols"][0], t["cols"][1]),
                                 np.asarray(art.arrays[f"{key}.ws"], np.float64), t["adc_fs"],
                                 np.asarray(art.arrays[f"{key}.w"]), np.asarray(art.arrays[f"{key}.g_pos"], np.float64),
                                 np.asarray(art.arrays[f"{key}.g_neg"], np.float64), fx, rng, dtype,
-                                correct=None if first is None else first[r].written, g_off=float(art.meta["g_off"]))
-                    for r in range(n_rep)])
+                                correct=correct, g_off=float(art.meta["g_off"]), copies=(kr, kc))
+        out.append(reps)
     return out
 
 
@@ -181,9 +212,10 @@ class GraphEmulator:
         use_gain = self.calibrated and art.meta.get("calibrated_seed") == seed and not record
         for i, lay in enumerate(art.meta["layers"]):
             gain = art.arrays.get(f"xbar{i:03d}.gain") if use_gain else None
+            offset = art.arrays.get(f"xbar{i:03d}.offset") if use_gain else None
             sim.kernels[lay["node"]] = XbarKernel(sim.kernels[lay["node"]], {**lay, "bias": art.arrays.get(
                 f"xbar{i:03d}.bias")}, c[2][i], fx, None if gain is None else np.asarray(gain, np.float64),
-                read_rng, fx.ideal_read)
+                read_rng, fx.ideal_read, None if offset is None else np.asarray(offset, np.float64))
         return sim
 
     def run(self, art: Artifact, inputs: dict[str, np.ndarray] | np.ndarray, *, probes: bool = False) -> Trace:

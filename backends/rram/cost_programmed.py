@@ -7,13 +7,18 @@ Per inference (one sample of T steps), counts averaged over the batch:
   neurons    = periphery neuron updates x energy.lif_update
 Programming is paid once per deployment, not per inference, so it is reported apart:
   programming energy = cells x parameters.write_verify_pulses x energy.program_pulse
-  programming time   = rows of all macros x write_verify_pulses x timing.program_pulse (a row at a time)
+  programming time   = rows of all macros (row copies included) x write_verify_pulses x timing.program_pulse
+                       (a row at a time)
+In-macro copies of a weight (rram.copies) cost no macro and no MVM: their cells are in cells_used (programming
+energy), their rows in the programming time, and column copies' conversions in adc.
 Latency per step: layers run one after another; a layer's macros work in parallel, but a conv layer
 (kernel-stationary) needs one MVM per output position: sum over layers of MVMs/step x timing.mvm_cycle,
 plus timing.lif_step for the periphery.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from spikeforge.artifact import Artifact
 from spikeforge.interfaces import Profile, ProfileItem, Trace
@@ -51,7 +56,9 @@ def profile_programmed(art: Artifact, trace: Trace) -> Profile:
     p.latency.append(ProfileItem("per_inference", T * t_step, "s", "T x per_step", t_src))
     pulses = float(b.value("parameters.write_verify_pulses"))
     cells = float(meta["cells_used"])
-    rows = float(sum((t["rows"][1] - t["rows"][0]) for lay in meta["layers"] for t in lay["tiles"]) * meta["replicas"])
+    # row copies inside a macro are more rows to write; column copies share their rows (written with them)
+    rows = float(sum((t["rows"][1] - t["rows"][0]) * t.get("copies", (1, 1))[0] for lay in meta["layers"]
+                     for t in lay["tiles"]) * meta["replicas"])
     wv = [b.cite("parameters.write_verify_pulses")]
     p.resources.append(ProfileItem("programming_energy", cells * pulses * b.value("energy.program_pulse"), "J",
                                    "once per deployment: cells x write_verify_pulses x energy.program_pulse",
@@ -62,7 +69,13 @@ def profile_programmed(art: Artifact, trace: Trace) -> Profile:
     p.resources.append(ProfileItem("tiles", float(meta["macros"]), "macros",
                                    f"row x column tiles of every weight matrix x {meta['replicas']} replicas",
                                    [b.cite("limits.rows"), b.cite("limits.cols"), b.cite("limits.max_macros")]))
-    p.resources.append(ProfileItem("cells_used", cells, "cells", "2 x rows x pairs per tile x replicas", []))
+    p.resources.append(ProfileItem("cells_used", cells, "cells",
+                                   "2 x rows x pairs per tile x in-macro copies (rows x columns) x replicas", []))
+    copies = [t.get("copies", (1, 1)) for lay in meta["layers"] for t in lay["tiles"]]
+    p.resources.append(ProfileItem("copies_per_weight", float(np.mean([a * b for a, b in copies])), "copies",
+                                   "mean over tiles of in-macro copies (row copies summed on a column x column copies "
+                                   "converted apart; Boybat et al. 2018), each also x replicas; column copies' ADC "
+                                   "conversions are in adc", []))
     p.resources.append(ProfileItem("cell_utilisation", float(meta["cell_utilisation"]), "-",
                                    "mean over tiles of used rows x pairs / (limits.rows x limits.cols / 2)",
                                    [b.cite("limits.rows"), b.cite("limits.cols")]))

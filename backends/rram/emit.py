@@ -115,6 +115,9 @@ def programming_map_programmed(art: Artifact, board: Any) -> dict[str, Any]:
     layers = []
     for i, lay in enumerate(art.meta["layers"]):
         tiles = [{"macro": k, "word_lines": t["rows"], "pairs": t["cols"], "utilisation": t["utilisation"],
+                  "copies": {"rows": t.get("copies", [1, 1])[0], "columns": t.get("copies", [1, 1])[1],
+                             "layout": "row copies on idle word lines below the tile (summed per column), column "
+                                       "copies on idle bit lines beside it (converted apart, averaged)"},
                   "targets": {"g_pos": f"arrays.npz:xbar{i:03d}.t{k:03d}.g_pos",
                               "g_neg": f"arrays.npz:xbar{i:03d}.t{k:03d}.g_neg"},
                   "digital_gain_w_per_g": f"arrays.npz:xbar{i:03d}.t{k:03d}.ws", "adc": {"bits": fx["adc_bits"], "full_scale_g": t["adc_fs"],

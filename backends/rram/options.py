@@ -57,5 +57,12 @@ OPTIONS: dict[str, Opt] = {
     "rram.slices": Opt(int, 0, "differential pairs per weight: 1, or 2 (the second holds the first's rounding "
                        "residual; bit slicing); 0 = auto: 2 when the levels are finite and it fits the macros",
                        min=0, max=2),
+    "rram.copies": Opt(int, 0, "copies of each weight on a tile's idle rows (summed in the column current) and "
+                       "idle columns (averaged) of the same macro, multi-device synapses (Boybat et al. 2018); "
+                       "0 = auto (as many as fit, at most 32), 1 = one copy", min=0, max=64),
     "rram.calibrate": Opt(bool, True, "per-column gain calibration from --calibration data (programmed mode)"),
+    "rram.calibrate_offset": Opt(str, "progressive", "with rram.calibrate: per-column offsets re-centring each "
+                                 "column's mean on the calibration data, layer by layer on the chip's activity "
+                                 "(progressive), per layer on its own inputs (local), or none (off)",
+                                 choices=("progressive", "local", "off")),
 }

@@ -33,6 +33,7 @@ PERIPHERY = (nir.Input, nir.Output, nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.Cu
              nir.AvgPool2d, nir.Flatten, nir.Delay, nir.Scale, nir.Threshold)
 CALIB_SAMPLES = 64
 REPLICAS_AUTO_MAX = 4
+COPIES_AUTO_MAX = 32
 
 
 def supports(g: nir.NIRGraph) -> tuple[bool, str]:
@@ -184,8 +185,9 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
                              f"weights rounded to {fx.levels} conductance levels per cell ({how}, per-column "
                              f"scale): relative weight error {rel:.3g}; verify gates the effect", rel,
                              semantics.WEIGHT_REL_RMS)
+        _place_copies(tiles, arrays, li, options, fx, rows_max, pairs_max, activity)
         if fx.ir_drop:
-            _check_ir_drop(meta, name, arrays, li, len(tiles), fx.ir_drop)
+            _check_ir_drop(meta, name, arrays, li, tiles, fx.ir_drop)
         if clipped:
             semantics.record(meta, name, "saturation",
                              f"{clipped} of {M.size} weights clipped to the per-column level range chosen for the "
@@ -213,7 +215,7 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
         "dt": dt, "mode": "programmed", "engine": "graph", "slices": slices, "residual_window": window, "effects": fx.to_dict(), "seed": int(options.seed),
         "layers": layers, "macros": n_tiles * replicas, "replicas": replicas, "cell_utilisation": used / max(1, n_tiles),
         "cells_used": int(replicas * sum(2 * (t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0])
-                              for lay in layers for t in lay["tiles"])),
+                                         * t["copies"][0] * t["copies"][1] for lay in layers for t in lay["tiles"])),
         "g_off": g_off, "spiking_nodes": spiking, "latency_steps": 0,
         "layer_map": {**{lay["node"]: f"xbar{i:03d} ({len(lay['tiles'])} macros)" for i, lay in enumerate(layers)},
                       **{n: "digital periphery" for n, v in g.nodes.items()
@@ -227,7 +229,10 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
                    options=options)
     calib = _calibration_inputs(options, g)
     if calib is not None:
-        calibrate(art, calib, gains=bool(options.extra.get("rram.calibrate", True)))
+        calibrate(art, calib, gains=bool(options.extra.get("rram.calibrate", True)),
+                  offsets=str(options.extra.get("rram.calibrate_offset", "progressive")),
+                  place=lambda li, lay, a: _place_copies(lay["tiles"], arrays, li, options, fx, rows_max, pairs_max, a))
+        _usage(meta, rows_max, pairs_max)
     _record_noise(art, fx, calib)
     return art
 
@@ -235,21 +240,80 @@ def lower_programmed(g: nir.NIRGraph, board: Board, options: CompileOptions, dt:
 IR_FIRST_ORDER_LIMIT = 0.1
 
 
-def _check_ir_drop(meta: dict[str, Any], name: str, arrays: dict[str, np.ndarray], li: int, n: int, ir: float) -> None:
+def _check_ir_drop(meta: dict[str, Any], name: str, arrays: dict[str, np.ndarray], li: int,
+                   tiles: list[dict[str, Any]], ir: float) -> None:
     """The IR-drop model is first order in r_wire: say so when a tile's worst attenuation leaves that regime."""
-    worst = 0.0
-    for k in range(n):
-        gp = np.asarray(arrays[f"xbar{li:03d}.t{k:03d}.g_pos"], np.float64)
-        gn = np.asarray(arrays[f"xbar{li:03d}.t{k:03d}.g_neg"], np.float64)
-        phys = np.empty((gp.shape[0], 2 * gp.shape[1]))
-        phys[:, 0::2], phys[:, 1::2] = gp, gn                  # G+ on bit line 2j, G- on 2j+1, as read
-        beyond = np.cumsum(phys[:, ::-1], axis=1)[:, ::-1]
-        worst = max(worst, float(ir * np.cumsum(beyond, axis=1).max(initial=0.0)))
+    worst = max(_word_line_drop(arrays, li, k, t["copies"], ir) for k, t in enumerate(tiles))
     if worst > IR_FIRST_ORDER_LIMIT:
         semantics.record(meta, name, "other",
                          f"word-line IR drop reaches {min(worst, 1.0):.0%} of the read voltage in the worst cell; the "
                          f"first-order IR model is only trusted below {IR_FIRST_ORDER_LIMIT:.0%} (lower rram.r_wire, or "
                          "treat this layer's IR effect as an estimate); verify gates the output effect", worst)
+
+
+def _word_line_drop(arrays: dict[str, np.ndarray], li: int, k: int, copies: tuple[int, int], ir: float) -> float:
+    """Worst first-order word-line drop of tile k as laid out in its macro (copies included)."""
+    gp = np.tile(np.asarray(arrays[f"xbar{li:03d}.t{k:03d}.g_pos"], np.float64), (1, copies[1]))
+    gn = np.tile(np.asarray(arrays[f"xbar{li:03d}.t{k:03d}.g_neg"], np.float64), (1, copies[1]))
+    phys = np.empty((gp.shape[0], 2 * gp.shape[1]))
+    phys[:, 0::2], phys[:, 1::2] = gp, gn                      # G+ on bit line 2j, G- on 2j+1, as read
+    beyond = np.cumsum(phys[:, ::-1], axis=1)[:, ::-1]
+    return float(ir * np.cumsum(beyond, axis=1).max(initial=0.0))
+
+
+def _usage(meta: dict[str, Any], rows_max: int, pairs_max: int) -> None:
+    """Cells and utilisation after the copies were placed (again, once calibration data measured the activity)."""
+    tiles = [t for lay in meta["layers"] for t in lay["tiles"]]
+    meta["cell_utilisation"] = sum(t["utilisation"] for t in tiles) / max(1, len(tiles))
+    meta["cells_used"] = int(meta["replicas"] * sum(2 * (t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0])
+                                                    * t["copies"][0] * t["copies"][1] for t in tiles))
+
+
+def _bit_line_drop(arrays: dict[str, np.ndarray], li: int, k: int, copies: tuple[int, int], ir: float) -> float:
+    """Worst first-order bit-line drop of tile k with every row active, its row copies stacked below it."""
+    gp = np.tile(np.asarray(arrays[f"xbar{li:03d}.t{k:03d}.g_pos"], np.float64), (copies[0], 1))
+    gn = np.tile(np.asarray(arrays[f"xbar{li:03d}.t{k:03d}.g_neg"], np.float64), (copies[0], 1))
+    above = np.cumsum(np.maximum(gp, gn), axis=0)
+    return float(ir * np.cumsum(above[::-1], axis=0)[::-1].max(initial=0.0))
+
+
+def _place_copies(tiles: list[dict[str, Any]], arrays: dict[str, np.ndarray], li: int, options: CompileOptions,
+                  fx: X.Effects, rows_max: int, pairs_max: int, activity: float) -> None:
+    """Multi-device synapses inside a macro (Boybat et al., Nat. Commun. 9, 2514 (2018)): a tile that uses only
+    part of its macro's rows and bit lines holds copies of its weights on the idle ones, at no extra macro.
+
+    Row copies (idle word lines of the same columns, driven by the same input) sum in each column's current:
+    one ADC conversion, whose full scale grows with them, so the conversion error per weight stays the same.
+    They lengthen the bit lines' active part, so auto keeps them while the worst bit-line IR drop at the row
+    activity (measured on the calibration data, else the board's parameters.row_activity) stays in the
+    first-order regime (or no worse than without them).
+    Column copies (idle bit lines) are converted apart and averaged in the periphery, costing conversions, and
+    lengthen every word line, so auto adds them only while the worst word-line IR drop stays in the first-order
+    regime (or no worse than without them). Random write error and relaxation average down by sqrt(copies).
+    Copies trade random error for a larger systematic IR drop, which per-column gain calibration removes: on
+    auto, without calibration data, a tile keeps one copy when IR drop is on.
+    `rram.copies`: 0 = auto (at most COPIES_AUTO_MAX), 1 = one copy, n = at most n per tile."""
+    asked = int(options.extra.get("rram.copies", 0) or 0)
+    cap = COPIES_AUTO_MAX if asked == 0 else asked
+    if asked == 0 and fx.ir_drop and options.extra.get("calibration") is None:
+        cap = 1         # copies trade random error for IR drop, which only gain calibration takes out again
+    for k, t in enumerate(tiles):
+        rows, pairs = t["rows"][1] - t["rows"][0], t["cols"][1] - t["cols"][0]
+        if t["slice"] == 1:                         # a less significant pair sits beside its first pair's copies
+            t["copies"], t["utilisation"] = list(tiles[k - 1]["copies"]), tiles[k - 1]["utilisation"]
+            continue
+        kr = max(1, min(rows_max // rows, cap))
+        if fx.ir_drop and kr > 1:
+            limit = max(IR_FIRST_ORDER_LIMIT, activity * _bit_line_drop(arrays, li, k, (1, 1), fx.ir_drop))
+            while kr > 1 and activity * _bit_line_drop(arrays, li, k, (kr, 1), fx.ir_drop) > limit:
+                kr -= 1
+        kc = max(1, min(pairs_max // pairs, cap // kr))
+        if fx.ir_drop and kc > 1:
+            limit = max(IR_FIRST_ORDER_LIMIT, _word_line_drop(arrays, li, k, (kr, 1), fx.ir_drop))
+            while kc > 1 and _word_line_drop(arrays, li, k, (kr, kc), fx.ir_drop) > limit:
+                kc -= 1
+        t["copies"] = [kr, kc]
+        t["utilisation"] = rows * kr * pairs * kc / (rows_max * pairs_max)
 
 
 def _replicas(options: CompileOptions, n_tiles: int, max_macros: int) -> int:
@@ -287,7 +351,8 @@ def _with_weight(node: nir.NIRNode, w: np.ndarray) -> nir.NIRNode:
     return new
 
 
-def calibrate(art: Artifact, inputs: dict[str, np.ndarray], gains: bool = True) -> None:
+def calibrate(art: Artifact, inputs: dict[str, np.ndarray], gains: bool = True, offsets: str = "progressive",
+              place: Any = None) -> None:
     """Size DAC and ADC ranges from calibration data, then (chips do this) per-column gain calibration.
 
     1. ideal crossbar run: each layer's input range (DAC full scale of graded inputs) and each tile's
@@ -311,12 +376,16 @@ def calibrate(art: Artifact, inputs: dict[str, np.ndarray], gains: bool = True) 
             k.stat["max"] = max(k.stat["max"], float(P.max(initial=0.0)))
             k.stat["min"] = min(k.stat["min"], float(P.min(initial=0.0)))
             k.stat["int"] = k.stat["int"] and bool(np.all(P == np.rint(P)))
+            k.stat["act"] = max(k.stat["act"], float(np.count_nonzero(P)) / max(P.size, 1))
             return orig(x, state)
-        k.stat = {"max": 0.0, "min": 0.0, "int": True}
+        k.stat = {"max": 0.0, "min": 0.0, "int": True, "act": 0.0}
         k.step = step
         stats.append(k.stat)
     sim.run(inputs)
-    for lay, rec, st in zip(layers, recs, stats):
+    for li, (lay, rec, st) in enumerate(zip(layers, recs, stats)):
+        if place is not None:                   # copies again, for the row activity the calibration data has
+            place(li, lay, st["act"])
+            lay["row_activity"] = st["act"]
         if lay["encoding"].startswith("input") and not st["int"]:
             lay.update(graded=True, dac_lsb=0.0, encoding="input (graded, from calibration data)")
         if lay["graded"]:
@@ -329,6 +398,7 @@ def calibrate(art: Artifact, inputs: dict[str, np.ndarray], gains: bool = True) 
     art.meta["calibration_samples"] = int(next(iter(inputs.values())).shape[1])
     if not gains or fx.ideal_read:
         return
+    mean_ref = [rec["sy"] / np.maximum(rec["n"], 1.0) for rec in recs]     # the float model's column means
     emu = GraphEmulator()
     sim = emu.simulator(art, fx, int(art.meta["seed"]), record=True)
     recs = _attach(art, sim)
@@ -338,8 +408,34 @@ def calibrate(art: Artifact, inputs: dict[str, np.ndarray], gains: bool = True) 
         # the noise (a least-squares fit of ideal on chip would shrink every column towards 0)
         ok = rec["yr"] > 1e-12 * np.maximum(rec["rr"], 1e-300)
         g = np.where(ok, rec["rr"] / np.where(ok, rec["yr"], 1.0), 1.0)
-        art.arrays[f"xbar{i:03d}.gain"] = np.clip(g, 0.5, 2.0).astype(np.float64)
+        g = np.clip(g, 0.5, 2.0)
+        art.arrays[f"xbar{i:03d}.gain"] = g.astype(np.float64)
+        if offsets == "local":
+            n = np.maximum(rec["n"], 1.0)
+            art.arrays[f"xbar{i:03d}.offset"] = ((rec["sr"] - g * rec["sy"]) / n).astype(np.float64)
     art.meta["calibrated_seed"] = int(art.meta["seed"])
+    if offsets == "progressive":
+        _progressive_offsets(art, inputs, emu, mean_ref)
+
+
+def _progressive_offsets(art: Artifact, inputs: dict[str, np.ndarray], emu: Any, mean_ref: list[np.ndarray]) -> None:
+    """Per-column offsets, layer by layer on the chip's own activity (Wan et al. 2022 calibrate progressively,
+    layer after layer, with the chip's measured outputs): a chip's fixed weight errors dW give each column a
+    mean error mean(x) . dW, which integrating neurons accumulate step after step (a zero-mean error per read
+    averages out), and noise shifts the firing rates that feed the next layer. With every earlier layer
+    corrected, each column's mean on the calibration data is re-centred on the float model's mean, as IBM's
+    adaptive batch-norm statistics re-estimate each channel's mean on the chip (Joshi et al., Nat. Commun. 11,
+    2473 (2020)). One chip run per weight layer on the calibration data."""
+    fx = X.Effects.parse(art.meta["effects"])
+    layers = art.meta["layers"]
+    for i, lay in enumerate(layers):
+        art.arrays[f"xbar{i:03d}.offset"] = np.zeros(lay["out"])
+    for i, lay in enumerate(layers):
+        sim = emu.simulator(art, fx, int(art.meta["seed"]))
+        k = sim.kernels[lay["node"]]
+        k.tap = {"s": np.zeros(lay["out"]), "n": 0}
+        sim.run(inputs)
+        art.arrays[f"xbar{i:03d}.offset"] = mean_ref[i] - k.tap["s"] / max(k.tap["n"], 1)
 
 
 def _attach(art: Artifact, sim: Any) -> list[dict[str, Any]]:
@@ -347,7 +443,7 @@ def _attach(art: Artifact, sim: Any) -> list[dict[str, Any]]:
     for i, lay in enumerate(art.meta["layers"]):
         k = sim.kernels[lay["node"]]
         w = [np.asarray(art.arrays[f"xbar{i:03d}.t{j:03d}.w"], np.float64) for j in range(len(lay["tiles"]))]
-        k.record = {"w": w, "peak": [0.0] * len(w), "rr": np.zeros(lay["out"]), "yr": np.zeros(lay["out"])}
+        k.record = {"w": w, "peak": [0.0] * len(w), **{key: np.zeros(lay["out"]) for key in ("rr", "yr", "sr", "sy", "n")}}
         recs.append(k.record)
     return recs
 

@@ -201,7 +201,8 @@ class Tile:
     w: np.ndarray                   # (rows, pairs) effective weights at full row voltage
     load: np.ndarray | None         # IR-drop bit-line load (weight units) or None
     q: np.ndarray | None            # read-noise variance per unit input^2 (weight units^2) or None
-    written: np.ndarray | None = None   # write error write-verify left (weight units), before relaxation
+    written: np.ndarray | None = None   # per row copy, the write error write-verify left (weight units), before relaxation
+    copies: int = 1                 # row copies summed on each column (ws and fs are per summed column)
 
 
 def read(tl: Tile, x: np.ndarray, fx: Effects, x_top: float, rng: np.random.Generator) -> np.ndarray:
@@ -219,35 +220,67 @@ def read(tl: Tile, x: np.ndarray, fx: Effects, x_top: float, rng: np.random.Gene
 
 def chip_tile(index: tuple[int, int, int, int], ws: np.ndarray, fs: float, w: np.ndarray, gp: np.ndarray,
               gn: np.ndarray, fx: Effects, rng: np.random.Generator, dtype: np.dtype, *,
-              correct: np.ndarray | None = None, g_off: float = 0.0) -> Tile:
+              correct: list[np.ndarray] | None = None, g_off: float = 0.0, copies: tuple[int, int] = (1, 1)
+              ) -> list[Tile]:
     """Draw one chip instance's static effects for a tile and pre-combine them for reads.
 
-    `correct` (weight units) is the write error of the more significant pair of the same weights: write-verify
-    of this pair targets its own value minus that error, since the first pair is written and read back first
-    (IBM's multi-pair programming, Mackin et al., Nat. Commun. 13, 3765 (2022)). Relaxation comes after
-    both writes, so it is not corrected."""
+    `copies` = (row copies, column copies) of the tile's weights inside its macro (multi-device synapses,
+    Boybat et al., Nat. Commun. 9, 2514 (2018)): the row copies sit on idle word lines of the same columns and
+    are driven by the same inputs, so each column's current sums them in the analog domain (one conversion, the
+    digital gain divides by the count); the column copies sit on idle bit lines and are converted apart. Every
+    copy's cells are written and relax independently, so random error averages down by sqrt(copies); the IR
+    drop is computed on the macro as laid out, copies included. Returns one Tile per column copy (their
+    digitised reads are averaged, as replicas are).
+
+    `correct` (weight units, one per copy) is the write error of the more significant pair of the same cells:
+    write-verify of this pair targets its own value minus that error, since the first pair is written and read
+    back first (IBM's multi-pair programming, Mackin et al., Nat. Commun. 13, 3765 (2022)). Relaxation comes
+    after both writes, so it is not corrected."""
+    kr, kc = copies
     w = w.astype(np.float64)
-    written = None
-    if fx.static:
-        if correct is not None:
-            t = ws * (gp - gn) - correct
-            peak = ws * (1.0 - g_off)
-            cp = D.quantise(g_off + np.clip(t, 0, peak) / ws, fx.levels, g_off)
-            cn = D.quantise(g_off + np.clip(-t, 0, peak) / ws, fx.levels, g_off)
-            w = w + ws * ((cp - cn) - (gp - gn))
-            gp, gn = cp, cn
-        ap, an, err = program(gp, gn, fx, rng)
-        w = w + ws * ((ap - gp) - (an - gn))        # the ideal part stays exactly the target
-        written = ws * err
-        gp, gn = ap, an
-    load = None
-    if fx.ir_drop:
-        eff, ld = D.ir_drop_factors(gp, gn, fx.ir_drop)
-        w = w + ws * (eff - (gp - gn))
-        load = (ws * ld).astype(dtype)
-    q = (ws * fx.read_noise) ** 2 * (gp * gp + gn * gn) if fx.read_noise else None
-    return Tile(*index, ws=ws, fs=fs, w=w.astype(dtype), load=load, q=None if q is None else q.astype(dtype),
-                written=written)
+    rows, pairs = gp.shape
+    target = gp - gn
+    cells: list[list[tuple[np.ndarray, np.ndarray]]] = []      # [column copy][row copy] -> (g+, g-) as held
+    written: list[np.ndarray] = []
+    for c in range(kc):
+        col = []
+        for r in range(kr):
+            cp, cn = gp, gn
+            if fx.static:
+                if correct is not None:
+                    t = ws * target - correct[c * kr + r]
+                    peak = ws * (1.0 - g_off)
+                    cp = D.quantise(g_off + np.clip(t, 0, peak) / ws, fx.levels, g_off)
+                    cn = D.quantise(g_off + np.clip(-t, 0, peak) / ws, fx.levels, g_off)
+                cp, cn, err = program(cp, cn, fx, rng)
+                written.append(ws * err)
+            col.append((cp, cn))
+        cells.append(col)
+    eff = load = None
+    if fx.ir_drop:                                               # the macro as laid out: row blocks x column blocks
+        big_p = np.block([[cells[c][r][0] for c in range(kc)] for r in range(kr)])
+        big_n = np.block([[cells[c][r][1] for c in range(kc)] for r in range(kr)])
+        eff, load = D.ir_drop_factors(big_p, big_n, fx.ir_drop)
+    out = []
+    for c in range(kc):
+        dw = np.zeros_like(w)
+        ld = np.zeros_like(w) if eff is not None else None
+        q = np.zeros_like(w) if fx.read_noise else None
+        for r in range(kr):
+            cp, cn = cells[c][r]
+            blk = (slice(r * rows, (r + 1) * rows), slice(c * pairs, (c + 1) * pairs))
+            held = (cp - cn) if eff is None else eff[blk]
+            dw += held - target                                  # the ideal part stays exactly the target
+            if ld is not None:
+                ld += load[blk]
+            if q is not None:
+                q += cp * cp + cn * cn
+        wc = w + ws * dw / kr
+        out.append(Tile(*index, ws=ws / kr, fs=fs * kr, w=wc.astype(dtype),
+                        load=None if ld is None else (ws * ld / kr).astype(dtype),
+                        q=None if q is None else ((ws * fx.read_noise / kr) ** 2 * q).astype(dtype),
+                        written=np.stack(written[c * kr:(c + 1) * kr]) if written else None, copies=kr))
+    return out
 
 
 def adc_full_scale(d: np.ndarray, activity: float, k: float) -> float:
