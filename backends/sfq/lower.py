@@ -237,15 +237,56 @@ def _is_int(x: np.ndarray) -> bool:
     return bool(np.all(np.abs(x - np.rint(x)) < 1e-6))
 
 
-def quantise_clocked(layer: Layer, max_w: int, capacity: int) -> tuple[float, dict[str, np.ndarray],
+def _theta(threshold: np.ndarray, cmp: str, sc: np.ndarray | float) -> np.ndarray:
+    """Integer firing level for a float threshold at scale sc (exact when threshold x sc is an integer)."""
+    x = threshold * sc
+    return (np.floor(x + 1e-9) + 1 if cmp == ">" else np.ceil(x - 1e-9)).astype(np.int64)
+
+
+def neuron_scales(layer: Layer, max_w: int, capacity: int, s_layer: float) -> np.ndarray:
+    """One pulse-weight scale per neuron (pulses per float unit), for a layer with no exact integer scale.
+
+    Why: a neuron's binary spike output is unchanged when its weights, bias, threshold, reset level and state
+    are all multiplied by one positive factor (a multiplicative leak commutes with it), so each neuron may use
+    the whole +-max_w pulse range for its own largest weight instead of the layer's largest: the rounding
+    error relative to its threshold shrinks by (layer max / row max). Bounds per neuron: |q| <= max_w; the
+    firing level fits the loop (threshold x s <= capacity - 1); the worst-case upward reach of one step
+    (threshold - 1 + all excitatory pulses and bias) stays inside the loop, unless the layer-wide scale
+    already passes it, in which case the neuron keeps at least that scale (never coarser than one scale per
+    layer). Last, s is lowered to the nearest value where threshold x s is an integer, so the firing level is
+    exact and only weight rounding remains."""
+    n = layer.size
+    rowg = np.zeros(n)
+    exc = np.zeros(n)
+    for _, W in layer.projections:
+        rowg = np.maximum(rowg, np.max(np.abs(W), axis=1, initial=0.0))
+        exc = exc + np.maximum(W, 0).sum(1)
+    if layer.bias is not None:
+        exc = exc + np.maximum(layer.bias, 0)
+    th = layer.threshold
+    with np.errstate(divide="ignore"):
+        s_w = np.where(rowg > 0, max_w / np.where(rowg > 0, rowg, 1.0), np.inf)
+        s_th = (capacity - 1) / th
+        s_reach = (capacity + 1) / (th + exc)
+    s = np.minimum(np.minimum(s_w, s_th), np.maximum(s_reach, s_layer))
+    s = np.where(np.isfinite(s), s, s_layer)
+    k = np.floor(th * s + 1e-9)            # integer firing level: the threshold itself is exact
+    return np.where(k >= 1, k / th, s)
+
+
+def quantise_clocked(layer: Layer, max_w: int, capacity: int) -> tuple[np.ndarray, dict[str, np.ndarray],
                                                                       np.ndarray, np.ndarray, list[str]]:
-    """Integer weights |q| <= max_w, integer thresholds <= capacity; exact when the graph allows it."""
+    """Integer weights |q| <= max_w, integer thresholds <= capacity; exact when the graph allows it.
+
+    Returns per-neuron scales (pulses per float unit): one value for the layer when an integer grid makes it
+    exact, else `neuron_scales`."""
     notes: list[str] = []
     gmax = max((float(np.max(np.abs(W))) for _, W in layer.projections), default=0.0)
     if gmax == 0:
         gmax = 1.0
     bias = layer.bias if layer.bias is not None else np.zeros(layer.size)
     s = max_w / gmax
+    exact = False
     for m in range(1, max_w + 1):
         cand = m / gmax
         ok = all(_is_int(W * cand) for _, W in layer.projections) and _is_int(bias * cand)
@@ -254,31 +295,30 @@ def quantise_clocked(layer: Layer, max_w: int, capacity: int) -> tuple[float, di
         ok = ok and _is_int(layer.v_reset * cand)
         if ok:
             s = cand
+            exact = True
             break
-
-    def theta(sc: float) -> np.ndarray:
-        x = layer.threshold * sc
-        return (np.floor(x + 1e-9) + 1 if layer.cmp == ">" else np.ceil(x - 1e-9)).astype(np.int64)
-
-    th = theta(s)
+    th = _theta(layer.threshold, layer.cmp, s)
     if th.max() > capacity:
         s = s * capacity / (float(np.max(layer.threshold * s)) + 1.0)
-        th = theta(s)
+        th = _theta(layer.threshold, layer.cmp, s)
+        exact = False
         notes.append(f"{layer.name}: threshold exceeded the storage-loop capacity {capacity}; weights rescaled "
                      f"by {s:.4g} (precision lost)")
-    th = np.maximum(th, 1)
-    q = {src: np.rint(W * s).astype(np.int64) for src, W in layer.projections}
-    if not all(_is_int(W * s) for _, W in layer.projections):
-        err = max(float(np.max(np.abs(W * s - q[src]))) for src, W in layer.projections)
-        notes.append(f"{layer.name}: weights quantised to integers |q| <= {max_w} (scale {s:.4g}, max error {err:.3f})")
-    return s, q, np.rint(bias * s).astype(np.int64), th, notes
+    sv = np.full(layer.size, s) if exact else neuron_scales(layer, max_w, capacity, s)
+    th = np.maximum(_theta(layer.threshold, layer.cmp, sv), 1)
+    q = {src: np.rint(W * sv[:, None]).astype(np.int64) for src, W in layer.projections}
+    if not all(_is_int(W * sv[:, None]) for _, W in layer.projections):
+        err = max(float(np.max(np.abs(W * sv[:, None] - q[src]))) for src, W in layer.projections)
+        notes.append(f"{layer.name}: weights quantised to integers |q| <= {max_w} (scale per neuron "
+                     f"{float(sv.min()):.4g}..{float(sv.max()):.4g}, max error {err:.3f})")
+    return sv, q, np.rint(bias * sv).astype(np.int64), th, notes
 
 
 @dataclass
 class QLayer:
     """One layer's integer constants: what the netlist and the array program both use."""
 
-    wscale: float                       # float units per weight pulse
+    wscale: np.ndarray                  # float units per weight pulse, per neuron
     th: np.ndarray                      # firing level, counter units
     lk: LeakPlan
     q: dict[str, np.ndarray]            # clocked: integer weights per source
@@ -302,10 +342,9 @@ def quantise_layer(L: Layer, coding: str, max_w: int, capacity: int, extra: dict
         p_max = float(extra.get("sfq.p_max", 1.0))
         if not 0 < p_max <= 1:
             raise UnsupportedError(f"sfq.p_max must be in (0, 1], got {p_max}", field="sfq.p_max")
-        wscale = max(gmax / p_max, float(np.max(L.threshold)) / max(1, capacity - 1))
-        th = (np.floor(L.threshold / wscale + 1e-9) + 1 if L.cmp == ">" else
-              np.ceil(L.threshold / wscale - 1e-9)).astype(np.int64)
-        th = np.clip(th, 1, capacity)
+        w0 = max(gmax / p_max, float(np.max(L.threshold)) / max(1, capacity - 1))
+        th = np.clip(_theta(L.threshold, L.cmp, 1.0 / w0), 1, capacity)
+        wscale = np.full(L.size, w0)
     lk = leak_plan(L, wscale, th, frac_bits, leak_bits)
     return QLayer(wscale, lk.threshold, lk, q, bq, qn)
 
@@ -332,12 +371,14 @@ def store_layer(arrays: dict[str, np.ndarray], sem: dict[str, Any], L: Layer, Q:
                 capacity: int) -> None:
     """The array program of one layer (artifact arrays) and its semantic records (with measured sizes)."""
     if Q.q:
-        s = 1.0 / Q.wscale
-        err = max(float(np.max(np.abs(W * s - Q.q[src]), initial=0.0)) for src, W in L.projections)
-        if err > 1e-6:
-            top = max(1, max(int(np.abs(qm).max(initial=0)) for qm in Q.q.values()))
-            record(sem, L.name, "quantisation", f"weights rounded to integer pulse counts |q| <= {top}; largest "
-                   "rounding error relative to the largest weight", err / top)
+        s = (1.0 / Q.wscale)[:, None]
+        err = np.max([np.max(np.abs(W * s - Q.q[src]), axis=1, initial=0.0) for src, W in L.projections], axis=0)
+        if float(np.max(err)) > 1e-6:
+            row = np.max([np.max(np.abs(qm), axis=1, initial=0) for qm in Q.q.values()], axis=0)
+            top = max(1, int(np.max(row)))
+            record(sem, L.name, "quantisation", f"weights rounded to integer pulse counts |q| <= {top} (a scale per "
+                   "neuron, exact for its spikes); largest rounding error relative to the neuron's largest weight",
+                   float(np.max(err / np.maximum(row, 1))))
         frac, worst = saturation_reach(L, Q, capacity)
         if frac > 0:
             record(sem, L.name, "saturation", f"{frac:.1%} of the storage loops (capacity {capacity} fluxons = "
@@ -349,6 +390,7 @@ def store_layer(arrays: dict[str, np.ndarray], sem: dict[str, Any], L: Layer, Q:
                    "emulators count saturations per population and verify gates their effect on the outputs",
                    frac)
     arrays[f"{L.name}/threshold"] = Q.th.astype(np.int64)
+    arrays[f"{L.name}/wscale"] = Q.wscale.astype(np.float64)     # float units per pulse, per neuron (probes)
     arrays[f"{L.name}/reset_sub"] = Q.lk.sub
     arrays[f"{L.name}/v_reset"] = Q.lk.v_reset
     arrays[f"{L.name}/leak_num"] = Q.lk.num
@@ -402,7 +444,7 @@ def plan_program(g: nir.NIRGraph, dt: float, board: Board, options: CompileOptio
         store_layer(arrays, sem, L, Q, leak_bits, capacity)
         prog_layers[L.name] = {"size": L.size, "sources": [s for s, _ in L.projections], "reset": L.reset,
                                "reset_timing": L.reset_timing, "frac_bits": Q.lk.frac_bits,
-                               "leak_bits": leak_bits, "capacity": capacity, "wscale": Q.wscale,
+                               "leak_bits": leak_bits, "capacity": capacity, "wscale": float(np.max(Q.wscale)),
                                "bias": Q.bq is not None and L.bias is not None,
                                "shape": [int(d) for d in (G.node_shape(g.nodes[L.name], "input") or (L.size,))]}
     for name, (_src, steps) in delays.items():
@@ -516,7 +558,7 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
                        reset=L.reset, reset_timing=L.reset_timing, v_reset=int(lk.v_reset[j]),
                        leak="decay" if lk.num[j] > 0 else "none", leak_frac=float(1.0 - L.keep[j]),
                        leak_num=int(lk.num[j]), leak_bits=plan.program["layers"][L.name]["leak_bits"] if lk.num[j] > 0 else 0,
-                       frac_bits=lk.frac_bits, v_unit=float(wscale / (1 << lk.frac_bits)), layer=L.name, index=j)
+                       frac_bits=lk.frac_bits, v_unit=float(wscale[j] / (1 << lk.frac_bits)), layer=L.name, index=j)
             ids.append(c)
             per_neuron[c] = []
         neuron_ids[L.name] = ids
@@ -533,8 +575,9 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
                         per_neuron[ids[j]].append(lf)
                     synapses += 1
             else:
-                copies = np.ceil(np.abs(W) / wscale - 1e-9).astype(np.int64)
-                ptarget = np.where(copies > 0, np.abs(W) / (np.maximum(copies, 1) * wscale), 0.0)
+                w0 = float(wscale[0])       # stochastic coding: one scale per layer
+                copies = np.ceil(np.abs(W) / w0 - 1e-9).astype(np.int64)
+                ptarget = np.where(copies > 0, np.abs(W) / (np.maximum(copies, 1) * w0), 0.0)
                 cur, preal = comparator_probability(ptarget, board)
                 perr = float(np.max(np.abs(preal - ptarget), initial=0.0))
                 record(sem, L.name, "quantisation", "stochastic coding: each weight is a comparator pass probability "
@@ -571,7 +614,8 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
                         nbias += 1
         fan = [len(per_neuron[c]) for c in ids]
         layer_info[L.name] = {"neurons": L.size, "kind": L.kind, "synapses": synapses, "bias_pulses": nbias,
-                              "weight_scale": wscale, "max_fanin_pulses": max(fan) if fan else 0,
+                              "weight_scale": float(np.max(wscale)),
+                              "weight_scale_min": float(np.min(wscale)), "max_fanin_pulses": max(fan) if fan else 0,
                               "threshold_max": int(th.max())}
         if fan and max(fan) > max_leaves:
             notes.append(f"{L.name}: up to {max(fan)} pulses merge into one neuron per step (board guideline "
