@@ -243,43 +243,109 @@ def _theta(threshold: np.ndarray, cmp: str, sc: np.ndarray | float) -> np.ndarra
     return (np.floor(x + 1e-9) + 1 if cmp == ">" else np.ceil(x - 1e-9)).astype(np.int64)
 
 
+def _scale_bounds(layer: Layer, max_w: int, capacity: int, s_layer: float) -> np.ndarray:
+    """The largest pulse-weight scale each neuron may use (see `neuron_scales`)."""
+    n = layer.size
+    rowg = np.zeros(n)
+    exc = np.zeros(n)
+    inh = np.zeros(n)
+    for _, W in layer.projections:
+        rowg = np.maximum(rowg, np.max(np.abs(W), axis=1, initial=0.0))
+        exc = exc + np.maximum(W, 0).sum(1)
+        inh = inh + np.maximum(-W, 0).sum(1)
+    if layer.bias is not None:
+        exc = exc + np.maximum(layer.bias, 0)
+        inh = inh + np.maximum(-layer.bias, 0)
+    th = layer.threshold
+    keep = np.asarray(layer.keep, dtype=np.float64)
+    # downward: inhibition accumulates over steps, bounded by the leak (an IF neuron has no bound to fit)
+    down = np.where(keep < 1, inh / np.maximum(1.0 - keep, 1e-12), 0.0)
+    with np.errstate(divide="ignore"):
+        s_w = np.where(rowg > 0, max_w / np.where(rowg > 0, rowg, 1.0), np.inf)
+        s_th = (capacity - 1) / th
+        s_reach = (capacity + 1) / np.maximum(th + exc, down)
+    s = np.minimum(np.minimum(s_w, s_th), np.maximum(s_reach, s_layer))
+    return np.where(np.isfinite(s), s, s_layer)
+
+
 def neuron_scales(layer: Layer, max_w: int, capacity: int, s_layer: float) -> np.ndarray:
     """One pulse-weight scale per neuron (pulses per float unit), for a layer with no exact integer scale.
 
     Why: a neuron's binary spike output is unchanged when its weights, bias, threshold, reset level and state
     are all multiplied by one positive factor (a multiplicative leak commutes with it), so each neuron may use
-    the whole +-max_w pulse range for its own largest weight instead of the layer's largest: the rounding
-    error relative to its threshold shrinks by (layer max / row max). Bounds per neuron: |q| <= max_w; the
-    firing level fits the loop (threshold x s <= capacity - 1); the worst-case upward reach of one step
-    (threshold - 1 + all excitatory pulses and bias) stays inside the loop, unless the layer-wide scale
-    already passes it, in which case the neuron keeps at least that scale (never coarser than one scale per
-    layer). Last, s is lowered to the nearest value where threshold x s is an integer, so the firing level is
-    exact and only weight rounding remains."""
-    n = layer.size
-    rowg = np.zeros(n)
-    exc = np.zeros(n)
-    for _, W in layer.projections:
-        rowg = np.maximum(rowg, np.max(np.abs(W), axis=1, initial=0.0))
-        exc = exc + np.maximum(W, 0).sum(1)
-    if layer.bias is not None:
-        exc = exc + np.maximum(layer.bias, 0)
+    its own scale instead of the layer's. Bounds per neuron: |q| <= max_w; the firing level fits the loop
+    (threshold x s <= capacity - 1); the worst-case reach (up: threshold - 1 + all excitatory pulses and bias of
+    one step; down, for a leaky neuron: its inhibition accumulated over steps, inh / (1 - keep)) stays inside
+    the loop, unless the layer-wide scale already passes it, in which case the
+    neuron keeps at least that scale (never coarser than one scale per layer). Within the bound the scale is
+    s = k / threshold for an integer firing level k (so the threshold is exact), and k is the one in
+    [k_max / 2, k_max] with the least squared rounding error of the weights and bias relative to the firing
+    level (sum (w s - round(w s))^2 / k^2): a level just below k_max can round a row much better."""
+    s_max = _scale_bounds(layer, max_w, capacity, s_layer)
     th = layer.threshold
-    with np.errstate(divide="ignore"):
-        s_w = np.where(rowg > 0, max_w / np.where(rowg > 0, rowg, 1.0), np.inf)
-        s_th = (capacity - 1) / th
-        s_reach = (capacity + 1) / (th + exc)
-    s = np.minimum(np.minimum(s_w, s_th), np.maximum(s_reach, s_layer))
-    s = np.where(np.isfinite(s), s, s_layer)
-    k = np.floor(th * s + 1e-9)            # integer firing level: the threshold itself is exact
-    return np.where(k >= 1, k / th, s)
+    kmax = np.floor(th * s_max + 1e-9).astype(np.int64)
+    ok = kmax >= 1
+    kmin = np.maximum(1, (kmax + 1) // 2)
+    nz = [np.nonzero(W) for _, W in layer.projections]
+    vals = [W[r, c] for (_, W), (r, c) in zip(layer.projections, nz)]
+    best = np.full(layer.size, np.inf)
+    bestk = kmax.copy()
+    for j in range(int(np.max(kmax - kmin, initial=0)) + 1):      # bounded: k_max <= capacity
+        k = kmax - j
+        valid = ok & (k >= kmin)
+        sc = np.where(valid, k / th, 0.0)
+        err = np.zeros(layer.size)
+        for (r, _), v in zip(nz, vals):
+            e = v * sc[r]
+            err += np.bincount(r, (e - np.rint(e)) ** 2, minlength=layer.size)
+        if layer.bias is not None:
+            e = layer.bias * sc
+            err += (e - np.rint(e)) ** 2
+        err = err / np.maximum(k, 1) ** 2
+        better = valid & (err < best - 1e-15)
+        best = np.where(better, err, best)
+        bestk = np.where(better, k, bestk)
+    return np.where(ok, bestk / th, s_max)
 
 
-def quantise_clocked(layer: Layer, max_w: int, capacity: int) -> tuple[np.ndarray, dict[str, np.ndarray],
-                                                                      np.ndarray, np.ndarray, list[str]]:
+def input_rates(g: nir.NIRGraph, dt: float, calibration: Any, sources: dict[str, tuple[str, int]],
+                max_samples: int = 256) -> dict[str, np.ndarray] | None:
+    """Mean spikes per step of every spike source in the float model on the calibration data, or None.
+
+    Why: rounding a neuron's weights shifts its expected input per step by sum_i (q_i / s - w_i) r_i; with the
+    rates r of its sources measured on calibration data, that shift is moved into the bias (bias correction,
+    Nagel et al., "Data-Free Quantization Through Weight Equalization and Bias Correction", ICCV 2019), so
+    the neuron's mean drive is right and only the per-sample spread of the rounding error remains."""
+    from spikeforge.refsim import simulate
+
+    if not isinstance(calibration, dict):
+        return None
+    ins = {n: np.asarray(calibration[n]) for n, (kind, _) in sources.items() if kind == "input" and n in calibration}
+    if not ins or len(ins) != sum(1 for kind, _ in sources.values() if kind == "input"):
+        return None
+    ins = {n: x[:, :max_samples] for n, x in ins.items() if x.ndim >= 2}
+    if not ins:
+        return None
+    res = simulate(g, ins, dt, probes=True)
+    rates: dict[str, np.ndarray] = {}
+    for n, (kind, size) in sources.items():
+        x = ins.get(n) if kind == "input" else res.states.get(f"{n}.s")
+        if x is None:
+            continue
+        x = np.asarray(x, dtype=np.float64)
+        r = x.reshape(x.shape[0] * x.shape[1], -1).mean(0)
+        if r.size == size:
+            rates[n] = r
+    return rates
+
+
+def quantise_clocked(layer: Layer, max_w: int, capacity: int, rates: dict[str, np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray, list[str], np.ndarray | None]:
     """Integer weights |q| <= max_w, integer thresholds <= capacity; exact when the graph allows it.
 
     Returns per-neuron scales (pulses per float unit): one value for the layer when an integer grid makes it
-    exact, else `neuron_scales`."""
+    exact, else `neuron_scales`; with calibration `rates` (see `input_rates`), the bias also absorbs the mean
+    shift the weight rounding causes (returned as the last item, float units per step; None without)."""
     notes: list[str] = []
     gmax = max((float(np.max(np.abs(W))) for _, W in layer.projections), default=0.0)
     if gmax == 0:
@@ -311,7 +377,11 @@ def quantise_clocked(layer: Layer, max_w: int, capacity: int) -> tuple[np.ndarra
         err = max(float(np.max(np.abs(W * sv[:, None] - q[src]))) for src, W in layer.projections)
         notes.append(f"{layer.name}: weights quantised to integers |q| <= {max_w} (scale per neuron "
                      f"{float(sv.min()):.4g}..{float(sv.max()):.4g}, max error {err:.3f})")
-    return sv, q, np.rint(bias * sv).astype(np.int64), th, notes
+    shift = None
+    if not exact and rates is not None and all(src in rates for src, _ in layer.projections):
+        shift = sum(((q[src] / sv[:, None] - W) @ rates[src]) for src, W in layer.projections)
+        bias = bias - shift
+    return sv, q, np.rint(bias * sv).astype(np.int64), th, notes, shift
 
 
 @dataclass
@@ -324,18 +394,20 @@ class QLayer:
     q: dict[str, np.ndarray]            # clocked: integer weights per source
     bq: np.ndarray | None               # clocked: integer bias pulses per step
     notes: list[str]
+    bias_shift: np.ndarray | None = None  # clocked: mean rounding shift moved into the bias (float units/step)
 
 
 def quantise_layer(L: Layer, coding: str, max_w: int, capacity: int, extra: dict[str, Any], frac_bits: int,
-                   leak_bits: int) -> QLayer:
+                   leak_bits: int, rates: dict[str, np.ndarray] | None = None) -> QLayer:
     """Weights, thresholds and leak of one layer in the chip's integers (clocked or stochastic coding)."""
     q: dict[str, np.ndarray] = {}
     bq = None
     qn: list[str] = []
+    shift = None
     if coding == "clocked":
         # weights already quantised by the bit-budget pass keep their integer grid: 2^(bits-1) - 1 levels
         lw = max(1, 2 ** (L.weight_bits - 1) - 1) if L.weight_bits and extra.get("sfq.max_weight") is None else max_w
-        s, q, bq, th, qn = quantise_clocked(L, lw, capacity)
+        s, q, bq, th, qn, shift = quantise_clocked(L, lw, capacity, rates)
         wscale = 1.0 / s
     else:
         gmax = max((float(np.max(np.abs(W))) for _, W in L.projections), default=1.0) or 1.0
@@ -346,7 +418,7 @@ def quantise_layer(L: Layer, coding: str, max_w: int, capacity: int, extra: dict
         th = np.clip(_theta(L.threshold, L.cmp, 1.0 / w0), 1, capacity)
         wscale = np.full(L.size, w0)
     lk = leak_plan(L, wscale, th, frac_bits, leak_bits)
-    return QLayer(wscale, lk.threshold, lk, q, bq, qn)
+    return QLayer(wscale, lk.threshold, lk, q, bq, qn, shift)
 
 
 def saturation_reach(L: Layer, Q: QLayer, capacity: int) -> tuple[float, float]:
@@ -356,7 +428,7 @@ def saturation_reach(L: Layer, Q: QLayer, capacity: int) -> tuple[float, float]:
     Down: inhibition accumulates across steps, bounded by the leak: -inh / (1 - keep) (unbounded for IF)."""
     exc = sum(np.maximum(qm, 0).sum(1) for qm in Q.q.values()).astype(np.float64)
     inh = sum(np.maximum(-qm, 0).sum(1) for qm in Q.q.values()).astype(np.float64)
-    if Q.bq is not None and L.bias is not None:
+    if Q.bq is not None and np.any(Q.bq):
         exc = exc + np.maximum(Q.bq, 0)
         inh = inh + np.maximum(-Q.bq, 0)
     up = (Q.th - 1) / (1 << Q.lk.frac_bits) + exc
@@ -396,8 +468,14 @@ def store_layer(arrays: dict[str, np.ndarray], sem: dict[str, Any], L: Layer, Q:
     arrays[f"{L.name}/leak_num"] = Q.lk.num
     for src, qm in Q.q.items():   # compact: one byte per synapse when the weights fit
         arrays[f"{L.name}/weight/{src}"] = qm.astype(np.int8) if np.abs(qm).max(initial=0) < 128 else qm
-    if Q.bq is not None and L.bias is not None:
+    if Q.bq is not None and np.any(Q.bq):
         arrays[f"{L.name}/bias"] = Q.bq
+    if Q.bias_shift is not None and np.any(Q.bias_shift != 0):
+        rel = float(np.max(np.abs(Q.bias_shift) / L.threshold))
+        record(sem, L.name, "quantisation", "bias corrected for the mean input shift of the weight rounding, measured "
+               "with the float model's spike rates on the calibration data (Nagel et al. 2019); the mean drive per "
+               "step is right, the per-sample rounding spread remains; magnitude = largest correction per step as a "
+               "fraction of the threshold", rel)
     if Q.lk.fractional:
         record_leak(sem, L, Q.lk, leak_bits)
 
@@ -437,15 +515,18 @@ def plan_program(g: nir.NIRGraph, dt: float, board: Board, options: CompileOptio
     notes: list[str] = []
     qs: dict[str, QLayer] = {}
     prog_layers: dict[str, Any] = {}
+    rates = input_rates(g, dt, extra.get("calibration"), sources) if coding == "clocked" else None
+    if rates is not None:
+        notes.append("calibration data: weight rounding's mean input shift moved into each neuron's bias")
     for L in layers:
-        Q = quantise_layer(L, coding, max_w, capacity, extra, frac_bits, leak_bits)
+        Q = quantise_layer(L, coding, max_w, capacity, extra, frac_bits, leak_bits, rates)
         qs[L.name] = Q
         notes.extend(Q.notes)
         store_layer(arrays, sem, L, Q, leak_bits, capacity)
         prog_layers[L.name] = {"size": L.size, "sources": [s for s, _ in L.projections], "reset": L.reset,
                                "reset_timing": L.reset_timing, "frac_bits": Q.lk.frac_bits,
                                "leak_bits": leak_bits, "capacity": capacity, "wscale": float(np.max(Q.wscale)),
-                               "bias": Q.bq is not None and L.bias is not None,
+                               "bias": Q.bq is not None and bool(np.any(Q.bq)),
                                "shape": [int(d) for d in (G.node_shape(g.nodes[L.name], "input") or (L.size,))]}
     for name, (_src, steps) in delays.items():
         arrays[f"{name}/delay_steps"] = steps
@@ -592,7 +673,7 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
                         per_neuron[ids[j]].append(lf)
                     synapses += 1
         nbias = 0
-        if L.bias is not None:
+        if (bq is not None and np.any(bq)) if coding == "clocked" else L.bias is not None:
             key = (f"{L.name}.bias", 0)
             if coding == "clocked":
                 for j in np.nonzero(bq)[0]:
