@@ -278,34 +278,34 @@ def neuron_scales(layer: Layer, max_w: int, capacity: int, s_layer: float) -> np
     one step; down, for a leaky neuron: its inhibition accumulated over steps, inh / (1 - keep)) stays inside
     the loop, unless the layer-wide scale already passes it, in which case the
     neuron keeps at least that scale (never coarser than one scale per layer). Within the bound the scale is
-    s = k / threshold for an integer firing level k (so the threshold is exact), and k is the one in
-    [k_max / 2, k_max] with the least squared rounding error of the weights and bias relative to the firing
-    level (sum (w s - round(w s))^2 / k^2): a level just below k_max can round a row much better."""
+    the largest one, or s = k / threshold for an integer firing level k in [k_max / 2, k_max] (threshold exact),
+    whichever has the least squared rounding error of weights, bias and firing level relative to the firing
+    level (sum (x s - round(x s))^2 / (threshold s)^2): a level below k_max can round a row much better."""
     s_max = _scale_bounds(layer, max_w, capacity, s_layer)
     th = layer.threshold
     kmax = np.floor(th * s_max + 1e-9).astype(np.int64)
-    ok = kmax >= 1
     kmin = np.maximum(1, (kmax + 1) // 2)
     nz = [np.nonzero(W) for _, W in layer.projections]
     vals = [W[r, c] for (_, W), (r, c) in zip(layer.projections, nz)]
     best = np.full(layer.size, np.inf)
-    bestk = kmax.copy()
-    for j in range(int(np.max(kmax - kmin, initial=0)) + 1):      # bounded: k_max <= capacity
-        k = kmax - j
-        valid = ok & (k >= kmin)
+    chosen = s_max.copy()
+    # candidates: s_max itself (threshold rounded), then every integer level k_max .. k_max / 2 (threshold exact)
+    for j in range(-1, int(np.max(kmax - kmin, initial=0)) + 1):      # bounded: k_max <= capacity
+        k = th * s_max if j < 0 else (kmax - j).astype(np.float64)
+        valid = (np.isfinite(k) & (k > 0)) if j < 0 else ((k >= kmin) & (k >= 1))
         sc = np.where(valid, k / th, 0.0)
-        err = np.zeros(layer.size)
+        err = (k - np.rint(k)) ** 2                                  # the firing level's own rounding
         for (r, _), v in zip(nz, vals):
             e = v * sc[r]
-            err += np.bincount(r, (e - np.rint(e)) ** 2, minlength=layer.size)
+            err = err + np.bincount(r, (e - np.rint(e)) ** 2, minlength=layer.size)
         if layer.bias is not None:
             e = layer.bias * sc
-            err += (e - np.rint(e)) ** 2
-        err = err / np.maximum(k, 1) ** 2
+            err = err + (e - np.rint(e)) ** 2
+        err = err / np.maximum(k, 1e-12) ** 2
         better = valid & (err < best - 1e-15)
         best = np.where(better, err, best)
-        bestk = np.where(better, k, bestk)
-    return np.where(ok, bestk / th, s_max)
+        chosen = np.where(better, sc, chosen)
+    return chosen
 
 
 def input_rates(g: nir.NIRGraph, dt: float, calibration: Any, sources: dict[str, tuple[str, int]],
