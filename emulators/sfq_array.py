@@ -63,7 +63,8 @@ def run_arrays(program: dict[str, Any], arrays: dict[str, np.ndarray], inputs: d
             "subtract": info["reset"] == "subtract", "delayed": info["reset_timing"] == "delayed",
             "bexc": None if bias is None else np.maximum(bias, 0).astype(np.int64),
             "binh": None if bias is None else np.maximum(-bias, 0).astype(np.int64),
-            "vunit": float(info["wscale"]) / u,
+            # float units per counter unit, per neuron (older artifacts: one scale per layer)
+            "vunit": np.asarray(arrays.get(f"{name}/wscale", info["wscale"]), np.float64) / u,
         }
     count = {n: np.zeros((B, i["size"]), np.int64) for n, i in layers.items()}
     acc = {n: np.zeros((B, i["size"]), np.int64) for n, i in layers.items()}

@@ -237,15 +237,122 @@ def _is_int(x: np.ndarray) -> bool:
     return bool(np.all(np.abs(x - np.rint(x)) < 1e-6))
 
 
-def quantise_clocked(layer: Layer, max_w: int, capacity: int) -> tuple[float, dict[str, np.ndarray],
-                                                                      np.ndarray, np.ndarray, list[str]]:
-    """Integer weights |q| <= max_w, integer thresholds <= capacity; exact when the graph allows it."""
+def _theta(threshold: np.ndarray, cmp: str, sc: np.ndarray | float) -> np.ndarray:
+    """Integer firing level for a float threshold at scale sc (exact when threshold x sc is an integer)."""
+    x = threshold * sc
+    return (np.floor(x + 1e-9) + 1 if cmp == ">" else np.ceil(x - 1e-9)).astype(np.int64)
+
+
+def _scale_bounds(layer: Layer, max_w: int, capacity: int, s_layer: float) -> np.ndarray:
+    """The largest pulse-weight scale each neuron may use (see `neuron_scales`)."""
+    n = layer.size
+    rowg = np.zeros(n)
+    exc = np.zeros(n)
+    inh = np.zeros(n)
+    for _, W in layer.projections:
+        rowg = np.maximum(rowg, np.max(np.abs(W), axis=1, initial=0.0))
+        exc = exc + np.maximum(W, 0).sum(1)
+        inh = inh + np.maximum(-W, 0).sum(1)
+    if layer.bias is not None:
+        exc = exc + np.maximum(layer.bias, 0)
+        inh = inh + np.maximum(-layer.bias, 0)
+    th = layer.threshold
+    keep = np.asarray(layer.keep, dtype=np.float64)
+    # downward: inhibition accumulates over steps, bounded by the leak (an IF neuron has no bound to fit)
+    down = np.where(keep < 1, inh / np.maximum(1.0 - keep, 1e-12), 0.0)
+    with np.errstate(divide="ignore"):
+        s_w = np.where(rowg > 0, max_w / np.where(rowg > 0, rowg, 1.0), np.inf)
+        s_th = (capacity - 1) / th
+        s_reach = (capacity + 1) / np.maximum(th + exc, down)
+    s = np.minimum(np.minimum(s_w, s_th), np.maximum(s_reach, s_layer))
+    return np.where(np.isfinite(s), s, s_layer)
+
+
+def neuron_scales(layer: Layer, max_w: int, capacity: int, s_layer: float) -> np.ndarray:
+    """One pulse-weight scale per neuron (pulses per float unit), for a layer with no exact integer scale.
+
+    Why: a neuron's binary spike output is unchanged when its weights, bias, threshold, reset level and state
+    are all multiplied by one positive factor (a multiplicative leak commutes with it), so each neuron may use
+    its own scale instead of the layer's. Bounds per neuron: |q| <= max_w; the firing level fits the loop
+    (threshold x s <= capacity - 1); the worst-case reach (up: threshold - 1 + all excitatory pulses and bias of
+    one step; down, for a leaky neuron: its inhibition accumulated over steps, inh / (1 - keep)) stays inside
+    the loop, unless the layer-wide scale already passes it, in which case the
+    neuron keeps at least that scale (never coarser than one scale per layer). Within the bound the scale is
+    the largest one, or s = k / threshold for an integer firing level k in [k_max / 2, k_max] (threshold exact),
+    whichever has the least squared rounding error of weights, bias and firing level relative to the firing
+    level (sum (x s - round(x s))^2 / (threshold s)^2): a level below k_max can round a row much better."""
+    s_max = _scale_bounds(layer, max_w, capacity, s_layer)
+    th = layer.threshold
+    kmax = np.floor(th * s_max + 1e-9).astype(np.int64)
+    kmin = np.maximum(1, (kmax + 1) // 2)
+    nz = [np.nonzero(W) for _, W in layer.projections]
+    vals = [W[r, c] for (_, W), (r, c) in zip(layer.projections, nz)]
+    best = np.full(layer.size, np.inf)
+    chosen = s_max.copy()
+    # candidates: s_max itself (threshold rounded), then every integer level k_max .. k_max / 2 (threshold exact)
+    for j in range(-1, int(np.max(kmax - kmin, initial=0)) + 1):      # bounded: k_max <= capacity
+        k = th * s_max if j < 0 else (kmax - j).astype(np.float64)
+        valid = (np.isfinite(k) & (k > 0)) if j < 0 else ((k >= kmin) & (k >= 1))
+        sc = np.where(valid, k / th, 0.0)
+        err = (k - np.rint(k)) ** 2                                  # the firing level's own rounding
+        for (r, _), v in zip(nz, vals):
+            e = v * sc[r]
+            err = err + np.bincount(r, (e - np.rint(e)) ** 2, minlength=layer.size)
+        if layer.bias is not None:
+            e = layer.bias * sc
+            err = err + (e - np.rint(e)) ** 2
+        err = err / np.maximum(k, 1e-12) ** 2
+        better = valid & (err < best - 1e-15)
+        best = np.where(better, err, best)
+        chosen = np.where(better, sc, chosen)
+    return chosen
+
+
+def input_rates(g: nir.NIRGraph, dt: float, calibration: Any, sources: dict[str, tuple[str, int]],
+                max_samples: int = 256) -> dict[str, np.ndarray] | None:
+    """Mean spikes per step of every spike source in the float model on the calibration data, or None.
+
+    Why: rounding a neuron's weights shifts its expected input per step by sum_i (q_i / s - w_i) r_i; with the
+    rates r of its sources measured on calibration data, that shift is moved into the bias (bias correction,
+    Nagel et al., "Data-Free Quantization Through Weight Equalization and Bias Correction", ICCV 2019), so
+    the neuron's mean drive is right and only the per-sample spread of the rounding error remains."""
+    from spikeforge.refsim import simulate
+
+    if not isinstance(calibration, dict):
+        return None
+    ins = {n: np.asarray(calibration[n]) for n, (kind, _) in sources.items() if kind == "input" and n in calibration}
+    if not ins or len(ins) != sum(1 for kind, _ in sources.values() if kind == "input"):
+        return None
+    ins = {n: x[:, :max_samples] for n, x in ins.items() if x.ndim >= 2}
+    if not ins:
+        return None
+    res = simulate(g, ins, dt, probes=True)
+    rates: dict[str, np.ndarray] = {}
+    for n, (kind, size) in sources.items():
+        x = ins.get(n) if kind == "input" else res.states.get(f"{n}.s")
+        if x is None:
+            continue
+        x = np.asarray(x, dtype=np.float64)
+        r = x.reshape(x.shape[0] * x.shape[1], -1).mean(0)
+        if r.size == size:
+            rates[n] = r
+    return rates
+
+
+def quantise_clocked(layer: Layer, max_w: int, capacity: int, rates: dict[str, np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray, list[str], np.ndarray | None]:
+    """Integer weights |q| <= max_w, integer thresholds <= capacity; exact when the graph allows it.
+
+    Returns per-neuron scales (pulses per float unit): one value for the layer when an integer grid makes it
+    exact, else `neuron_scales`; with calibration `rates` (see `input_rates`), the bias also absorbs the mean
+    shift the weight rounding causes (returned as the last item, float units per step; None without)."""
     notes: list[str] = []
     gmax = max((float(np.max(np.abs(W))) for _, W in layer.projections), default=0.0)
     if gmax == 0:
         gmax = 1.0
     bias = layer.bias if layer.bias is not None else np.zeros(layer.size)
     s = max_w / gmax
+    exact = False
     for m in range(1, max_w + 1):
         cand = m / gmax
         ok = all(_is_int(W * cand) for _, W in layer.projections) and _is_int(bias * cand)
@@ -254,60 +361,64 @@ def quantise_clocked(layer: Layer, max_w: int, capacity: int) -> tuple[float, di
         ok = ok and _is_int(layer.v_reset * cand)
         if ok:
             s = cand
+            exact = True
             break
-
-    def theta(sc: float) -> np.ndarray:
-        x = layer.threshold * sc
-        return (np.floor(x + 1e-9) + 1 if layer.cmp == ">" else np.ceil(x - 1e-9)).astype(np.int64)
-
-    th = theta(s)
+    th = _theta(layer.threshold, layer.cmp, s)
     if th.max() > capacity:
         s = s * capacity / (float(np.max(layer.threshold * s)) + 1.0)
-        th = theta(s)
+        th = _theta(layer.threshold, layer.cmp, s)
+        exact = False
         notes.append(f"{layer.name}: threshold exceeded the storage-loop capacity {capacity}; weights rescaled "
                      f"by {s:.4g} (precision lost)")
-    th = np.maximum(th, 1)
-    q = {src: np.rint(W * s).astype(np.int64) for src, W in layer.projections}
-    if not all(_is_int(W * s) for _, W in layer.projections):
-        err = max(float(np.max(np.abs(W * s - q[src]))) for src, W in layer.projections)
-        notes.append(f"{layer.name}: weights quantised to integers |q| <= {max_w} (scale {s:.4g}, max error {err:.3f})")
-    return s, q, np.rint(bias * s).astype(np.int64), th, notes
+    sv = np.full(layer.size, s) if exact else neuron_scales(layer, max_w, capacity, s)
+    th = np.maximum(_theta(layer.threshold, layer.cmp, sv), 1)
+    q = {src: np.rint(W * sv[:, None]).astype(np.int64) for src, W in layer.projections}
+    if not all(_is_int(W * sv[:, None]) for _, W in layer.projections):
+        err = max(float(np.max(np.abs(W * sv[:, None] - q[src]))) for src, W in layer.projections)
+        notes.append(f"{layer.name}: weights quantised to integers |q| <= {max_w} (scale per neuron "
+                     f"{float(sv.min()):.4g}..{float(sv.max()):.4g}, max error {err:.3f})")
+    shift = None
+    if not exact and rates is not None and all(src in rates for src, _ in layer.projections):
+        shift = sum(((q[src] / sv[:, None] - W) @ rates[src]) for src, W in layer.projections)
+        bias = bias - shift
+    return sv, q, np.rint(bias * sv).astype(np.int64), th, notes, shift
 
 
 @dataclass
 class QLayer:
     """One layer's integer constants: what the netlist and the array program both use."""
 
-    wscale: float                       # float units per weight pulse
+    wscale: np.ndarray                  # float units per weight pulse, per neuron
     th: np.ndarray                      # firing level, counter units
     lk: LeakPlan
     q: dict[str, np.ndarray]            # clocked: integer weights per source
     bq: np.ndarray | None               # clocked: integer bias pulses per step
     notes: list[str]
+    bias_shift: np.ndarray | None = None  # clocked: mean rounding shift moved into the bias (float units/step)
 
 
 def quantise_layer(L: Layer, coding: str, max_w: int, capacity: int, extra: dict[str, Any], frac_bits: int,
-                   leak_bits: int) -> QLayer:
+                   leak_bits: int, rates: dict[str, np.ndarray] | None = None) -> QLayer:
     """Weights, thresholds and leak of one layer in the chip's integers (clocked or stochastic coding)."""
     q: dict[str, np.ndarray] = {}
     bq = None
     qn: list[str] = []
+    shift = None
     if coding == "clocked":
         # weights already quantised by the bit-budget pass keep their integer grid: 2^(bits-1) - 1 levels
         lw = max(1, 2 ** (L.weight_bits - 1) - 1) if L.weight_bits and extra.get("sfq.max_weight") is None else max_w
-        s, q, bq, th, qn = quantise_clocked(L, lw, capacity)
+        s, q, bq, th, qn, shift = quantise_clocked(L, lw, capacity, rates)
         wscale = 1.0 / s
     else:
         gmax = max((float(np.max(np.abs(W))) for _, W in L.projections), default=1.0) or 1.0
         p_max = float(extra.get("sfq.p_max", 1.0))
         if not 0 < p_max <= 1:
             raise UnsupportedError(f"sfq.p_max must be in (0, 1], got {p_max}", field="sfq.p_max")
-        wscale = max(gmax / p_max, float(np.max(L.threshold)) / max(1, capacity - 1))
-        th = (np.floor(L.threshold / wscale + 1e-9) + 1 if L.cmp == ">" else
-              np.ceil(L.threshold / wscale - 1e-9)).astype(np.int64)
-        th = np.clip(th, 1, capacity)
+        w0 = max(gmax / p_max, float(np.max(L.threshold)) / max(1, capacity - 1))
+        th = np.clip(_theta(L.threshold, L.cmp, 1.0 / w0), 1, capacity)
+        wscale = np.full(L.size, w0)
     lk = leak_plan(L, wscale, th, frac_bits, leak_bits)
-    return QLayer(wscale, lk.threshold, lk, q, bq, qn)
+    return QLayer(wscale, lk.threshold, lk, q, bq, qn, shift)
 
 
 def saturation_reach(L: Layer, Q: QLayer, capacity: int) -> tuple[float, float]:
@@ -317,7 +428,7 @@ def saturation_reach(L: Layer, Q: QLayer, capacity: int) -> tuple[float, float]:
     Down: inhibition accumulates across steps, bounded by the leak: -inh / (1 - keep) (unbounded for IF)."""
     exc = sum(np.maximum(qm, 0).sum(1) for qm in Q.q.values()).astype(np.float64)
     inh = sum(np.maximum(-qm, 0).sum(1) for qm in Q.q.values()).astype(np.float64)
-    if Q.bq is not None and L.bias is not None:
+    if Q.bq is not None and np.any(Q.bq):
         exc = exc + np.maximum(Q.bq, 0)
         inh = inh + np.maximum(-Q.bq, 0)
     up = (Q.th - 1) / (1 << Q.lk.frac_bits) + exc
@@ -332,12 +443,14 @@ def store_layer(arrays: dict[str, np.ndarray], sem: dict[str, Any], L: Layer, Q:
                 capacity: int) -> None:
     """The array program of one layer (artifact arrays) and its semantic records (with measured sizes)."""
     if Q.q:
-        s = 1.0 / Q.wscale
-        err = max(float(np.max(np.abs(W * s - Q.q[src]), initial=0.0)) for src, W in L.projections)
-        if err > 1e-6:
-            top = max(1, max(int(np.abs(qm).max(initial=0)) for qm in Q.q.values()))
-            record(sem, L.name, "quantisation", f"weights rounded to integer pulse counts |q| <= {top}; largest "
-                   "rounding error relative to the largest weight", err / top)
+        s = (1.0 / Q.wscale)[:, None]
+        err = np.max([np.max(np.abs(W * s - Q.q[src]), axis=1, initial=0.0) for src, W in L.projections], axis=0)
+        if float(np.max(err)) > 1e-6:
+            row = np.max([np.max(np.abs(qm), axis=1, initial=0) for qm in Q.q.values()], axis=0)
+            top = max(1, int(np.max(row)))
+            record(sem, L.name, "quantisation", f"weights rounded to integer pulse counts |q| <= {top} (a scale per "
+                   "neuron, exact for its spikes); largest rounding error relative to the neuron's largest weight",
+                   float(np.max(err / np.maximum(row, 1))))
         frac, worst = saturation_reach(L, Q, capacity)
         if frac > 0:
             record(sem, L.name, "saturation", f"{frac:.1%} of the storage loops (capacity {capacity} fluxons = "
@@ -349,13 +462,20 @@ def store_layer(arrays: dict[str, np.ndarray], sem: dict[str, Any], L: Layer, Q:
                    "emulators count saturations per population and verify gates their effect on the outputs",
                    frac)
     arrays[f"{L.name}/threshold"] = Q.th.astype(np.int64)
+    arrays[f"{L.name}/wscale"] = Q.wscale.astype(np.float64)     # float units per pulse, per neuron (probes)
     arrays[f"{L.name}/reset_sub"] = Q.lk.sub
     arrays[f"{L.name}/v_reset"] = Q.lk.v_reset
     arrays[f"{L.name}/leak_num"] = Q.lk.num
     for src, qm in Q.q.items():   # compact: one byte per synapse when the weights fit
         arrays[f"{L.name}/weight/{src}"] = qm.astype(np.int8) if np.abs(qm).max(initial=0) < 128 else qm
-    if Q.bq is not None and L.bias is not None:
+    if Q.bq is not None and np.any(Q.bq):
         arrays[f"{L.name}/bias"] = Q.bq
+    if Q.bias_shift is not None and np.any(Q.bias_shift != 0):
+        rel = float(np.max(np.abs(Q.bias_shift) / L.threshold))
+        record(sem, L.name, "quantisation", "bias corrected for the mean input shift of the weight rounding, measured "
+               "with the float model's spike rates on the calibration data (Nagel et al. 2019); the mean drive per "
+               "step is right, the per-sample rounding spread remains; magnitude = largest correction per step as a "
+               "fraction of the threshold", rel)
     if Q.lk.fractional:
         record_leak(sem, L, Q.lk, leak_bits)
 
@@ -395,15 +515,18 @@ def plan_program(g: nir.NIRGraph, dt: float, board: Board, options: CompileOptio
     notes: list[str] = []
     qs: dict[str, QLayer] = {}
     prog_layers: dict[str, Any] = {}
+    rates = input_rates(g, dt, extra.get("calibration"), sources) if coding == "clocked" else None
+    if rates is not None:
+        notes.append("calibration data: weight rounding's mean input shift moved into each neuron's bias")
     for L in layers:
-        Q = quantise_layer(L, coding, max_w, capacity, extra, frac_bits, leak_bits)
+        Q = quantise_layer(L, coding, max_w, capacity, extra, frac_bits, leak_bits, rates)
         qs[L.name] = Q
         notes.extend(Q.notes)
         store_layer(arrays, sem, L, Q, leak_bits, capacity)
         prog_layers[L.name] = {"size": L.size, "sources": [s for s, _ in L.projections], "reset": L.reset,
                                "reset_timing": L.reset_timing, "frac_bits": Q.lk.frac_bits,
-                               "leak_bits": leak_bits, "capacity": capacity, "wscale": Q.wscale,
-                               "bias": Q.bq is not None and L.bias is not None,
+                               "leak_bits": leak_bits, "capacity": capacity, "wscale": float(np.max(Q.wscale)),
+                               "bias": Q.bq is not None and bool(np.any(Q.bq)),
                                "shape": [int(d) for d in (G.node_shape(g.nodes[L.name], "input") or (L.size,))]}
     for name, (_src, steps) in delays.items():
         arrays[f"{name}/delay_steps"] = steps
@@ -516,7 +639,7 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
                        reset=L.reset, reset_timing=L.reset_timing, v_reset=int(lk.v_reset[j]),
                        leak="decay" if lk.num[j] > 0 else "none", leak_frac=float(1.0 - L.keep[j]),
                        leak_num=int(lk.num[j]), leak_bits=plan.program["layers"][L.name]["leak_bits"] if lk.num[j] > 0 else 0,
-                       frac_bits=lk.frac_bits, v_unit=float(wscale / (1 << lk.frac_bits)), layer=L.name, index=j)
+                       frac_bits=lk.frac_bits, v_unit=float(wscale[j] / (1 << lk.frac_bits)), layer=L.name, index=j)
             ids.append(c)
             per_neuron[c] = []
         neuron_ids[L.name] = ids
@@ -533,8 +656,9 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
                         per_neuron[ids[j]].append(lf)
                     synapses += 1
             else:
-                copies = np.ceil(np.abs(W) / wscale - 1e-9).astype(np.int64)
-                ptarget = np.where(copies > 0, np.abs(W) / (np.maximum(copies, 1) * wscale), 0.0)
+                w0 = float(wscale[0])       # stochastic coding: one scale per layer
+                copies = np.ceil(np.abs(W) / w0 - 1e-9).astype(np.int64)
+                ptarget = np.where(copies > 0, np.abs(W) / (np.maximum(copies, 1) * w0), 0.0)
                 cur, preal = comparator_probability(ptarget, board)
                 perr = float(np.max(np.abs(preal - ptarget), initial=0.0))
                 record(sem, L.name, "quantisation", "stochastic coding: each weight is a comparator pass probability "
@@ -549,7 +673,7 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
                         per_neuron[ids[j]].append(lf)
                     synapses += 1
         nbias = 0
-        if L.bias is not None:
+        if (bq is not None and np.any(bq)) if coding == "clocked" else L.bias is not None:
             key = (f"{L.name}.bias", 0)
             if coding == "clocked":
                 for j in np.nonzero(bq)[0]:
@@ -571,7 +695,8 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
                         nbias += 1
         fan = [len(per_neuron[c]) for c in ids]
         layer_info[L.name] = {"neurons": L.size, "kind": L.kind, "synapses": synapses, "bias_pulses": nbias,
-                              "weight_scale": wscale, "max_fanin_pulses": max(fan) if fan else 0,
+                              "weight_scale": float(np.max(wscale)),
+                              "weight_scale_min": float(np.min(wscale)), "max_fanin_pulses": max(fan) if fan else 0,
                               "threshold_max": int(th.max())}
         if fan and max(fan) > max_leaves:
             notes.append(f"{L.name}: up to {max(fan)} pulses merge into one neuron per step (board guideline "
