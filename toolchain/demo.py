@@ -22,7 +22,7 @@ from .verify import verify
 _SFQ_LOOPS = ("the board's default |w| <= 3 pulses and capacity-8 storage loops cost accuracy (the table above "
               "shows by how much): weights round coarsely and the loops saturate (counted per layer; defined "
               "escape-junction behaviour, not a timing fault: emulated timing is clean). With --set "
-              "sfq.max_weight=7 --set sfq.capacity=64 the digits MLPs pass verify (docs/sfq.md, docs/conformance.md)")
+              "sfq.max_weight=15 --set sfq.capacity=64 the digits models pass verify (docs/sfq.md, docs/conformance.md)")
 EXPECTED_FAILURES: dict[tuple[str, str], str] = {
     (model, board): _SFQ_LOOPS for model in ("digits_snn.nir", "digits_mlp.onnx") for board in ("sfq-rsfq", "sfq-ersfq")
 }
