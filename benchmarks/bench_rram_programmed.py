@@ -31,6 +31,7 @@ def accuracy_curve(rep: Report, quick: bool, plot: str | None) -> None:
     from spikeforge.emulators.rram_graph import GraphEmulator
     from spikeforge.inputs import load_inputs
     from spikeforge.interfaces import CompileOptions
+    from spikeforge.metrics import expected_accuracy
     from spikeforge.npzio import load_npz
     from spikeforge.pipeline import compile_model
     from spikeforge.refsim import simulate
@@ -41,14 +42,14 @@ def accuracy_curve(rep: Report, quick: bool, plot: str | None) -> None:
     seeds = (0,) if quick else (0, 1, 2)
     base = compile_model(path, BOARD, CompileOptions(timesteps=25, extra={"rram.noise": "off"}), calibration=data)
     inputs, labels = load_inputs(models.path("digits_inputs.npz"), base.reference)
-    acc_float = float((scores(simulate(base.reference, inputs).outputs).argmax(1) == labels).mean())
+    acc_float = expected_accuracy(scores(simulate(base.reference, inputs).outputs), labels)   # verify's accuracy
 
     def acc(extra: dict, seed: int) -> tuple[float, float]:
         art = compile_model(path, BOARD, CompileOptions(timesteps=25, seed=seed, extra=dict(extra)), calibration=data)
         out = []
         for cal in (False, True):
             tr = GraphEmulator(calibrated=cal).run(art, inputs)
-            out.append(float((scores(tr.outputs).argmax(1) == labels).mean()))
+            out.append(expected_accuracy(scores(tr.outputs), labels))
         return out[0], out[1]
 
     sweeps = {
