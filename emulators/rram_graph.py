@@ -148,7 +148,10 @@ def _stack(reps: list[X.Tile]) -> X.Tile:
     if len(reps) == 1:
         return reps[0]
     t = reps[0]
-    cat = lambda a: None if a[0] is None else np.concatenate(a, axis=1)  # noqa: E731
+
+    def cat(a: list[np.ndarray | None]) -> np.ndarray | None:
+        return None if a[0] is None else np.concatenate(a, axis=1)
+
     return X.Tile(t.r0, t.r1, t.c0, t.c1, ws=np.concatenate([r.ws for r in reps]), fs=t.fs,
                   w=cat([r.w for r in reps]), load=cat([r.load for r in reps]), q=cat([r.q for r in reps]),
                   copies=t.copies)

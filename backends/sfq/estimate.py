@@ -57,7 +57,7 @@ def estimate(plan: Any, lib: dict[str, dict[str, Any]], board: Any, leak_bits: i
             exc += np.where(qm > 0, a, 0).sum(1)
             inh += np.where(qm < 0, a, 0).sum(1)
             synapses += int(np.count_nonzero(qm))
-        if Q.bq is not None and np.any(Q.bq):
+        if Q.has_bias_pulses:
             exc += np.maximum(Q.bq, 0)
             inh += np.maximum(-Q.bq, 0)
             counts["JTL"] += 1

@@ -396,6 +396,11 @@ class QLayer:
     notes: list[str]
     bias_shift: np.ndarray | None = None  # clocked: mean rounding shift moved into the bias (float units/step)
 
+    @property
+    def has_bias_pulses(self) -> bool:
+        """Clocked: does any neuron get bias pulses (a float bias, or one from bias correction)?"""
+        return self.bq is not None and bool(np.any(self.bq))
+
 
 def quantise_layer(L: Layer, coding: str, max_w: int, capacity: int, extra: dict[str, Any], frac_bits: int,
                    leak_bits: int, rates: dict[str, np.ndarray] | None = None) -> QLayer:
@@ -428,7 +433,7 @@ def saturation_reach(L: Layer, Q: QLayer, capacity: int) -> tuple[float, float]:
     Down: inhibition accumulates across steps, bounded by the leak: -inh / (1 - keep) (unbounded for IF)."""
     exc = sum(np.maximum(qm, 0).sum(1) for qm in Q.q.values()).astype(np.float64)
     inh = sum(np.maximum(-qm, 0).sum(1) for qm in Q.q.values()).astype(np.float64)
-    if Q.bq is not None and np.any(Q.bq):
+    if Q.has_bias_pulses:
         exc = exc + np.maximum(Q.bq, 0)
         inh = inh + np.maximum(-Q.bq, 0)
     up = (Q.th - 1) / (1 << Q.lk.frac_bits) + exc
@@ -468,7 +473,7 @@ def store_layer(arrays: dict[str, np.ndarray], sem: dict[str, Any], L: Layer, Q:
     arrays[f"{L.name}/leak_num"] = Q.lk.num
     for src, qm in Q.q.items():   # compact: one byte per synapse when the weights fit
         arrays[f"{L.name}/weight/{src}"] = qm.astype(np.int8) if np.abs(qm).max(initial=0) < 128 else qm
-    if Q.bq is not None and np.any(Q.bq):
+    if Q.has_bias_pulses:
         arrays[f"{L.name}/bias"] = Q.bq
     if Q.bias_shift is not None and np.any(Q.bias_shift != 0):
         rel = float(np.max(np.abs(Q.bias_shift) / L.threshold))
@@ -526,7 +531,7 @@ def plan_program(g: nir.NIRGraph, dt: float, board: Board, options: CompileOptio
         prog_layers[L.name] = {"size": L.size, "sources": [s for s, _ in L.projections], "reset": L.reset,
                                "reset_timing": L.reset_timing, "frac_bits": Q.lk.frac_bits,
                                "leak_bits": leak_bits, "capacity": capacity, "wscale": float(np.max(Q.wscale)),
-                               "bias": Q.bq is not None and bool(np.any(Q.bq)),
+                               "bias": Q.has_bias_pulses,
                                "shape": [int(d) for d in (G.node_shape(g.nodes[L.name], "input") or (L.size,))]}
     for name, (_src, steps) in delays.items():
         arrays[f"{name}/delay_steps"] = steps
@@ -673,7 +678,7 @@ def lower_graph(g: nir.NIRGraph, dt: float, board: Board, options: CompileOption
                         per_neuron[ids[j]].append(lf)
                     synapses += 1
         nbias = 0
-        if (bq is not None and np.any(bq)) if coding == "clocked" else L.bias is not None:
+        if Q.has_bias_pulses if coding == "clocked" else L.bias is not None:
             key = (f"{L.name}.bias", 0)
             if coding == "clocked":
                 for j in np.nonzero(bq)[0]:
